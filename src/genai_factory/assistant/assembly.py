@@ -1,0 +1,138 @@
+"""Build the running components from settings: one place, used by the service and the CLI.
+
+The LLM and the embedder share one :class:`ModelWorker`, so their computations never overlap on a
+small machine. Tests pass their own model or embedder instead of the configured ones.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+
+from genai_factory.assistant.service import AssistantService
+from genai_factory.config import Settings
+from genai_factory.exceptions import ServiceNotReady
+from genai_factory.llm.base import ChatModel
+from genai_factory.llm.registry import build_chat_model
+from genai_factory.llm.worker import ModelWorker
+from genai_factory.memory.inprocess import InMemoryHistory
+from genai_factory.rag.embedding import Embedder, get_embedder
+from genai_factory.rag.index import IngestReport, KnowledgeIndex, Progress
+from genai_factory.rag.stores.embedded import EmbeddedVectorStore
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass
+class Components:
+    """Everything a process needs to answer questions. Close it with :meth:`aclose`."""
+
+    settings: Settings
+    worker: ModelWorker
+    model: ChatModel
+    embedder: Embedder
+    index: KnowledgeIndex
+    assistant: AssistantService
+    breaker_states: dict[str, str] = field(default_factory=dict)
+    ready: bool = False
+
+    async def warm_up(self) -> None:
+        """Load the model weights now rather than on the first request."""
+        for part in (_innermost(self.model), self.embedder):
+            loader = getattr(part, "load", None)
+            if loader is not None:
+                await loader()
+
+    async def ingest_bundled(self, progress: Progress | None = None) -> IngestReport | None:
+        """On an empty index, ingest the configured knowledge directories."""
+        if not self.settings.rag.ingest_on_start or await self.index.count() > 0:
+            return None
+        report = IngestReport()
+        for directory in self.settings.rag.knowledge_dirs:
+            if not directory.exists():
+                log.warning("knowledge_dir_missing", path=str(directory))
+                continue
+            part = await self.index.ingest_path(directory, progress=progress)
+            report.documents_seen += part.documents_seen
+            report.documents_indexed += part.documents_indexed
+            report.chunks_indexed += part.chunks_indexed
+            report.document_ids += part.document_ids
+        return report
+
+    def require_ready(self) -> None:
+        if not self.ready:
+            raise ServiceNotReady("the assistant is still loading its model and index")
+
+    async def aclose(self) -> None:
+        await self.model.aclose()
+        await self.embedder.aclose()
+        self.worker.close()
+
+
+def _innermost(model: ChatModel) -> Any:
+    """The backend under the wrappers (for warm-up): follows ``inner`` / first of ``models``."""
+    current: Any = model
+    while True:
+        if hasattr(current, "inner"):
+            current = current.inner
+        elif hasattr(current, "models"):
+            current = current.models[0]
+        else:
+            return current
+
+
+def assemble(
+    settings: Settings,
+    *,
+    model: ChatModel | None = None,
+    embedder: Embedder | None = None,
+    on_breaker_change: Callable[[str, str], None] | None = None,
+) -> Components:
+    """Create (but do not load) every component named by ``settings``."""
+    worker = ModelWorker(name="models")
+    breaker_states: dict[str, str] = {}
+
+    def breaker_changed(name: str, state: str) -> None:
+        breaker_states[name] = str(state)
+        log.warning("circuit_breaker_state", model=name, state=str(state))
+        if on_breaker_change is not None:
+            on_breaker_change(name, state)
+
+    chat_model = model or build_chat_model(
+        settings.llm, worker=worker, on_breaker_change=breaker_changed
+    )
+    chosen_embedder = embedder or get_embedder(settings.embeddings, worker=worker)
+    store = EmbeddedVectorStore(settings.index_dir(), embedder=chosen_embedder.name)
+    rag = settings.rag
+    index = KnowledgeIndex(
+        store,
+        chosen_embedder,
+        chunk_tokens=rag.chunk_tokens,
+        overlap_tokens=rag.chunk_overlap,
+        batch_size=settings.embeddings.batch_size,
+    )
+    service = settings.service
+    assistant = AssistantService(
+        chat_model,
+        index,
+        system_prompt=service.system_prompt,
+        top_k=rag.top_k,
+        min_score=rag.min_score,
+        max_tokens=settings.llm.max_tokens,
+        temperature=settings.llm.temperature,
+        excerpt_chars=rag.excerpt_chars,
+        prices=settings.llm.pricing,
+        history=InMemoryHistory(max_messages=service.max_history_messages),
+    )
+    return Components(
+        settings=settings,
+        worker=worker,
+        model=chat_model,
+        embedder=chosen_embedder,
+        index=index,
+        assistant=assistant,
+        breaker_states=breaker_states,
+    )

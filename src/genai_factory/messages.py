@@ -1,0 +1,132 @@
+"""The shared vocabulary: chat messages, responses, usage, documents, chunks and citations.
+
+These are plain pydantic models without behaviour beyond validation, so every layer (LLM backends,
+RAG, the service, the CLI) can exchange them and serialise them to JSON unchanged.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Role = Literal["system", "user", "assistant", "tool"]
+FinishReason = Literal["stop", "length", "error", "cancelled"]
+
+
+class Message(BaseModel):
+    """One chat message."""
+
+    model_config = ConfigDict(frozen=True)
+
+    role: Role
+    content: str
+    name: str | None = None
+
+    @classmethod
+    def system(cls, content: str) -> Message:
+        return cls(role="system", content=content)
+
+    @classmethod
+    def user(cls, content: str) -> Message:
+        return cls(role="user", content=content)
+
+    @classmethod
+    def assistant(cls, content: str) -> Message:
+        return cls(role="assistant", content=content)
+
+
+class Usage(BaseModel):
+    """Tokens spent by one call and what they cost. ``estimated`` is true when counted locally."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float = 0.0
+    estimated: bool = False
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            prompt_tokens=self.prompt_tokens + other.prompt_tokens,
+            completion_tokens=self.completion_tokens + other.completion_tokens,
+            cost_usd=self.cost_usd + other.cost_usd,
+            estimated=self.estimated or other.estimated,
+        )
+
+
+class ChatOptions(BaseModel):
+    """Generation parameters understood by every backend (each ignores what it cannot honour)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    max_tokens: int = Field(default=256, ge=1, le=32768)
+    temperature: float = Field(default=0.2, ge=0.0, le=2.0)
+    top_p: float = Field(default=0.95, gt=0.0, le=1.0)
+    stop: tuple[str, ...] = ()
+    seed: int | None = None
+    json_schema: dict[str, Any] | None = None
+
+
+class ChatResponse(BaseModel):
+    """A complete answer from a model. ``model`` names the model that actually answered."""
+
+    text: str
+    usage: Usage = Field(default_factory=Usage)
+    finish_reason: FinishReason = "stop"
+    model: str
+
+
+class ChatDelta(BaseModel):
+    """One piece of a streamed answer. The last delta carries ``finish_reason`` and ``usage``."""
+
+    text: str = ""
+    finish_reason: FinishReason | None = None
+    usage: Usage | None = None
+    model: str = ""
+
+
+class Document(BaseModel):
+    """A source document. ``id`` is stable: derived from the source path, not from its content."""
+
+    id: str
+    text: str
+    title: str
+    source: str
+    content_hash: str
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class Chunk(BaseModel):
+    """A piece of a document that is embedded and retrieved on its own."""
+
+    id: str
+    document_id: str
+    text: str
+    position: int
+    title: str
+    source: str
+    heading: str = ""
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class ScoredChunk(BaseModel):
+    """A retrieved chunk with its similarity score (higher is more similar)."""
+
+    chunk: Chunk
+    score: float
+
+
+class Citation(BaseModel):
+    """A numbered source the answer may cite as ``[index]``."""
+
+    index: int
+    document_id: str
+    chunk_id: str
+    title: str
+    source: str
+    excerpt: str
+    score: float
+    cited: bool = False

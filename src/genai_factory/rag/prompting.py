@@ -1,0 +1,79 @@
+"""RAG prompts with numbered sources, and the citations an answer makes to them.
+
+Pure functions, no I/O: easy to test and to change per model.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from genai_factory.messages import Citation, Message, ScoredChunk
+
+RAG_INSTRUCTIONS = (
+    "Answer the question using only the numbered sources below. "
+    "Cite the sources you use like [1]. "
+    "If the sources do not contain the answer, say that you do not know."
+)
+
+_CITATION = re.compile(r"\[(\d{1,2})\]")
+
+
+def format_sources(hits: Sequence[ScoredChunk], *, max_chars: int = 900) -> str:
+    """Sources as ``[n] Title — heading`` blocks, each cut to ``max_chars`` characters."""
+    blocks = []
+    for number, hit in enumerate(hits, start=1):
+        chunk = hit.chunk
+        label = chunk.heading or chunk.title
+        text = chunk.text if len(chunk.text) <= max_chars else chunk.text[:max_chars].rstrip() + " …"
+        blocks.append(f"[{number}] {label}\n{text}")
+    return "\n\n".join(blocks)
+
+
+def build_rag_messages(
+    question: str,
+    hits: Sequence[ScoredChunk],
+    *,
+    system_prompt: str,
+    history: Sequence[Message] = (),
+    max_source_chars: int = 900,
+) -> list[Message]:
+    """System prompt, prior turns, then one user turn with the sources and the question."""
+    sources = format_sources(hits, max_chars=max_source_chars)
+    user = f"{RAG_INSTRUCTIONS}\n\nSources:\n{sources}\n\nQuestion: {question}"
+    return [Message.system(system_prompt), *history, Message.user(user)]
+
+
+def build_chat_messages(
+    question: str, *, system_prompt: str, history: Sequence[Message] = ()
+) -> list[Message]:
+    return [Message.system(system_prompt), *history, Message.user(question)]
+
+
+def cited_numbers(answer: str, source_count: int) -> set[int]:
+    """The source numbers ``[n]`` that the answer cites and that exist."""
+    return {int(n) for n in _CITATION.findall(answer) if 1 <= int(n) <= source_count}
+
+
+def citations_for(
+    answer: str, hits: Sequence[ScoredChunk], *, excerpt_chars: int = 300
+) -> list[Citation]:
+    """One citation per source given to the model, flagged ``cited`` when the answer cites it."""
+    cited = cited_numbers(answer, len(hits))
+    result = []
+    for number, hit in enumerate(hits, start=1):
+        chunk = hit.chunk
+        excerpt = chunk.text if len(chunk.text) <= excerpt_chars else chunk.text[:excerpt_chars] + "…"
+        result.append(
+            Citation(
+                index=number,
+                document_id=chunk.document_id,
+                chunk_id=chunk.id,
+                title=chunk.title,
+                source=chunk.source,
+                excerpt=excerpt,
+                score=round(hit.score, 4),
+                cited=number in cited,
+            )
+        )
+    return result

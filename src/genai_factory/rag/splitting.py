@@ -1,0 +1,127 @@
+"""Split documents into chunks that respect markdown headings and paragraphs.
+
+A chunk never spans two sections. Within a section, paragraphs are packed up to ``chunk_tokens``;
+a paragraph longer than that is cut at sentence ends, and a sentence longer than that at words.
+Consecutive chunks of a section share about ``overlap_tokens`` of text. Chunk ids are
+``<document id>:<position>``, stable for unchanged documents.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from genai_factory.llm.tokens import estimate_tokens
+from genai_factory.messages import Chunk, Document
+
+_HEADING_LINE = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9`\"'(\[])")
+_FENCE = re.compile(r"^(```|~~~)")
+
+
+@dataclass(frozen=True)
+class Section:
+    heading: str
+    paragraphs: list[str]
+
+
+def sections(text: str) -> list[Section]:
+    """Markdown sections (heading path, paragraphs). Fenced code blocks stay whole."""
+    result: list[Section] = []
+    trail: list[str] = []
+    paragraphs: list[str] = []
+    current: list[str] = []
+    in_fence = False
+
+    def end_paragraph() -> None:
+        if current and "".join(current).strip():
+            paragraphs.append("\n".join(current).strip())
+        current.clear()
+
+    def end_section() -> None:
+        end_paragraph()
+        if paragraphs:
+            result.append(Section(" > ".join(trail), list(paragraphs)))
+        paragraphs.clear()
+
+    for line in text.splitlines():
+        if _FENCE.match(line.strip()):
+            in_fence = not in_fence
+            current.append(line)
+            continue
+        heading = None if in_fence else _HEADING_LINE.match(line)
+        if heading:
+            end_section()
+            level = len(heading.group(1))
+            trail[:] = [*trail[: level - 1], heading.group(2).strip()]
+        elif not line.strip() and not in_fence:
+            end_paragraph()
+        else:
+            current.append(line)
+    end_section()
+    return result
+
+
+def _pieces(paragraph: str, limit: int) -> list[str]:
+    """Cut a paragraph into pieces of at most ``limit`` tokens at sentence, then word, bounds."""
+    if estimate_tokens(paragraph) <= limit:
+        return [paragraph]
+    pieces: list[str] = []
+    for sentence in _SENTENCE_END.split(paragraph):
+        if estimate_tokens(sentence) <= limit:
+            pieces.append(sentence)
+            continue
+        words: list[str] = []
+        for word in sentence.split():
+            if words and estimate_tokens(" ".join([*words, word])) > limit:
+                pieces.append(" ".join(words))
+                words = []
+            words.append(word)
+        if words:
+            pieces.append(" ".join(words))
+    return pieces
+
+
+def _pack(pieces: list[str], limit: int, overlap: int) -> list[str]:
+    chunks: list[str] = []
+    window: list[str] = []
+    for piece in pieces:
+        if window and estimate_tokens("\n\n".join([*window, piece])) > limit:
+            chunks.append("\n\n".join(window))
+            carried: list[str] = []
+            for previous in reversed(window):
+                if estimate_tokens("\n\n".join([previous, *carried])) > overlap:
+                    break
+                carried.insert(0, previous)
+            window = carried
+        window.append(piece)
+    if window:
+        chunks.append("\n\n".join(window))
+    return chunks
+
+
+def split_document(document: Document, *, chunk_tokens: int = 160, overlap_tokens: int = 32) -> list[Chunk]:
+    """The chunks of one document, in reading order."""
+    chunks: list[Chunk] = []
+    for section in sections(document.text):
+        pieces = [p for para in section.paragraphs for p in _pieces(para, chunk_tokens)]
+        for text in _pack(pieces, chunk_tokens, overlap_tokens):
+            chunks.append(
+                Chunk(
+                    id=f"{document.id}:{len(chunks)}",
+                    document_id=document.id,
+                    text=text,
+                    position=len(chunks),
+                    title=document.title,
+                    source=document.source,
+                    heading=section.heading,
+                    metadata={"content_hash": document.content_hash},
+                )
+            )
+    return chunks
+
+
+def embedding_text(chunk: Chunk) -> str:
+    """What is embedded for a chunk: its heading path gives the text its context."""
+    context = chunk.heading or chunk.title
+    return f"{context}\n{chunk.text}" if context else chunk.text
