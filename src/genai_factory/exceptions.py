@@ -70,6 +70,7 @@ class ServiceNotReady(GenAIFactoryError):
     """The service is still starting: a model or the index is not loaded yet."""
 
     code = "not_ready"
+    retry_after: float = 5.0
 
 
 class ProviderError(GenAIFactoryError):

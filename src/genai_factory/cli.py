@@ -1,0 +1,246 @@
+"""The ``genai-factory`` command line.
+
+``serve`` runs the HTTP service; ``ask``, ``ingest`` and ``search`` work on the same data directory
+without a server. Errors print one line to stderr and exit non-zero; no traceback reaches the user.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from genai_factory.config import Settings, load_settings
+from genai_factory.exceptions import GenAIFactoryError, InvalidRequestError
+
+T = TypeVar("T")
+
+app = typer.Typer(
+    name="genai-factory",
+    help="GenAI Factory: a safe, observable, cost-controlled assistant and its MLOps loop.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+err = Console(stderr=True)
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help="YAML settings file (also GENAI_CONFIG).", show_default=False),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
+
+
+def _settings(config: Path | None) -> Settings:
+    from genai_factory.observability.logging import configure_logging
+
+    settings = load_settings(config)
+    configure_logging("warning" if settings.log_level == "info" else settings.log_level)
+    return settings
+
+
+def _run(work: Callable[[], Awaitable[T]]) -> T:
+    """Run a coroutine; turn the package's errors into one line on stderr and exit code 1."""
+    try:
+        return asyncio.run(work())  # type: ignore[arg-type]
+    except GenAIFactoryError as exc:
+        err.print(f"[red]error:[/red] {exc.message}", highlight=False)
+        raise typer.Exit(2 if isinstance(exc, InvalidRequestError) else 1) from None
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
+
+
+def _progress(label: str) -> Progress:
+    return Progress(
+        TextColumn(label),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+    )
+
+
+async def _open_components(settings: Settings, *, quiet: bool) -> Any:
+    from genai_factory.assistant.assembly import assemble
+
+    parts = assemble(settings)
+    await parts.warm_up()
+    if await parts.index.count() == 0 and settings.rag.ingest_on_start:
+        with _progress("indexing the knowledge base") as bar:
+            task = bar.add_task("ingest", total=None)
+            await parts.ingest_bundled(lambda done, total: bar.update(task, completed=done, total=total))
+    parts.ready = True
+    return parts
+
+
+@app.command()
+def serve(
+    config: ConfigOption = None,
+    host: Annotated[str | None, typer.Option(help="Bind address.")] = None,
+    port: Annotated[int | None, typer.Option(help="Port.")] = None,
+) -> None:
+    """Run the GenAI Assistant HTTP service."""
+    import uvicorn
+
+    from genai_factory.observability.logging import configure_logging
+    from genai_factory.service.app import create_app
+
+    try:
+        settings = load_settings(config)
+    except GenAIFactoryError as exc:
+        err.print(f"[red]error:[/red] {exc.message}", highlight=False)
+        raise typer.Exit(1) from None
+    bind_host = host or settings.service.host
+    bind_port = port or settings.service.port
+    configure_logging(settings.log_level)
+
+    def announce(parts: Any) -> None:
+        url = f"http://{bind_host}:{bind_port}"
+        err.print(
+            f"\n[bold green]GenAI Assistant is ready[/bold green] on {url} "
+            f"(model {parts.model.name}, embedded defaults, no API key).\n"
+            "Ask it something:\n"
+            f"  curl -s {url}/v1/assistant/generate -H 'content-type: application/json' "
+            "-d '{\"query\": \"How do I configure a fallback model?\"}'\n"
+            '  .venv/bin/genai-factory ask "How do I configure a fallback model?"\n',
+            highlight=False,
+            soft_wrap=True,
+        )
+
+    application = create_app(settings, on_ready=announce)
+    uvicorn.run(application, host=bind_host, port=bind_port, log_config=None, access_log=False)
+
+
+@app.command()
+def ask(
+    question: Annotated[str, typer.Argument(help="The question.")],
+    config: ConfigOption = None,
+    mode: Annotated[str, typer.Option(help="auto | chat | rag")] = "auto",
+    max_tokens: Annotated[int | None, typer.Option(help="Cap on answer tokens.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Ask the assistant one question without a running server."""
+    if mode not in ("auto", "chat", "rag"):
+        err.print("[red]error:[/red] --mode must be auto, chat or rag", highlight=False)
+        raise typer.Exit(2)
+    if not question.strip():
+        err.print("[red]error:[/red] the question is empty", highlight=False)
+        raise typer.Exit(2)
+    settings = _settings(config)
+
+    async def work() -> Any:
+        parts = await _open_components(settings, quiet=as_json)
+        try:
+            return await parts.assistant.generate(question, mode=mode, max_tokens=max_tokens)  # type: ignore[arg-type]
+        finally:
+            await parts.aclose()
+
+    answer = _run(work)
+    if as_json:
+        sys.stdout.write(answer.model_dump_json(indent=2) + "\n")
+        return
+    typer.echo(answer.answer)
+    if answer.citations:
+        typer.echo("\nSources:")
+        for citation in answer.citations:
+            mark = "*" if citation.cited else " "
+            typer.echo(f" {mark}[{citation.index}] {citation.title} ({citation.source}) {citation.score:.2f}")
+    err.print(
+        f"[dim]{answer.route} · {answer.model} · {answer.usage.prompt_tokens}+"
+        f"{answer.usage.completion_tokens} tokens · ${answer.usage.cost_usd:.6f} · "
+        f"{answer.latency_ms:.0f} ms · trace {answer.trace_id}[/dim]",
+        highlight=False,
+    )
+
+
+@app.command()
+def ingest(
+    path: Annotated[Path, typer.Argument(help="A file or directory of .md/.txt/.rst documents.")],
+    config: ConfigOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Add documents to the knowledge index (unchanged ones are skipped)."""
+    settings = _settings(config)
+
+    async def work() -> Any:
+        from genai_factory.assistant.assembly import assemble
+
+        parts = assemble(settings)
+        try:
+            with _progress("embedding chunks") as bar:
+                task = bar.add_task("ingest", total=None)
+                return await parts.index.ingest_path(
+                    path, progress=lambda done, total: bar.update(task, completed=done, total=total)
+                )
+        finally:
+            await parts.aclose()
+
+    report = _run(work)
+    summary = {
+        "documents_seen": report.documents_seen,
+        "documents_indexed": report.documents_indexed,
+        "documents_unchanged": report.documents_unchanged,
+        "chunks_indexed": report.chunks_indexed,
+    }
+    if as_json:
+        typer.echo(json.dumps(summary))
+    else:
+        typer.echo(
+            f"indexed {report.documents_indexed} document(s), {report.chunks_indexed} chunk(s); "
+            f"{report.documents_unchanged} unchanged"
+        )
+
+
+@app.command()
+def search(
+    query: Annotated[str, typer.Argument(help="What to look for.")],
+    config: ConfigOption = None,
+    k: Annotated[int, typer.Option("--k", min=1, max=100, help="How many chunks.")] = 5,
+    as_json: JsonOption = False,
+) -> None:
+    """Show the chunks of the knowledge index most similar to QUERY."""
+    settings = _settings(config)
+
+    async def work() -> Any:
+        parts = await _open_components(settings, quiet=as_json)
+        try:
+            return await parts.index.search(query, k)
+        finally:
+            await parts.aclose()
+
+    hits = _run(work)
+    if as_json:
+        rows = [
+            {
+                "score": round(h.score, 4),
+                "document_id": h.chunk.document_id,
+                "chunk_id": h.chunk.id,
+                "title": h.chunk.title,
+                "source": h.chunk.source,
+                "heading": h.chunk.heading,
+                "text": h.chunk.text,
+            }
+            for h in hits
+        ]
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    for rank, hit in enumerate(hits, start=1):
+        typer.echo(f"{rank}. {hit.score:.3f}  {hit.chunk.heading or hit.chunk.title}  ({hit.chunk.source})")
+        typer.echo("   " + hit.chunk.text[:200].replace("\n", " "))
+
+
+def main() -> None:
+    """Entry point of the ``genai-factory`` script."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,104 @@
+"""Map the exception tree to HTTP responses, in one place.
+
+Every error body has the same shape: ``{"error": {"code": ..., "message": ..., "trace_id": ...}}``.
+Unexpected exceptions become a 500 with a generic message (the details go to the log, not the client).
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from genai_factory.exceptions import (
+    BudgetExceeded,
+    CircuitOpen,
+    ConfigurationError,
+    GenAIFactoryError,
+    InvalidRequestError,
+    NotFoundError,
+    ProviderError,
+    ProviderTimeout,
+    RateLimited,
+    SafetyViolation,
+    ServiceNotReady,
+)
+
+log = structlog.get_logger(__name__)
+
+#: Most specific first: the first matching class decides the status.
+STATUS_BY_ERROR: tuple[tuple[type[GenAIFactoryError], int], ...] = (
+    (NotFoundError, 404),
+    (SafetyViolation, 400),
+    (InvalidRequestError, 400),
+    (BudgetExceeded, 402),
+    (ServiceNotReady, 503),
+    (CircuitOpen, 503),
+    (RateLimited, 503),
+    (ProviderTimeout, 504),
+    (ProviderError, 502),
+    (ConfigurationError, 500),
+)
+
+
+def status_for(exc: GenAIFactoryError) -> int:
+    for error_type, status in STATUS_BY_ERROR:
+        if isinstance(exc, error_type):
+            return status
+    return 500
+
+
+def _body(code: str, message: str, trace_id: str, **extra: object) -> dict[str, object]:
+    return {"error": {"code": code, "message": message, "trace_id": trace_id, **extra}}
+
+
+def _trace_id(request: Request) -> str:
+    return getattr(request.state, "trace_id", None) or uuid.uuid4().hex
+
+
+async def _factory_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, GenAIFactoryError)
+    status = status_for(exc)
+    trace_id = _trace_id(request)
+    extra: dict[str, object] = {}
+    headers: dict[str, str] = {}
+    if isinstance(exc, SafetyViolation):
+        extra["reason"] = exc.reason
+    retry_after = getattr(exc, "retry_after", None)
+    if status in (429, 503) and retry_after is not None:
+        headers["Retry-After"] = str(max(1, round(retry_after)))
+    if status >= 500:
+        log.error("request_failed", code=exc.code, error=exc.message, trace_id=trace_id)
+    message = exc.message if status != 500 else "the service is misconfigured; see its log"
+    return JSONResponse(
+        _body(exc.code, message, trace_id, **extra), status_code=status, headers=headers
+    )
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    details = [
+        {"field": ".".join(str(p) for p in err["loc"] if p != "body"), "message": err["msg"]}
+        for err in exc.errors()
+    ]
+    summary = "; ".join(f"{d['field'] or 'body'}: {d['message']}" for d in details)
+    return JSONResponse(
+        _body("invalid_request", summary, _trace_id(request), details=details), status_code=422
+    )
+
+
+async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+    trace_id = _trace_id(request)
+    log.exception("unhandled_error", trace_id=trace_id, error_type=type(exc).__name__)
+    return JSONResponse(
+        _body("internal_error", "internal error; see the service log", trace_id), status_code=500
+    )
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(GenAIFactoryError, _factory_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(Exception, _unexpected_error)

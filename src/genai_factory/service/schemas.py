@@ -1,0 +1,37 @@
+"""Request and response bodies of the HTTP API (the answer body is ``AssistantAnswer``)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+
+class GenerateRequest(BaseModel):
+    """``POST /v1/assistant/generate``. ``query`` length is checked against the configured max."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    query: str = Field(min_length=1, description="The question or instruction.")
+    session_id: str | None = Field(default=None, min_length=1, max_length=128)
+    mode: Literal["auto", "chat", "rag"] = "auto"
+    max_tokens: int | None = Field(default=None, ge=1, le=4096)
+
+    @field_validator("query")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("query must not be blank")
+        return value
+
+
+class Health(BaseModel):
+    status: Literal["ok"] = "ok"
+
+
+class Readiness(BaseModel):
+    ready: bool
+    model: str
+    model_loaded: bool
+    index_chunks: int
+    breakers: dict[str, str] = Field(default_factory=dict)
