@@ -41,7 +41,11 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object.
 def _settings(config: Path | None) -> Settings:
     from genai_factory.observability.logging import configure_logging
 
-    settings = load_settings(config)
+    try:
+        settings = load_settings(config)
+    except GenAIFactoryError as exc:
+        err.print(f"[red]error:[/red] {exc.message}", highlight=False)
+        raise typer.Exit(2) from None
     configure_logging("warning" if settings.log_level == "info" else settings.log_level)
     return settings
 
@@ -93,11 +97,7 @@ def serve(
     from genai_factory.observability.logging import configure_logging
     from genai_factory.service.app import create_app
 
-    try:
-        settings = load_settings(config)
-    except GenAIFactoryError as exc:
-        err.print(f"[red]error:[/red] {exc.message}", highlight=False)
-        raise typer.Exit(1) from None
+    settings = _settings(config)
     bind_host = host or settings.service.host
     bind_port = port or settings.service.port
     configure_logging(settings.log_level)

@@ -95,7 +95,7 @@ class LLMSettings(ModelSettings):
     fallbacks: list[ModelSettings] = Field(default_factory=list)
     resilience: ResilienceSettings = Field(default_factory=ResilienceSettings)
     max_tokens: int = Field(default=256, ge=1, le=32768)
-    temperature: float = Field(default=0.2, ge=0.0, le=2.0)
+    temperature: float = Field(default=0.0, ge=0.0, le=2.0)
     pricing: dict[str, Price] = Field(default_factory=dict)
 
 
@@ -111,7 +111,8 @@ class RAGSettings(BaseModel):
     ingest_on_start: bool = True
     chunk_tokens: int = Field(default=160, ge=16, le=4096)
     chunk_overlap: int = Field(default=32, ge=0)
-    top_k: int = Field(default=4, ge=1, le=50)
+    top_k: int = Field(default=3, ge=1, le=50)
+    source_chars: int = Field(default=600, ge=50, le=20_000)
     min_score: float = Field(default=0.25, ge=-1.0, le=1.0)
     excerpt_chars: int = Field(default=300, ge=20)
 

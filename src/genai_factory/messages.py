@@ -65,6 +65,7 @@ class ChatOptions(BaseModel):
     max_tokens: int = Field(default=256, ge=1, le=32768)
     temperature: float = Field(default=0.2, ge=0.0, le=2.0)
     top_p: float = Field(default=0.95, gt=0.0, le=1.0)
+    repeat_penalty: float = Field(default=1.1, ge=1.0, le=2.0)
     stop: tuple[str, ...] = ()
     seed: int | None = None
     json_schema: dict[str, Any] | None = None

@@ -124,6 +124,7 @@ def assemble(
         max_tokens=settings.llm.max_tokens,
         temperature=settings.llm.temperature,
         excerpt_chars=rag.excerpt_chars,
+        source_chars=rag.source_chars,
         prices=settings.llm.pricing,
         history=InMemoryHistory(max_messages=service.max_history_messages),
     )

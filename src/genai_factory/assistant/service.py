@@ -63,8 +63,9 @@ class AssistantService:
         top_k: int = 4,
         min_score: float = 0.25,
         max_tokens: int = 256,
-        temperature: float = 0.2,
+        temperature: float = 0.0,
         excerpt_chars: int = 300,
+        source_chars: int = 600,
         prices: Mapping[str, PriceLike] | None = None,
         history: InMemoryHistory | None = None,
     ) -> None:
@@ -76,6 +77,7 @@ class AssistantService:
         self.max_tokens = max_tokens
         self.temperature = temperature
         self.excerpt_chars = excerpt_chars
+        self.source_chars = source_chars
         self.prices = prices or {}
         self.history = history
 
@@ -109,7 +111,11 @@ class AssistantService:
 
         if route == "rag":
             messages = build_rag_messages(
-                query, hits, system_prompt=self.system_prompt, history=history
+                query,
+                hits,
+                system_prompt=self.system_prompt,
+                history=history,
+                max_source_chars=self.source_chars,
             )
         else:
             messages = build_chat_messages(query, system_prompt=self.system_prompt, history=history)

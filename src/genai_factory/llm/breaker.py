@@ -4,7 +4,8 @@ States:
 
 * **closed**: calls go through; consecutive provider failures are counted, a success resets the
   count. At ``failure_threshold`` consecutive failures the breaker opens.
-* **open**: calls fail fast with :class:`CircuitOpen` (no I/O at all) until ``cooldown_s`` has passed.
+* **open**: calls fail fast with :class:`CircuitOpen` (no I/O at all) until ``cooldown_s`` has
+  passed.
 * **half_open**: exactly one trial call is let through; the others keep failing fast. Its success
   closes the breaker, its failure opens it again for another cool-down.
 
@@ -81,15 +82,18 @@ class CircuitBreakerModel(ChatModel):
             if self._listener is not None:
                 self._listener(self.name, state)
 
-    def _admit(self) -> None:
-        """Let a call through or raise :class:`CircuitOpen`. Runs without awaiting (atomic)."""
+    def _admit(self) -> bool:
+        """Let a call through (True if it is the half-open trial) or raise :class:`CircuitOpen`.
+
+        Runs without awaiting (atomic).
+        """
         if self._state is BreakerState.OPEN and self._cooled_down():
             self._set(BreakerState.HALF_OPEN)
         if self._state is BreakerState.CLOSED:
-            return
+            return False
         if self._state is BreakerState.HALF_OPEN and not self._trial_in_flight:
             self._trial_in_flight = True
-            return
+            return True
         remaining = max(0.0, self.cooldown_s - (self._clock() - self._opened_at))
         raise CircuitOpen(
             f"circuit for {self.name} is {self._state.value}; failing fast",
@@ -97,41 +101,46 @@ class CircuitBreakerModel(ChatModel):
             retry_after=remaining,
         )
 
-    def _record_success(self) -> None:
+    # Only the trial itself frees the trial slot: a call admitted earlier, while the breaker was
+    # closed, may end during the trial and must not let a second trial through.
+    def _record_success(self, trial: bool) -> None:
         self._failures = 0
-        self._trial_in_flight = False
+        if trial:
+            self._trial_in_flight = False
         self._set(BreakerState.CLOSED)
 
-    def _record_failure(self) -> None:
-        self._trial_in_flight = False
+    def _record_failure(self, trial: bool) -> None:
+        if trial:
+            self._trial_in_flight = False
         self._failures += 1
         if self._state is BreakerState.HALF_OPEN or self._failures >= self.failure_threshold:
             self._opened_at = self._clock()
             self._set(BreakerState.OPEN)
 
-    def _record_neutral(self) -> None:
+    def _record_neutral(self, trial: bool) -> None:
         """The call ended without telling anything about the backend (bad request, cancel)."""
-        self._trial_in_flight = False
+        if trial:
+            self._trial_in_flight = False
 
     async def chat(
         self, messages: Sequence[Message], options: ChatOptions | None = None
     ) -> ChatResponse:
-        self._admit()
+        trial = self._admit()
         try:
             response = await self.inner.chat(messages, options)
         except ProviderError:
-            self._record_failure()
+            self._record_failure(trial)
             raise
         except BaseException:
-            self._record_neutral()
+            self._record_neutral(trial)
             raise
-        self._record_success()
+        self._record_success(trial)
         return response
 
     async def stream(
         self, messages: Sequence[Message], options: ChatOptions | None = None
     ) -> AsyncIterator[ChatDelta]:
-        self._admit()
+        trial = self._admit()
         finished = False
         try:
             async for delta in self.inner.stream(messages, options):
@@ -139,13 +148,13 @@ class CircuitBreakerModel(ChatModel):
                     finished = True
                 yield delta
         except ProviderError:
-            self._record_failure()
+            self._record_failure(trial)
             raise
         finally:
             if finished:
-                self._record_success()
+                self._record_success(trial)
             else:
-                self._record_neutral()
+                self._record_neutral(trial)
 
     def count_tokens(self, text: str) -> int:
         return self.inner.count_tokens(text)

@@ -135,6 +135,7 @@ class LlamaCppModel(ChatModel):
             "max_tokens": min(options.max_tokens, room),
             "temperature": options.temperature,
             "top_p": options.top_p,
+            "repeat_penalty": options.repeat_penalty,
             "stop": list(options.stop) or None,
             "seed": options.seed if options.seed is not None else self.seed,
         }

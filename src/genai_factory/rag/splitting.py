@@ -82,21 +82,27 @@ def _pieces(paragraph: str, limit: int) -> list[str]:
     return pieces
 
 
-def _pack(pieces: list[str], limit: int, overlap: int) -> list[str]:
+def _join(window: list[tuple[str, str]]) -> str:
+    """Pieces joined by their own separators (none before the first piece)."""
+    return "".join(text if i == 0 else sep + text for i, (sep, text) in enumerate(window))
+
+
+def _pack(pieces: list[tuple[str, str]], limit: int, overlap: int) -> list[str]:
+    """Pack ``(separator, text)`` pieces into chunks; each new chunk repeats ~``overlap`` tokens."""
     chunks: list[str] = []
-    window: list[str] = []
+    window: list[tuple[str, str]] = []
     for piece in pieces:
-        if window and estimate_tokens("\n\n".join([*window, piece])) > limit:
-            chunks.append("\n\n".join(window))
-            carried: list[str] = []
+        if window and estimate_tokens(_join([*window, piece])) > limit:
+            chunks.append(_join(window))
+            carried: list[tuple[str, str]] = []
             for previous in reversed(window):
-                if estimate_tokens("\n\n".join([previous, *carried])) > overlap:
+                if estimate_tokens(_join([previous, *carried])) > overlap:
                     break
                 carried.insert(0, previous)
             window = carried
         window.append(piece)
     if window:
-        chunks.append("\n\n".join(window))
+        chunks.append(_join(window))
     return chunks
 
 
@@ -104,7 +110,11 @@ def split_document(document: Document, *, chunk_tokens: int = 160, overlap_token
     """The chunks of one document, in reading order."""
     chunks: list[Chunk] = []
     for section in sections(document.text):
-        pieces = [p for para in section.paragraphs for p in _pieces(para, chunk_tokens)]
+        pieces = [
+            ("\n\n" if i == 0 else " ", piece)
+            for para in section.paragraphs
+            for i, piece in enumerate(_pieces(para, chunk_tokens))
+        ]
         for text in _pack(pieces, chunk_tokens, overlap_tokens):
             chunks.append(
                 Chunk(

@@ -11,7 +11,7 @@ port. Each request takes the next :class:`Fault` from the script, else ``default
 
 ``async with FaultServer() as server:`` runs it on the current event loop instead. Every request is
 recorded (method, path, headers, JSON body, fault, when received, when answered) in ``requests``.
-The HTTP is written by hand so faults land precisely: a status with ``Retry-After``, a hang until the
+HTTP is written by hand so faults land precisely: a status with ``Retry-After``, a hang until the
 server stops, a connection reset (``SO_LINGER`` 0), a slow stream, a stream cut mid-way.
 """
 
@@ -28,7 +28,6 @@ import time
 from collections import deque
 from dataclasses import dataclass
 from http import HTTPStatus
-from types import TracebackType
 from typing import Any, Literal, Self
 
 FaultKind = Literal["ok", "status", "hang", "reset", "break"]
@@ -61,7 +60,9 @@ class Fault:
         if isinstance(retry_after, float) and retry_after.is_integer():
             retry_after = int(retry_after)
         after = None if retry_after is None else str(retry_after)
-        return cls("status", status_code=code, retry_after=after, message=message or f"fault {code}")
+        return cls(
+            "status", status_code=code, retry_after=after, message=message or f"fault {code}"
+        )
 
     @classmethod
     def hang(cls) -> Fault:
@@ -107,10 +108,7 @@ def split_pieces(text: str) -> list[str]:
 
 
 def _head(status: int, headers: list[tuple[str, str]]) -> bytes:
-    try:
-        reason = HTTPStatus(status).phrase
-    except ValueError:
-        reason = "Unknown"
+    reason = next((s.phrase for s in HTTPStatus if s.value == status), "Unknown")
     lines = [f"HTTP/1.1 {status} {reason}", *(f"{k}: {v}" for k, v in headers), "", ""]
     return "\r\n".join(lines).encode("latin-1")
 
@@ -151,7 +149,7 @@ class FaultServer:
         self._faults: deque[Fault] = deque()
         self._server: asyncio.Server | None = None
         self._closing: asyncio.Event | None = None
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._connections: dict[asyncio.Task[Any], asyncio.StreamWriter] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
 
@@ -179,9 +177,10 @@ class FaultServer:
             return
         self._server.close()
         self._closing.set()
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for writer in self._connections.values():
+            writer.transport.abort()  # blocked reads see EOF, writes fail: handlers end
+        if self._connections:
+            await asyncio.wait(list(self._connections), timeout=5)
         await self._server.wait_closed()
         self._server = None
 
@@ -189,9 +188,7 @@ class FaultServer:
         await self.start()
         return self
 
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         await self.stop()
 
     def __enter__(self) -> Self:
@@ -202,9 +199,7 @@ class FaultServer:
         asyncio.run_coroutine_threadsafe(self.start(), loop).result(timeout=10)
         return self
 
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         loop, thread = self._loop, self._thread
         if loop is None or thread is None:
             return
@@ -219,17 +214,20 @@ class FaultServer:
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         if task is not None:
-            self._tasks.add(task)
+            self._connections[task] = writer
         try:
             while await self._serve_one(reader, writer):
                 pass
         except (ConnectionError, asyncio.IncompleteReadError, ValueError, UnicodeDecodeError):
             pass
         finally:
-            self._tasks.discard(task)  # type: ignore[arg-type]
+            if task is not None:
+                self._connections.pop(task, None)
             writer.close()
 
-    async def _read_request(self, reader: asyncio.StreamReader) -> tuple[str, str, dict[str, str], Any]:
+    async def _read_request(
+        self, reader: asyncio.StreamReader
+    ) -> tuple[str, str, dict[str, str], Any]:
         line = await reader.readline()
         if not line:
             raise ConnectionError("client closed the connection")
@@ -276,16 +274,12 @@ class FaultServer:
         if record.stream and record.path == CHAT_PATH:
             return await self._send_stream(record, writer)
         await asyncio.sleep(fault.delay_s)
-        payload = self._embeddings(record.body) if record.path == EMBEDDINGS_PATH else None
-        payload = payload or self._completion(record.body, self._text(record))
-        if fault.kind == "break":
-            data = json.dumps(payload).encode()
-            writer.write(_head(200, [("Content-Type", "application/json"),
-                                     ("Content-Length", str(len(data)))]) + data[: len(data) // 2])
-            await writer.drain()
-            return False
-        await self._send_json(writer, 200, payload)
-        return True
+        if record.path == EMBEDDINGS_PATH:
+            payload = self._embeddings(record.body)
+        else:
+            payload = self._completion(record.body, self._text(record))
+        await self._send_json(writer, 200, payload, cut=fault.kind == "break")
+        return fault.kind != "break"
 
     async def _send_json(
         self,
@@ -293,18 +287,21 @@ class FaultServer:
         status: int,
         payload: object,
         extra: list[tuple[str, str]] | None = None,
+        cut: bool = False,
     ) -> None:
+        """Send ``payload``; ``cut`` sends only half the body announced by Content-Length."""
         data = json.dumps(payload).encode()
         headers = [("Content-Type", "application/json"), ("Content-Length", str(len(data)))]
-        writer.write(_head(status, headers + (extra or [])) + data)
+        writer.write(
+            _head(status, headers + (extra or [])) + data[: len(data) // 2 if cut else None]
+        )
         await writer.drain()
 
     async def _send_stream(self, record: RecordedRequest, writer: asyncio.StreamWriter) -> bool:
         fault = record.fault
         text = self._text(record)
-        headers = [("Content-Type", "text/event-stream"), ("Transfer-Encoding", "chunked"),
-                   ("Cache-Control", "no-cache")]
-        writer.write(_head(200, headers))
+        sse = [("Content-Type", "text/event-stream"), ("Transfer-Encoding", "chunked")]
+        writer.write(_head(200, sse))
         for index, piece in enumerate(split_pieces(text)):
             if fault.kind == "break" and index >= fault.break_after:
                 break
@@ -332,30 +329,29 @@ class FaultServer:
     def _usage(self, body: Any, text: str) -> dict[str, int]:
         messages = body.get("messages", []) if isinstance(body, dict) else []
         prompt = sum(len(str(m.get("content", "")).split()) + 4 for m in messages)
-        completion = len(text.split())
-        return {"prompt_tokens": prompt, "completion_tokens": completion,
-                "total_tokens": prompt + completion}
+        done = len(text.split())
+        return {"prompt_tokens": prompt, "completion_tokens": done, "total_tokens": prompt + done}
+
+    def _envelope(self, kind: str, **fields: Any) -> dict[str, Any]:
+        created = int(time.time())
+        return {"id": "fault-1", "object": kind, "created": created, "model": self.model, **fields}
 
     def _completion(self, body: Any, text: str) -> dict[str, Any]:
-        choice = {"index": 0, "message": {"role": "assistant", "content": text},
-                  "finish_reason": "stop"}
-        return {"id": "chatcmpl-fault", "object": "chat.completion", "created": int(time.time()),
-                "model": self.model, "choices": [choice], "usage": self._usage(body, text)}
+        message = {"role": "assistant", "content": text}
+        choice = {"index": 0, "message": message, "finish_reason": "stop"}
+        return self._envelope("chat.completion", choices=[choice], usage=self._usage(body, text))
 
     def _stream_chunk(self, delta: dict[str, str], finish: str | None) -> dict[str, Any]:
         choice = {"index": 0, "delta": delta, "finish_reason": finish}
-        return {"id": "chatcmpl-fault", "object": "chat.completion.chunk",
-                "created": int(time.time()), "model": self.model, "choices": [choice]}
+        return self._envelope("chat.completion.chunk", choices=[choice])
 
     def _embeddings(self, body: Any) -> dict[str, Any]:
         raw = body.get("input", []) if isinstance(body, dict) else []
         texts = [raw] if isinstance(raw, str) else [str(t) for t in raw]
-        rows = [{"object": "embedding", "index": i, "embedding": self._vector(t)}
-                for i, t in enumerate(texts)]
-        tokens = sum(len(t.split()) for t in texts)
-        return {"object": "list", "data": rows, "model": self.model,
-                "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
+        rows = [{"index": i, "embedding": self._vector(t)} for i, t in enumerate(texts)]
+        usage = {"prompt_tokens": sum(len(t.split()) for t in texts)}
+        return self._envelope("list", data=rows, usage=usage)
 
     def _vector(self, text: str) -> list[float]:
-        digest = hashlib.blake2b(text.encode("utf-8"), digest_size=self.embedding_dimension).digest()
+        digest = hashlib.shake_256(text.encode("utf-8")).digest(self.embedding_dimension)
         return [byte / 127.5 - 1.0 for byte in digest]
