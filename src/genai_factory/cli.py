@@ -33,7 +33,9 @@ err = Console(stderr=True)
 
 ConfigOption = Annotated[
     Path | None,
-    typer.Option("--config", "-c", help="YAML settings file (also GENAI_CONFIG).", show_default=False),
+    typer.Option(
+        "--config", "-c", help="YAML settings file (also GENAI_CONFIG).", show_default=False
+    ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
 
@@ -80,7 +82,9 @@ async def _open_components(settings: Settings, *, quiet: bool) -> Any:
     if await parts.index.count() == 0 and settings.rag.ingest_on_start:
         with _progress("indexing the knowledge base") as bar:
             task = bar.add_task("ingest", total=None)
-            await parts.ingest_bundled(lambda done, total: bar.update(task, completed=done, total=total))
+            await parts.ingest_bundled(
+                lambda done, total: bar.update(task, completed=done, total=total)
+            )
     parts.ready = True
     return parts
 
@@ -109,7 +113,7 @@ def serve(
             f"(model {parts.model.name}, embedded defaults, no API key).\n"
             "Ask it something:\n"
             f"  curl -s {url}/v1/assistant/generate -H 'content-type: application/json' "
-            "-d '{\"query\": \"How do I configure a fallback model?\"}'\n"
+            '-d \'{"query": "How do I configure a fallback model?"}\'\n'
             '  .venv/bin/genai-factory ask "How do I configure a fallback model?"\n',
             highlight=False,
             soft_wrap=True,
@@ -139,7 +143,7 @@ def ask(
     async def work() -> Any:
         parts = await _open_components(settings, quiet=as_json)
         try:
-            return await parts.assistant.generate(question, mode=mode, max_tokens=max_tokens)  # type: ignore[arg-type]
+            return await parts.assistant.generate(question, mode=mode, max_tokens=max_tokens)
         finally:
             await parts.aclose()
 
@@ -152,7 +156,9 @@ def ask(
         typer.echo("\nSources:")
         for citation in answer.citations:
             mark = "*" if citation.cited else " "
-            typer.echo(f" {mark}[{citation.index}] {citation.title} ({citation.source}) {citation.score:.2f}")
+            typer.echo(
+                f" {mark}[{citation.index}] {citation.title} ({citation.source}) {citation.score:.2f}"
+            )
     err.print(
         f"[dim]{answer.route} · {answer.model} · {answer.usage.prompt_tokens}+"
         f"{answer.usage.completion_tokens} tokens · ${answer.usage.cost_usd:.6f} · "
@@ -233,7 +239,9 @@ def search(
         typer.echo(json.dumps(rows, indent=2))
         return
     for rank, hit in enumerate(hits, start=1):
-        typer.echo(f"{rank}. {hit.score:.3f}  {hit.chunk.heading or hit.chunk.title}  ({hit.chunk.source})")
+        typer.echo(
+            f"{rank}. {hit.score:.3f}  {hit.chunk.heading or hit.chunk.title}  ({hit.chunk.source})"
+        )
         typer.echo("   " + hit.chunk.text[:200].replace("\n", " "))
 
 

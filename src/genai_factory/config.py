@@ -29,7 +29,6 @@ LLMProvider = Literal["llamacpp", "openai_compatible", "fake"]
 EmbeddingProvider = Literal["minilm", "openai_compatible", "fake"]
 
 
-
 def bundled_docs_dir() -> Path:
     """The bundled knowledge base: the user guide shipped in the wheel, or ``docs/`` of a checkout."""
     shipped = Path(__file__).resolve().parent / "_docs"

@@ -84,6 +84,8 @@ async def test_max_tokens_is_passed_and_errors_propagate(index: KnowledgeIndex) 
     assistant = AssistantService(model, index, system_prompt="sys")
     answer = await assistant.generate("fallback", max_tokens=3)
     assert answer.finish_reason == "length"
-    failing = AssistantService(FakeChatModel([ProviderUnavailable("down")]), None, system_prompt="s")
+    failing = AssistantService(
+        FakeChatModel([ProviderUnavailable("down")]), None, system_prompt="s"
+    )
     with pytest.raises(ProviderUnavailable):
         await failing.generate("hi")

@@ -4,7 +4,7 @@ from pathlib import Path
 
 from genai_factory.messages import Chunk, ScoredChunk
 from genai_factory.rag.index import KnowledgeIndex
-from genai_factory.rag.prompting import build_rag_messages, cited_numbers, citations_for
+from genai_factory.rag.prompting import build_rag_messages, citations_for, cited_numbers
 from genai_factory.rag.stores import EmbeddedVectorStore
 from genai_factory.testing.fakes import FakeEmbedder
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import pytest
@@ -88,7 +89,7 @@ def test_chunks_respect_size_overlap_and_sections(tmp_path: Path) -> None:
     assert all(estimate_tokens(c.text) <= 64 for c in chunks)
     assert [c.id for c in chunks] == [f"{doc.id}:{i}" for i in range(len(chunks))]
     long_chunks = [c for c in chunks if c.heading == "Long"]
-    for before, after in zip(long_chunks, long_chunks[1:], strict=False):
+    for before, after in itertools.pairwise(long_chunks):
         assert before.text.split(". ")[-1].rstrip(".") in after.text  # overlap carried over
     assert chunks[-1].heading == "Long > Other"
     assert chunks[-1].text == "Short section."

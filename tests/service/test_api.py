@@ -80,7 +80,9 @@ def test_health_and_readiness(client: TestClient) -> None:
         ({"query": "hi", "unexpected": 1}, "unexpected"),
     ],
 )
-def test_bad_requests_get_clear_422s(client: TestClient, body: dict[str, object], field: str) -> None:
+def test_bad_requests_get_clear_422s(
+    client: TestClient, body: dict[str, object], field: str
+) -> None:
     response = client.post("/v1/assistant/generate", json=body)
     assert response.status_code == 422
     error = response.json()["error"]
@@ -132,7 +134,9 @@ def test_model_errors_map_to_status_codes(
 
 
 def test_unexpected_errors_are_500_without_details(fake_settings: Settings) -> None:
-    app = create_app(fake_settings, model=FakeChatModel([RuntimeError("secret detail")]), embedder=FakeEmbedder())
+    app = create_app(
+        fake_settings, model=FakeChatModel([RuntimeError("secret detail")]), embedder=FakeEmbedder()
+    )
     with TestClient(app, raise_server_exceptions=False) as client:
         wait_ready(client)
         response = client.post("/v1/assistant/generate", json={"query": "hello", "mode": "chat"})

@@ -10,7 +10,8 @@ The statement is parsed with sqlglot and the whole syntax tree is checked agains
   no ``FOR UPDATE``/``FOR SHARE``, no bound parameters, and no statement that sqlglot could only
   keep as an unparsed ``Command``;
 * every node is of a known read-only kind (anything unfamiliar is refused, never guessed at);
-* no function from the deny-list (file and extension access, sleeping, settings, locks, server
+* no table from a short deny-list (raw pages, table-valued pragmas, the server's secrets) and
+  no function from the deny-list (file and extension access, sleeping, settings, locks, server
   administration, functions that run SQL text of their own) and no literal size argument above
   ``max_value_bytes`` for the functions that allocate by size.
 
@@ -68,6 +69,16 @@ DENIED_FUNCTION_PREFIXES: Final = (
 ALLOWED_SQLITE_FUNCTIONS: Final = frozenset(
     {"sqlite_version", "sqlite_source_id", "sqlite_compileoption_used", "sqlite_offset"}
 )
+
+#: Tables and views refused by name: raw pages, file systems, secrets of the server.
+DENIED_RELATIONS: Final = frozenset(
+    {
+        "sqlite_dbpage", "sqlite_dbdata", "sqlite_dbptr", "sqlite_stmt", "dbstat", "fsdir",
+        "zipfile", "pg_authid", "pg_shadow", "pg_user_mapping", "pg_user_mappings",
+        "pg_hba_file_rules", "pg_ident_file_mappings", "pg_file_settings", "pg_largeobject",
+        "pg_statistic", "pg_stat_activity",
+    }
+)  # fmt: skip
 
 #: Functions that allocate by a size argument: a literal size above the limit is refused.
 SIZED_FUNCTIONS: Final = frozenset(
@@ -153,7 +164,7 @@ def check_select(
             ``write_statement``, ``schema_change``, ``pragma``, ``attach``, ``transaction``,
             ``set_statement``, ``select_into``, ``locking_clause``, ``parameters``,
             ``assignment``, ``unsupported_statement``, ``unsupported_syntax``,
-            ``forbidden_function``, ``oversized_argument``.
+            ``forbidden_function``, ``forbidden_relation``, ``oversized_argument``.
         ValueError: ``dialect`` is not supported (a programming error, not a bad request).
     """
     if dialect not in DIALECTS:
@@ -179,6 +190,12 @@ def function_denied(name: str) -> bool:
     if base in ALLOWED_SQLITE_FUNCTIONS:
         return False
     return base in DENIED_FUNCTIONS or base.startswith(DENIED_FUNCTION_PREFIXES)
+
+
+def relation_denied(name: str) -> bool:
+    """True if a table or view called ``name`` (any case) may not be read."""
+    base = name.lower()
+    return base in DENIED_RELATIONS or base.startswith("pragma_")
 
 
 def _check_text(sql: str, max_chars: int) -> None:
@@ -226,6 +243,8 @@ def _check_nodes(tree: exp.Expression, max_value_bytes: int) -> None:
                 raise SQLRejected(reason, _node_label(node))
         if isinstance(node, exp.Func):
             _check_function(node, max_value_bytes)
+        elif isinstance(node, exp.Table) and relation_denied(node.name):
+            raise SQLRejected("forbidden_relation", node.name)
         elif not isinstance(node, _ALLOWED_NODES + _ALLOWED_FAMILIES):
             raise SQLRejected("unsupported_syntax", type(node).__name__)
 

@@ -21,7 +21,7 @@ import sqlite3
 import time
 from pathlib import Path
 
-from genai_factory.agents.sql_guard import SQLRejected, function_denied
+from genai_factory.agents.sql_guard import SQLRejected, function_denied, relation_denied
 from genai_factory.agents.sql_results import (
     ColumnInfo,
     SchemaInfo,
@@ -35,7 +35,7 @@ from genai_factory.exceptions import ToolError
 
 PROGRESS_STEPS = 2_000
 MAX_SQL_BYTES = 1_000_000
-_READ_ACTIONS = frozenset({sqlite3.SQLITE_SELECT, sqlite3.SQLITE_READ, sqlite3.SQLITE_RECURSIVE})
+_READ_ACTIONS = frozenset({sqlite3.SQLITE_SELECT, sqlite3.SQLITE_RECURSIVE})
 
 _TABLES_SQL = (
     "SELECT name, type FROM sqlite_master WHERE type IN ('table', 'view') "
@@ -100,6 +100,8 @@ def authorize(
     """SQLite authorizer: reading only; everything else is denied at prepare time."""
     if action in _READ_ACTIONS:
         return sqlite3.SQLITE_OK
+    if action == sqlite3.SQLITE_READ:
+        return sqlite3.SQLITE_DENY if relation_denied(arg1 or "") else sqlite3.SQLITE_OK
     if action == sqlite3.SQLITE_FUNCTION:
         return sqlite3.SQLITE_DENY if function_denied(arg2 or "") else sqlite3.SQLITE_OK
     if action == sqlite3.SQLITE_UPDATE and arg1 == "sqlite_master":

@@ -119,7 +119,9 @@ class AssistantService:
             )
         else:
             messages = build_chat_messages(query, system_prompt=self.system_prompt, history=history)
-        options = ChatOptions(max_tokens=max_tokens or self.max_tokens, temperature=self.temperature)
+        options = ChatOptions(
+            max_tokens=max_tokens or self.max_tokens, temperature=self.temperature
+        )
 
         mark = time.perf_counter()
         response = await self.model.chat(messages, options)

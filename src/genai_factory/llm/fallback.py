@@ -40,7 +40,9 @@ class FallbackModel(ChatModel):
             self._listener(self.models[index].name, self.models[index + 1].name, error)
 
     def _exhausted(self, errors: list[ProviderError]) -> ProviderUnavailable:
-        summary = "; ".join(f"{m.name}: {e.message}" for m, e in zip(self.models, errors, strict=False))
+        summary = "; ".join(
+            f"{m.name}: {e.message}" for m, e in zip(self.models, errors, strict=False)
+        )
         exhausted = ProviderUnavailable(f"every model in the fallback chain failed ({summary})")
         exhausted.__cause__ = errors[-1]
         return exhausted

@@ -94,7 +94,9 @@ class LlamaCppModel(ChatModel):
                     verbose=False,
                 )
             except (ValueError, RuntimeError, OSError) as exc:
-                raise ConfigurationError(f"llama.cpp could not load {self.model_path}: {exc}") from exc
+                raise ConfigurationError(
+                    f"llama.cpp could not load {self.model_path}: {exc}"
+                ) from exc
         return self._llama
 
     async def load(self) -> None:

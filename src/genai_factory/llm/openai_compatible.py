@@ -25,7 +25,14 @@ from genai_factory.exceptions import (
 )
 from genai_factory.llm.base import ChatModel
 from genai_factory.llm.tokens import estimate_prompt_tokens, estimate_tokens
-from genai_factory.messages import ChatDelta, ChatOptions, ChatResponse, Message, Usage
+from genai_factory.messages import (
+    ChatDelta,
+    ChatOptions,
+    ChatResponse,
+    FinishReason,
+    Message,
+    Usage,
+)
 
 RETRYABLE_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504})
 
@@ -82,7 +89,7 @@ def translate_transport(exc: httpx.HTTPError, provider: str) -> ProviderError:
     return ProviderUnavailable(f"{provider} connection failed: {exc!r}", provider=provider)
 
 
-def _finish(value: Any) -> str:
+def _finish(value: Any) -> FinishReason:
     return "length" if value == "length" else "stop"
 
 
@@ -176,7 +183,7 @@ class OpenAICompatibleModel(ChatModel):
         return ChatResponse(
             text=text,
             usage=self._usage(body.get("usage"), messages, text),
-            finish_reason=_finish(choice.get("finish_reason")),  # type: ignore[arg-type]
+            finish_reason=_finish(choice.get("finish_reason")),
             model=str(body.get("model") or self.name),
         )
 
@@ -237,7 +244,7 @@ class OpenAICompatibleModel(ChatModel):
                 f"{self.provider} ended the stream before it finished", provider=self.provider
             )
         yield ChatDelta(
-            finish_reason=_finish(finish),  # type: ignore[arg-type]
+            finish_reason=_finish(finish),
             usage=self._usage(usage, messages, "".join(parts)),
             model=model,
         )

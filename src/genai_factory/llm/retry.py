@@ -74,7 +74,7 @@ class RetryingModel(ChatModel):
 
     def backoff(self, attempt_number: int) -> float:
         """The wait after failed attempt ``attempt_number`` (1-based), jitter included."""
-        base = min(self.max_backoff_s, self.initial_backoff_s * 2 ** (attempt_number - 1))
+        base = min(self.max_backoff_s, self.initial_backoff_s * 2.0 ** (attempt_number - 1))
         return base * (1 - self.jitter * self._rng.random())
 
     def _wait(self, state: RetryCallState) -> float:
@@ -133,7 +133,8 @@ class RetryingModel(ChatModel):
                 except BaseException:
                     await _close(source)
                     raise
-        assert source is not None and first is not None
+        if source is None or first is None:  # pragma: no cover - tenacity returns or raises
+            raise AssertionError("retry loop ended without a stream")
         try:
             yield first
             while True:

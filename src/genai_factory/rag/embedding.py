@@ -42,7 +42,8 @@ def _normalise(matrix: NDArray[Any]) -> Vectors:
     matrix = np.asarray(matrix, dtype=np.float32)
     norms = np.linalg.norm(matrix, axis=1, keepdims=True)
     norms[norms == 0] = 1.0
-    return (matrix / norms).astype(np.float32)
+    normalised: Vectors = (matrix / norms).astype(np.float32)
+    return normalised
 
 
 def bundled_minilm_path() -> str:
@@ -89,8 +90,8 @@ class SentenceTransformerEmbedder:
             from sentence_transformers import SentenceTransformer
             from transformers.utils import logging as hf_logging
 
-            hf_logging.disable_progress_bar()
-            hf_logging.set_verbosity_error()
+            hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
+            hf_logging.set_verbosity_error()  # type: ignore[no-untyped-call]
 
             try:
                 self._model = SentenceTransformer(self.model_path, device="cpu")
@@ -162,9 +163,13 @@ class OpenAICompatibleEmbedder:
             rows = sorted(response.json()["data"], key=lambda row: row["index"])
             matrix = np.array([row["embedding"] for row in rows], dtype=np.float32)
         except (ValueError, KeyError, TypeError) as exc:
-            raise ProviderUnavailable("malformed embeddings response", provider=self.provider) from exc
+            raise ProviderUnavailable(
+                "malformed embeddings response", provider=self.provider
+            ) from exc
         if matrix.shape[0] != len(texts):
-            raise ProviderError("embeddings response has the wrong row count", provider=self.provider)
+            raise ProviderError(
+                "embeddings response has the wrong row count", provider=self.provider
+            )
         return _normalise(matrix)
 
     async def embed(self, texts: Sequence[str]) -> Vectors:

@@ -24,7 +24,9 @@ def format_sources(hits: Sequence[ScoredChunk], *, max_chars: int = 900) -> str:
     for number, hit in enumerate(hits, start=1):
         chunk = hit.chunk
         label = chunk.heading or chunk.title
-        text = chunk.text if len(chunk.text) <= max_chars else chunk.text[:max_chars].rstrip() + " …"
+        text = (
+            chunk.text if len(chunk.text) <= max_chars else chunk.text[:max_chars].rstrip() + " …"
+        )
         blocks.append(f"[{number}] {label}\n{text}")
     return "\n\n".join(blocks)
 
@@ -66,7 +68,9 @@ def citations_for(
     result = []
     for number, hit in enumerate(hits, start=1):
         chunk = hit.chunk
-        excerpt = chunk.text if len(chunk.text) <= excerpt_chars else chunk.text[:excerpt_chars] + "…"
+        excerpt = (
+            chunk.text if len(chunk.text) <= excerpt_chars else chunk.text[:excerpt_chars] + "…"
+        )
         result.append(
             Citation(
                 index=number,

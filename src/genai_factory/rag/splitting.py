@@ -106,7 +106,9 @@ def _pack(pieces: list[tuple[str, str]], limit: int, overlap: int) -> list[str]:
     return chunks
 
 
-def split_document(document: Document, *, chunk_tokens: int = 160, overlap_tokens: int = 32) -> list[Chunk]:
+def split_document(
+    document: Document, *, chunk_tokens: int = 160, overlap_tokens: int = 32
+) -> list[Chunk]:
     """The chunks of one document, in reading order."""
     chunks: list[Chunk] = []
     for section in sections(document.text):

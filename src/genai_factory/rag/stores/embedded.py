@@ -48,7 +48,9 @@ class EmbeddedVectorStore:
             embedder raises :class:`ConfigurationError` instead of returning nonsense.
     """
 
-    def __init__(self, directory: Path, *, dimension: int | None = None, embedder: str = "") -> None:
+    def __init__(
+        self, directory: Path, *, dimension: int | None = None, embedder: str = ""
+    ) -> None:
         self.directory = Path(directory)
         self.embedder = embedder
         self._lock = threading.Lock()
