@@ -55,6 +55,7 @@ class Components:
             if not directory.exists():
                 log.warning("knowledge_dir_missing", path=str(directory))
                 continue
+            log.info("indexing_knowledge_base", path=str(directory))
             part = await self.index.ingest_path(directory, progress=progress)
             report.documents_seen += part.documents_seen
             report.documents_indexed += part.documents_indexed

@@ -23,6 +23,8 @@ from genai_factory.rag.index import KnowledgeIndex
 from genai_factory.rag.prompting import build_chat_messages, build_rag_messages, citations_for
 
 Mode = Literal["auto", "chat", "rag"]
+#: Small models sometimes echo the prompt's layout; an answer ends where a new question would begin.
+RAG_STOP = ("\nQuestion:", "\nContext:")
 Route = Literal["chat", "rag"]
 
 
@@ -120,7 +122,9 @@ class AssistantService:
         else:
             messages = build_chat_messages(query, system_prompt=self.system_prompt, history=history)
         options = ChatOptions(
-            max_tokens=max_tokens or self.max_tokens, temperature=self.temperature
+            max_tokens=max_tokens or self.max_tokens,
+            temperature=self.temperature,
+            stop=RAG_STOP if route == "rag" else (),
         )
 
         mark = time.perf_counter()

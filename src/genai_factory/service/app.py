@@ -30,6 +30,7 @@ ReadyHook = Callable[[Components], None]
 
 async def _start(app: FastAPI, parts: Components, on_ready: ReadyHook | None) -> None:
     try:
+        log.info("loading_models", model=parts.model.name, embedder=parts.embedder.name)
         await parts.warm_up()
         report = await parts.ingest_bundled()
         if report is not None:

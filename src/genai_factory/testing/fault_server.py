@@ -49,7 +49,10 @@ class Fault:
 
     @classmethod
     def ok(cls, text: str | None = None, *, delay_s: float = 0.0) -> Fault:
-        """A normal answer (``None``: echo the last user message), after ``delay_s`` (JSON)."""
+        """A normal answer (``None``: echo the last user message).
+
+        ``delay_s`` is waited before a JSON answer, or between the pieces of a streamed one.
+        """
         return cls("ok", text=text, delay_s=delay_s)
 
     @classmethod
@@ -81,7 +84,10 @@ class Fault:
 
     @classmethod
     def broken_stream(cls, text: str, *, after: int = 1, delay_s: float = 0.0) -> Fault:
-        """Send the first ``after`` pieces of ``text``, then close the connection mid-body."""
+        """Send the first ``after`` pieces of ``text``, then close the connection mid-body.
+
+        A request without ``"stream": true`` gets half of its JSON body instead.
+        """
         return cls("break", text=text, break_after=after, delay_s=delay_s)
 
 
