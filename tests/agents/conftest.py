@@ -35,7 +35,10 @@ HOSTILE_SQL: list[tuple[str, str]] = [
     ("CREATE TEMP TABLE x AS SELECT * FROM customers", "schema_change"),
     ("CREATE TEMPORARY VIEW v AS SELECT 1", "schema_change"),
     ("CREATE INDEX i ON customers (name)", "schema_change"),
-    ("CREATE TRIGGER t AFTER INSERT ON orders BEGIN DELETE FROM customers; END", "multiple_statements"),
+    (
+        "CREATE TRIGGER t AFTER INSERT ON orders BEGIN DELETE FROM customers; END",
+        "multiple_statements",
+    ),
     ("CREATE VIRTUAL TABLE f USING fts5(a)", "schema_change"),
     ("ALTER TABLE customers ADD COLUMN x TEXT", "schema_change"),
     ("ALTER TABLE customers RENAME TO c2", "schema_change"),
@@ -67,7 +70,10 @@ HOSTILE_SQL: list[tuple[str, str]] = [
     # stacked statements and comment tricks
     ("SELECT 1; DELETE FROM customers", "multiple_statements"),
     ("SELECT 1;DROP TABLE customers;--", "multiple_statements"),
-    ("SELECT * FROM customers WHERE id = 1; UPDATE customers SET name = 'x'", "multiple_statements"),
+    (
+        "SELECT * FROM customers WHERE id = 1; UPDATE customers SET name = 'x'",
+        "multiple_statements",
+    ),
     ("SELECT 1 /* ; */ ; DELETE FROM customers", "multiple_statements"),
     ("SELECT 1 UNION SELECT 2; ATTACH 'x.db' AS x", "multiple_statements"),
     ("/* just a comment */ DELETE FROM customers", "write_statement"),
@@ -76,7 +82,10 @@ HOSTILE_SQL: list[tuple[str, str]] = [
     ("SELECT 1\x00; DROP TABLE customers", "nul_byte"),
     # writes hidden in CTEs and subqueries
     ("WITH x AS (DELETE FROM customers RETURNING *) SELECT * FROM x", "write_statement"),
-    ("WITH x AS (INSERT INTO products (id) VALUES (50) RETURNING id) SELECT * FROM x", "write_statement"),
+    (
+        "WITH x AS (INSERT INTO products (id) VALUES (50) RETURNING id) SELECT * FROM x",
+        "write_statement",
+    ),
     ("WITH x AS (UPDATE customers SET name = 'a' RETURNING *) SELECT 1", "write_statement"),
     ("WITH x AS (SELECT 1) DELETE FROM customers", "write_statement"),
     ("WITH x AS (SELECT 1) INSERT INTO customers SELECT * FROM customers", "write_statement"),
@@ -87,7 +96,7 @@ HOSTILE_SQL: list[tuple[str, str]] = [
     # dangerous functions and tables
     ("SELECT load_extension('/tmp/evil.so')", "forbidden_function"),
     ("SELECT LOAD_EXTENSION('/tmp/evil.so', 'entry')", "forbidden_function"),
-    ('SELECT "load_extension"(\'x\')', "forbidden_function"),
+    ("SELECT \"load_extension\"('x')", "forbidden_function"),
     ("SELECT name FROM customers WHERE load_extension('x') IS NULL", "forbidden_function"),
     ("SELECT readfile('/etc/passwd')", "forbidden_function"),
     ("SELECT writefile('/tmp/genai_evil', 'x')", "forbidden_function"),
@@ -99,6 +108,12 @@ HOSTILE_SQL: list[tuple[str, str]] = [
     ("SELECT * FROM main.sqlite_dbpage", "forbidden_relation"),
     ("SELECT * FROM fsdir('/')", "forbidden_function"),
     ("SELECT randomblob(1000000000)", "oversized_argument"),
+    ("SELECT printf('%.*c', 2000000000, 'x')", "costly_argument"),
+    ("SELECT printf('%.2000000000c', 'x')", "costly_argument"),
+    ("SELECT printf(name, 1) FROM customers", "costly_argument"),
+    ("SELECT format('%' || '.*c', 2000000000, 'x')", "costly_argument"),
+    ("SELECT ltrim(name, email || name) FROM customers", "costly_argument"),
+    ("SELECT trim(hex(zeroblob(90000)), hex(zeroblob(20000)) || 'x')", "costly_argument"),
     ("SELECT zeroblob(2147483647)", "oversized_argument"),
     ("SELECT pg_sleep(10)", "forbidden_function"),
     ("SELECT pg_catalog.pg_sleep(10)", "forbidden_function"),
@@ -150,7 +165,11 @@ LIMITED_SQL: list[str] = [
     # memory amplification
     "SELECT randomblob(1000 * 1000 * 1000)",
     "SELECT zeroblob(2000) || zeroblob(1000000 * 5)",
-    "SELECT printf('%.*c', 2000000000, 'x')",
+    "SELECT printf('%.10000c', 'x') || randomblob(1000 * 1000)",
+    "SELECT customers.name LIKE '%' || replace(hex(zeroblob(1000)), '0', 'a') || 'b' FROM customers",
+    "SELECT count(*) FROM (SELECT DISTINCT a.order_id, b.order_id, c.order_id, d.order_id, "
+    "e.order_id, f.order_id FROM order_items a, order_items b, order_items c, order_items d, "
+    "order_items e, order_items f)",
     "SELECT replace(replace(replace(replace(hex(zeroblob(1000)), '0', '00000000'), '0', "
     "'00000000'), '0', '00000000'), '0', '00000000')",
 ]
@@ -161,7 +180,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         ids = [f"{i:03d}-{reason}" for i, (_, reason) in enumerate(HOSTILE_SQL)]
         metafunc.parametrize("hostile_sql", HOSTILE_SQL, ids=ids)
     if "limited_sql" in metafunc.fixturenames:
-        metafunc.parametrize("limited_sql", LIMITED_SQL, ids=[f"{i:02d}" for i in range(len(LIMITED_SQL))])
+        metafunc.parametrize(
+            "limited_sql", LIMITED_SQL, ids=[f"{i:02d}" for i in range(len(LIMITED_SQL))]
+        )
 
 
 @pytest.fixture

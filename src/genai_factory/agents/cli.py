@@ -36,7 +36,9 @@ tools_app = typer.Typer(
 
 DbOption = Annotated[
     str,
-    typer.Option("--db", help="SQLite file (or sqlite:///path) or postgresql:// URL.", show_default=False),
+    typer.Option(
+        "--db", help="SQLite file (or sqlite:///path) or postgresql:// URL.", show_default=False
+    ),
 ]
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of a table.")]
 TimeoutOption = Annotated[
@@ -46,7 +48,9 @@ TimeoutOption = Annotated[
 
 @tools_app.command("sql")
 def sql_command(
-    query: Annotated[str, typer.Argument(help="One read-only SELECT statement.", show_default=False)],
+    query: Annotated[
+        str, typer.Argument(help="One read-only SELECT statement.", show_default=False)
+    ],
     db: DbOption,
     as_json: JsonFlag = False,
     max_rows: Annotated[int, typer.Option("--max-rows", min=1, max=100_000, help="Row cap.")] = 200,

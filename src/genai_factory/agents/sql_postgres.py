@@ -17,6 +17,7 @@ transaction cannot make a secret table unreadable.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 import uuid
@@ -66,7 +67,7 @@ def run_postgres_query(url: str, sql: str, limits: SQLLimits) -> SQLResult:
     """Run one already-checked SELECT in a read-only transaction within ``limits``."""
     started = time.monotonic()
     conn = _connect(url, limits)
-    watchdog = threading.Timer(limits.timeout_s + WATCHDOG_GRACE_S, conn.cancel_safe)
+    watchdog = threading.Timer(limits.timeout_s + WATCHDOG_GRACE_S, _cancel, (conn,))
     watchdog.daemon = True
     watchdog.start()
     try:
@@ -135,11 +136,15 @@ def _connect(url: str, limits: SQLLimits) -> psycopg.Connection[Any]:
     return conn
 
 
+def _cancel(conn: psycopg.Connection[Any]) -> None:
+    """Watchdog: ask the server to cancel the running statement (the connection may be gone)."""
+    with contextlib.suppress(Exception):
+        conn.cancel_safe(timeout=2.0)
+
+
 def _close(conn: psycopg.Connection[Any]) -> None:
-    try:
+    with contextlib.suppress(Exception):  # a broken connection can only be closed
         conn.rollback()
-    except Exception:  # the connection may already be broken; closing is all that is left
-        pass
     conn.close()
 
 

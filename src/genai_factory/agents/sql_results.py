@@ -44,8 +44,8 @@ class SQLLimits:
 
     max_rows: int = 200
     timeout_s: float = 5.0
-    max_value_bytes: int = 1_000_000
-    max_result_bytes: int = 4_000_000
+    max_value_bytes: int = 200_000
+    max_result_bytes: int = 2_000_000
 
     def __post_init__(self) -> None:
         if self.max_rows < 1:

@@ -4,12 +4,15 @@ Each query gets its own connection, opened as ``file:<path>?mode=ro`` (the OS-le
 read-only; a missing file is an error, never created), then:
 
 * ``PRAGMA query_only = ON`` and ``PRAGMA trusted_schema = OFF``;
-* limits: no attached databases, strings and blobs up to ``max_value_bytes``, SQL text up to 1 MB;
+* limits: no attached databases, strings and blobs up to ``max_value_bytes``, SQL text up to 1 MB,
+  ``LIKE``/``GLOB`` patterns up to 500 bytes;
 * an authorizer that permits only reading (``SELECT``, column reads, function calls outside the
   guard's deny-list, recursive CTEs) and denies every other action, so a write, ``PRAGMA``,
   ``ATTACH`` or transaction fails inside SQLite even if it got past the parser;
 * a progress handler that aborts the statement at the wall-time limit (runaway recursive CTEs,
-  huge cross joins), and a row/size cap while fetching.
+  huge cross joins), and a row/size cap while fetching. The handler runs between steps of the
+  program, not inside one function call: the guard bounds the arguments of the few built-ins that
+  could run long in one call (:mod:`genai_factory.agents.sql_cost`).
 
 The SQL given here must already have passed :func:`check_select`; these layers are defence in
 depth, not a replacement for it.
@@ -35,6 +38,8 @@ from genai_factory.exceptions import ToolError
 
 PROGRESS_STEPS = 2_000
 MAX_SQL_BYTES = 1_000_000
+#: LIKE/GLOB work grows with pattern length times text length, inside one uninterruptible call.
+MAX_LIKE_PATTERN = 500
 _READ_ACTIONS = frozenset({sqlite3.SQLITE_SELECT, sqlite3.SQLITE_RECURSIVE})
 
 _TABLES_SQL = (
@@ -85,6 +90,7 @@ def open_readonly(path: Path, limits: SQLLimits) -> sqlite3.Connection:
     conn.setlimit(sqlite3.SQLITE_LIMIT_ATTACHED, 0)
     conn.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, limits.max_value_bytes)
     conn.setlimit(sqlite3.SQLITE_LIMIT_SQL_LENGTH, MAX_SQL_BYTES)
+    conn.setlimit(sqlite3.SQLITE_LIMIT_LIKE_PATTERN_LENGTH, MAX_LIKE_PATTERN)
     try:
         conn.execute("PRAGMA query_only = ON")
         conn.execute("PRAGMA trusted_schema = OFF")
@@ -175,7 +181,7 @@ def _translate(exc: sqlite3.Error, deadline: _Deadline, limits: SQLLimits) -> Ex
     text = str(exc)
     if deadline.expired or text == "interrupted":
         return SQLTimeout(f"query stopped at the {limits.timeout_s:g} s time limit")
-    if text.startswith("not authorized"):
+    if text.startswith("not authorized") or text == "authorization denied" or "prohibited" in text:
         return SQLRejected("not_authorized", text)
     if "readonly database" in text or "query_only" in text:
         return SQLRejected("write_attempt", text)
