@@ -17,8 +17,10 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from genai_factory.agents.cli import tools_app
 from genai_factory.config import Settings, load_settings
 from genai_factory.exceptions import GenAIFactoryError, InvalidRequestError
+from genai_factory.gateway.cli import keys_app
 
 T = TypeVar("T")
 
@@ -30,6 +32,14 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 err = Console(stderr=True)
+app.add_typer(keys_app, name="keys")
+app.add_typer(tools_app, name="tools")
+
+#: ``genai-factory eval ...``: evaluation commands; each domain registers its own command here.
+eval_app = typer.Typer(
+    help="Evaluate retrieval, guards and answers on a dataset.", no_args_is_help=True
+)
+app.add_typer(eval_app, name="eval")
 
 ConfigOption = Annotated[
     Path | None,
@@ -104,6 +114,9 @@ def serve(
     settings = _settings(config)
     bind_host = host or settings.service.host
     bind_port = port or settings.service.port
+    # The gateway decides about auth from the address actually bound (docs/gateway.md).
+    service = settings.service.model_copy(update={"host": bind_host, "port": bind_port})
+    settings = settings.model_copy(update={"service": service})
     configure_logging(settings.log_level)
 
     def announce(parts: Any) -> None:
@@ -119,7 +132,11 @@ def serve(
             soft_wrap=True,
         )
 
-    application = create_app(settings, on_ready=announce)
+    try:
+        application = create_app(settings, on_ready=announce)
+    except GenAIFactoryError as exc:
+        err.print(f"[red]error:[/red] {exc.message}", highlight=False)
+        raise typer.Exit(2) from None
     uvicorn.run(application, host=bind_host, port=bind_port, log_config=None, access_log=False)
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import yaml
 from pydantic import BaseModel, Field, SecretStr, ValidationError, model_validator
@@ -27,6 +27,8 @@ from genai_factory.exceptions import ConfigurationError
 
 LLMProvider = Literal["llamacpp", "openai_compatible", "fake"]
 EmbeddingProvider = Literal["minilm", "openai_compatible", "fake"]
+#: The registered agent tools (``genai_factory.agents.registry`` builds them); config may name no other.
+ToolName = Literal["sql_schema", "sql_query", "calculator", "knowledge_search"]
 
 
 def bundled_docs_dir() -> Path:
@@ -35,6 +37,12 @@ def bundled_docs_dir() -> Path:
     if shipped.is_dir():
         return shipped
     return Path(__file__).resolve().parents[2] / "docs"
+
+
+def bundled_shop_db() -> Path | None:
+    """``examples/shop.db`` of a checkout (the agent's demo database), if it is there."""
+    path = Path(__file__).resolve().parents[2] / "examples" / "shop.db"
+    return path if path.is_file() else None
 
 
 class Price(BaseModel):
@@ -96,6 +104,9 @@ class LLMSettings(ModelSettings):
     max_tokens: int = Field(default=256, ge=1, le=32768)
     temperature: float = Field(default=0.0, ge=0.0, le=2.0)
     pricing: dict[str, Price] = Field(default_factory=dict)
+    #: Model ids that cost nothing. Unpriced ``llamacpp`` and ``fake`` models are free anyway; any
+    #: other unpriced model is refused for keys with a budget (see docs/gateway.md).
+    free_models: list[str] = Field(default_factory=list)
 
 
 class EmbeddingSettings(Credentials):
@@ -132,6 +143,59 @@ class ServiceSettings(BaseModel):
     )
 
 
+class AuthSettings(BaseModel):
+    """API keys. ``enabled="auto"``: on, except when the service binds to a loopback address and
+    no active key exists yet (then off, with a warning at start-up). ``false`` is refused unless the
+    service binds to a loopback address."""
+
+    enabled: bool | Literal["auto"] = "auto"
+    key_cache_s: float = Field(default=5.0, ge=0, le=300)
+
+
+class GatewaySettings(BaseModel):
+    """Where keys, the spend ledger, rate limits and budgets live, and the defaults for new keys.
+
+    ``database_url`` (SQLAlchemy URL) holds keys and the ledger: ``None`` means SQLite in the data
+    directory; ``postgresql+psycopg://...`` scales out. ``redis_url`` holds limits and budgets so
+    they hold across replicas: ``None`` keeps them in the process.
+    """
+
+    database_url: str | None = None
+    redis_url: str | None = None
+    redis_prefix: str = Field(default="gf:", min_length=1, max_length=64)
+    default_rpm: int = Field(default=60, ge=1)
+    default_tpm: int = Field(default=20_000, ge=1)
+
+
+class AgentSettings(BaseModel):
+    """The agent route: its tools, its limits and the database its SQL tools read.
+
+    ``tools`` are the tools enabled on the agent route (registered names only). ``database`` is a
+    SQLite path or ``postgresql://`` URL; ``None`` means the bundled ``examples/shop.db`` when it
+    exists (the SQL tools are left out when there is no database). ``action_format``: ``auto``
+    uses native tool calling with ``openai_compatible`` models and JSON-schema constrained actions
+    otherwise. ``auto_route``: whether ``mode=auto`` may choose the agent.
+    """
+
+    enabled: bool = True
+    tools: list[ToolName] = Field(default_factory=lambda: list(get_args(ToolName)))
+    max_steps: int = Field(default=5, ge=1, le=50)
+    timeout_s: float = Field(default=60.0, gt=0, le=3600)
+    token_budget: int = Field(default=8000, ge=256)
+    step_max_tokens: int = Field(default=160, ge=16, le=4096)
+    tool_timeout_s: float = Field(default=10.0, gt=0, le=600)
+    database: str | None = None
+    sql_max_rows: int = Field(default=50, ge=1, le=10_000)
+    action_format: Literal["auto", "json_schema", "native"] = "auto"
+    auto_route: bool = True
+
+    @model_validator(mode="after")
+    def _tools_unique(self) -> AgentSettings:
+        if len(set(self.tools)) != len(self.tools):
+            raise ValueError("agents.tools names a tool twice")
+        return self
+
+
 class Settings(BaseSettings):
     """All settings of one GenAI Factory process."""
 
@@ -148,6 +212,9 @@ class Settings(BaseSettings):
     embeddings: EmbeddingSettings = Field(default_factory=EmbeddingSettings)
     rag: RAGSettings = Field(default_factory=RAGSettings)
     service: ServiceSettings = Field(default_factory=ServiceSettings)
+    auth: AuthSettings = Field(default_factory=AuthSettings)
+    gateway: GatewaySettings = Field(default_factory=GatewaySettings)
+    agents: AgentSettings = Field(default_factory=AgentSettings)
 
     @classmethod
     def settings_customise_sources(
@@ -162,6 +229,17 @@ class Settings(BaseSettings):
 
     def index_dir(self) -> Path:
         return self.data_dir / "index"
+
+    def agent_database(self) -> str | None:
+        """The database of the SQL tools: the configured one, else the bundled shop database."""
+        if self.agents.database:
+            return self.agents.database
+        shop = bundled_shop_db()
+        return str(shop) if shop is not None else None
+
+    def gateway_database_url(self) -> str:
+        """The key store and spend ledger: the configured URL, else SQLite in the data directory."""
+        return self.gateway.database_url or f"sqlite:///{self.data_dir / 'gateway.db'}"
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:

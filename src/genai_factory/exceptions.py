@@ -10,7 +10,10 @@ particular because an upstream provider failed (and retry / fallback may help).
     ├── ConfigurationError            operator: settings, files or models are wrong or missing
     ├── InvalidRequestError           caller: the request cannot be served as sent (4xx)
     │   ├── NotFoundError             caller: the thing named does not exist
-    │   └── ModelRequestRejected      caller: a provider refused the request itself (400, 404, 422)
+    │   ├── ModelRequestRejected      caller: a provider refused the request itself (400, 404, 422)
+    │   ├── AuthenticationError       caller: no API key, or an unknown or revoked one (401)
+    │   ├── PermissionDenied          caller: the key may not do this (403)
+    │   └── RateLimitExceeded         caller: the key used up its requests or tokens per minute (429)
     ├── ServiceNotReady               nobody: start-up is still loading models or the index
     ├── ProviderError                 nobody: the model backend failed; retry/fallback may help
     │   ├── RateLimited               the provider said 429 (carries retry_after seconds)
@@ -64,6 +67,31 @@ class ModelRequestRejected(InvalidRequestError):
     def __init__(self, message: str, *, status_code: int | None = None) -> None:
         super().__init__(message)
         self.status_code = status_code
+
+
+class AuthenticationError(InvalidRequestError):
+    """No API key was sent, or the key is malformed, unknown or revoked."""
+
+    code = "unauthenticated"
+
+
+class PermissionDenied(InvalidRequestError):
+    """The API key is valid but may not do this (an admin endpoint with a non-admin key)."""
+
+    code = "permission_denied"
+
+
+class RateLimitExceeded(InvalidRequestError):
+    """The key's requests or tokens per minute are used up; ``retry_after`` says when one fits.
+
+    Not to be confused with :class:`RateLimited`, which is a provider's 429 to this service.
+    """
+
+    code = "rate_limit_exceeded"
+
+    def __init__(self, message: str, *, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class ServiceNotReady(GenAIFactoryError):

@@ -3,6 +3,10 @@
 Start-up builds the components at once and loads them in the background: ``/healthz`` answers
 immediately, ``/readyz`` turns 200 when the model is loaded and the knowledge base is indexed, and
 requests before that get a 503 with ``Retry-After``.
+
+The gateway (API keys, rate limits, budgets, spend ledger) opens first: its middleware guards every
+route but the probes, and when auth is on the model is wrapped in a ``MeteredModel`` so each call is
+charged to the requesting key (see ``docs/gateway.md``).
 """
 
 from __future__ import annotations
@@ -18,9 +22,13 @@ from genai_factory import __version__
 from genai_factory.assistant.assembly import Components, assemble
 from genai_factory.config import Settings, load_settings
 from genai_factory.exceptions import GenAIFactoryError
+from genai_factory.gateway.admin import router as admin_router
+from genai_factory.gateway.assembly import check_auth_binding, open_gateway
+from genai_factory.gateway.metered import MeteredModel
+from genai_factory.gateway.middleware import GatewayMiddleware
 from genai_factory.llm.base import ChatModel
 from genai_factory.rag.embedding import Embedder
-from genai_factory.service.errors import install_error_handlers
+from genai_factory.service.errors import error_response, install_error_handlers
 from genai_factory.service.routes import assistant, health
 
 log = structlog.get_logger(__name__)
@@ -60,10 +68,19 @@ def create_app(
 ) -> FastAPI:
     """The GenAI Assistant service. ``model`` / ``embedder`` replace the configured ones (tests)."""
     resolved = settings or load_settings()
+    check_auth_binding(resolved)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        parts = assemble(resolved, model=model, embedder=embedder)
+        gateway = await open_gateway(resolved)
+        app.state.gateway = gateway
+        try:
+            parts = assemble(resolved, model=model, embedder=embedder)
+        except BaseException:
+            await gateway.aclose()
+            raise
+        if gateway.enforcing:
+            parts.model = parts.assistant.model = MeteredModel(parts.model, gateway)
         app.state.components = parts
         app.state.startup_error = None
         app.state.startup_task = asyncio.create_task(_start(app, parts, on_ready))
@@ -73,6 +90,7 @@ def create_app(
             app.state.startup_task.cancel()
             await asyncio.gather(app.state.startup_task, return_exceptions=True)
             await parts.aclose()
+            await gateway.aclose()
 
     app = FastAPI(
         title="GenAI Factory — GenAI Assistant",
@@ -80,6 +98,8 @@ def create_app(
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    app.add_middleware(GatewayMiddleware, render_error=error_response)
     app.include_router(health.router)
     app.include_router(assistant.router)
+    app.include_router(admin_router)
     return app

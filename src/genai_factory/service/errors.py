@@ -2,6 +2,10 @@
 
 Every error body has the same shape: ``{"error": {"code": ..., "message": ..., "trace_id": ...}}``.
 Unexpected exceptions become a 500 with a generic message (the details go to the log, not the client).
+
+Gateway refusals: 401 (``unauthenticated``, with ``WWW-Authenticate: Bearer``), 403
+(``permission_denied``), 429 (``rate_limit_exceeded``, with ``Retry-After``). An exhausted budget is
+402 (``budget_exceeded``), not 429: waiting a few seconds does not help until the period resets.
 """
 
 from __future__ import annotations
@@ -14,15 +18,18 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from genai_factory.exceptions import (
+    AuthenticationError,
     BudgetExceeded,
     CircuitOpen,
     ConfigurationError,
     GenAIFactoryError,
     InvalidRequestError,
     NotFoundError,
+    PermissionDenied,
     ProviderError,
     ProviderTimeout,
     RateLimited,
+    RateLimitExceeded,
     SafetyViolation,
     ServiceNotReady,
 )
@@ -32,6 +39,9 @@ log = structlog.get_logger(__name__)
 #: Most specific first: the first matching class decides the status.
 STATUS_BY_ERROR: tuple[tuple[type[GenAIFactoryError], int], ...] = (
     (NotFoundError, 404),
+    (AuthenticationError, 401),
+    (PermissionDenied, 403),
+    (RateLimitExceeded, 429),
     (SafetyViolation, 400),
     (InvalidRequestError, 400),
     (BudgetExceeded, 402),
@@ -59,8 +69,8 @@ def _trace_id(request: Request) -> str:
     return getattr(request.state, "trace_id", None) or uuid.uuid4().hex
 
 
-async def _factory_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, GenAIFactoryError)
+def error_response(request: Request, exc: GenAIFactoryError) -> JSONResponse:
+    """The JSON error response for ``exc`` (also used by middleware, outside the handlers)."""
     status = status_for(exc)
     trace_id = _trace_id(request)
     extra: dict[str, object] = {}
@@ -70,12 +80,19 @@ async def _factory_error(request: Request, exc: Exception) -> JSONResponse:
     retry_after = getattr(exc, "retry_after", None)
     if status in (429, 503) and retry_after is not None:
         headers["Retry-After"] = str(max(1, round(retry_after)))
+    if status == 401:
+        headers["WWW-Authenticate"] = "Bearer"
     if status >= 500:
         log.error("request_failed", code=exc.code, error=exc.message, trace_id=trace_id)
     message = exc.message if status != 500 else "the service is misconfigured; see its log"
     return JSONResponse(
         _body(exc.code, message, trace_id, **extra), status_code=status, headers=headers
     )
+
+
+async def _factory_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, GenAIFactoryError)
+    return error_response(request, exc)
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:

@@ -1,0 +1,78 @@
+"""``GatewayMiddleware``: the key check and the requests-per-minute limit in front of every route.
+
+Pure ASGI, so it covers every route, present and future (``/docs`` too), except the probes in
+:data:`OPEN_PATHS`. It reads the gateway from ``app.state.gateway`` (set by the lifespan), opens the
+request's :class:`~genai_factory.gateway.context.RequestContext`, and writes the request's spend
+entries to the ledger just before the response starts (and again at the end, for streams), so a
+client that got its answer finds it in the ledger. Refusals are rendered by ``render_error`` (the
+service's error handler), because exceptions raised here never reach the route exception handlers.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+
+from starlette.datastructures import Headers
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from genai_factory.exceptions import GenAIFactoryError
+from genai_factory.gateway.context import RequestContext, enter_request, leave_request
+from genai_factory.gateway.service import GatewayService
+
+#: Paths served without a key: liveness, readiness and metrics scraping.
+OPEN_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+
+ErrorRenderer = Callable[[Request, GenAIFactoryError], Response]
+
+
+def presented_key(headers: Headers) -> str | None:
+    """The key in ``Authorization: Bearer <key>`` or ``X-API-Key: <key>``, if any."""
+    authorization = headers.get("authorization", "")
+    scheme, _, value = authorization.partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip()
+    api_key = headers.get("x-api-key", "").strip()
+    return api_key or None
+
+
+class GatewayMiddleware:
+    """Authenticate, count the request, and keep the spend of what follows (see the module)."""
+
+    def __init__(self, app: ASGIApp, *, render_error: ErrorRenderer) -> None:
+        self.app = app
+        self.render_error = render_error
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope)
+        gateway: GatewayService | None = getattr(request.app.state, "gateway", None)
+        trace_id = getattr(request.state, "trace_id", None) or uuid.uuid4().hex
+        request.state.trace_id = trace_id
+        context = RequestContext(trace_id=trace_id)
+        if gateway is None:
+            await self.app(scope, receive, send)
+            return
+        if gateway.enforcing and scope["path"] not in OPEN_PATHS:
+            try:
+                context.key = await gateway.authenticate(presented_key(request.headers))
+                await gateway.admit_request(context.key)
+            except GenAIFactoryError as exc:
+                await self.render_error(request, exc)(scope, receive, send)
+                return
+
+        async def send_after_recording(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                await gateway.record(context.take_charges())
+            await send(message)
+
+        token = enter_request(context)
+        try:
+            await self.app(scope, receive, send_after_recording)
+        finally:
+            leave_request(token)
+            await gateway.record(context.take_charges())
