@@ -21,6 +21,8 @@ from genai_factory.agents.cli import tools_app
 from genai_factory.config import Settings, load_settings
 from genai_factory.exceptions import GenAIFactoryError, InvalidRequestError
 from genai_factory.gateway.cli import keys_app
+from genai_factory.rag.cli import index_app, retrieval_command
+from genai_factory.safety.commands import eval_guard, eval_pii
 
 T = TypeVar("T")
 
@@ -40,6 +42,10 @@ eval_app = typer.Typer(
     help="Evaluate retrieval, guards and answers on a dataset.", no_args_is_help=True
 )
 app.add_typer(eval_app, name="eval")
+app.add_typer(index_app, name="index")
+eval_app.command("retrieval")(retrieval_command)
+eval_app.command("guard")(eval_guard)
+eval_app.command("pii")(eval_pii)
 
 ConfigOption = Annotated[
     Path | None,
@@ -117,15 +123,20 @@ def serve(
     # The gateway decides about auth from the address actually bound (docs/gateway.md).
     service = settings.service.model_copy(update={"host": bind_host, "port": bind_port})
     settings = settings.model_copy(update={"service": service})
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, json_logs=settings.observability.json_logs)
 
     def announce(parts: Any) -> None:
         url = f"http://{bind_host}:{bind_port}"
+        gateway = getattr(application.state, "gateway", None)
+        enforcing = bool(getattr(gateway, "enforcing", True))
+        auth_note = "API key required" if enforcing else "no API key needed on this address"
+        auth_header = " -H 'Authorization: Bearer $GENAI_KEY'" if enforcing else ""
         err.print(
             f"\n[bold green]GenAI Assistant is ready[/bold green] on {url} "
-            f"(model {parts.model.name}, embedded defaults, no API key).\n"
+            f"(model {parts.model.name}, {auth_note}).\n"
             "Ask it something:\n"
-            f"  curl -s {url}/v1/assistant/generate -H 'content-type: application/json' "
+            f"  curl -s {url}/v1/assistant/generate -H 'content-type: application/json'"
+            f"{auth_header} "
             '-d \'{"query": "How do I configure a fallback model?"}\'\n'
             '  .venv/bin/genai-factory ask "How do I configure a fallback model?"\n',
             highlight=False,
@@ -144,13 +155,13 @@ def serve(
 def ask(
     question: Annotated[str, typer.Argument(help="The question.")],
     config: ConfigOption = None,
-    mode: Annotated[str, typer.Option(help="auto | chat | rag")] = "auto",
+    mode: Annotated[str, typer.Option(help="auto | chat | rag | agent")] = "auto",
     max_tokens: Annotated[int | None, typer.Option(help="Cap on answer tokens.")] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Ask the assistant one question without a running server."""
-    if mode not in ("auto", "chat", "rag"):
-        err.print("[red]error:[/red] --mode must be auto, chat or rag", highlight=False)
+    if mode not in ("auto", "chat", "rag", "agent"):
+        err.print("[red]error:[/red] --mode must be auto, chat, rag or agent", highlight=False)
         raise typer.Exit(2)
     if not question.strip():
         err.print("[red]error:[/red] the question is empty", highlight=False)
@@ -176,6 +187,12 @@ def ask(
             typer.echo(
                 f" {mark}[{citation.index}] {citation.title} ({citation.source}) {citation.score:.2f}"
             )
+    for step in answer.steps:
+        shown = json.dumps(step.input)[:120]
+        status = "ok" if step.ok else "failed"
+        err.print(f"[dim]step {step.index}: {step.tool} {shown} ({status})[/dim]", highlight=False)
+    if answer.limit_hit:
+        err.print(f"[yellow]the agent stopped at its {answer.stop_reason} limit[/yellow]")
     err.print(
         f"[dim]{answer.route} · {answer.model} · {answer.usage.prompt_tokens}+"
         f"{answer.usage.completion_tokens} tokens · ${answer.usage.cost_usd:.6f} · "
@@ -186,11 +203,19 @@ def ask(
 
 @app.command()
 def ingest(
-    path: Annotated[Path, typer.Argument(help="A file or directory of .md/.txt/.rst documents.")],
+    path: Annotated[
+        Path, typer.Argument(help="A file or directory of .md/.txt/.rst/.html/.pdf documents.")
+    ],
     config: ConfigOption = None,
+    full: Annotated[
+        bool,
+        typer.Option(
+            "--full", help="Build a new index version from PATH alone; activate it when complete."
+        ),
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Add documents to the knowledge index (unchanged ones are skipped)."""
+    """Add documents to the knowledge index (unchanged ones and duplicates are skipped)."""
     settings = _settings(config)
 
     async def work() -> Any:
@@ -200,26 +225,37 @@ def ingest(
         try:
             with _progress("embedding chunks") as bar:
                 task = bar.add_task("ingest", total=None)
-                return await parts.index.ingest_path(
-                    path, progress=lambda done, total: bar.update(task, completed=done, total=total)
-                )
+
+                def progress(done: int, total: int) -> None:
+                    bar.update(task, completed=done, total=total)
+
+                if full:
+                    if not path.exists():
+                        raise InvalidRequestError(f"no such file or directory: {path}")
+                    _, report = await parts.index.rebuild([path], progress=progress, note=str(path))
+                    return report
+                return await parts.index.ingest_path(path, progress=progress)
         finally:
             await parts.aclose()
 
     report = _run(work)
-    summary = {
-        "documents_seen": report.documents_seen,
-        "documents_indexed": report.documents_indexed,
-        "documents_unchanged": report.documents_unchanged,
-        "chunks_indexed": report.chunks_indexed,
-    }
+    version = _active_version(settings)
     if as_json:
-        typer.echo(json.dumps(summary))
-    else:
-        typer.echo(
-            f"indexed {report.documents_indexed} document(s), {report.chunks_indexed} chunk(s); "
-            f"{report.documents_unchanged} unchanged"
-        )
+        typer.echo(json.dumps({**report.summary(), "version": version, "skipped": report.skipped}))
+        return
+    typer.echo(
+        f"indexed {report.documents_indexed} document(s), {report.chunks_indexed} chunk(s); "
+        f"{report.documents_unchanged} unchanged, {report.documents_duplicate} duplicate(s); "
+        f"index version {version}"
+    )
+    for message in report.skipped:
+        err.print(f"[yellow]skipped:[/yellow] {message}", highlight=False)
+
+
+def _active_version(settings: Settings) -> str | None:
+    from genai_factory.rag.versions import IndexVersions
+
+    return IndexVersions(settings.index_dir()).active_id()
 
 
 @app.command()
@@ -250,6 +286,7 @@ def search(
                 "source": h.chunk.source,
                 "heading": h.chunk.heading,
                 "text": h.chunk.text,
+                "scores": h.scores,
             }
             for h in hits
         ]

@@ -110,10 +110,42 @@ class LLMSettings(ModelSettings):
 
 
 class EmbeddingSettings(Credentials):
+    """The embedder. ``cache``: keep every vector in ``<data_dir>/cache`` by content hash."""
+
     provider: EmbeddingProvider = "minilm"
     model: str = "all-MiniLM-L6-v2"
     batch_size: int = Field(default=32, ge=1, le=4096)
     timeout_s: float = Field(default=60.0, gt=0)
+    cache: bool = True
+
+
+class RetrievalSettings(BaseModel):
+    """How a query is answered (docs/knowledge-base.md); the defaults are the SciFact-measured best.
+
+    ``mode``: ``hybrid`` (BM25 + vectors), ``dense`` or ``keyword``. ``fusion``: ``zscore`` or
+    ``rrf``, with a weight per retriever. ``candidates``: chunks taken from each retriever.
+    ``keyword_weights``: BM25 weights of the title, heading, body and context (the chunk with its
+    neighbours) fields. ``reranker``: ``none``
+    or ``sentence`` (MiniLM max-sim over the sentences of the best ``rerank_depth`` candidates).
+    """
+
+    mode: Literal["hybrid", "dense", "keyword"] = "hybrid"
+    fusion: Literal["zscore", "rrf"] = "zscore"
+    dense_weight: float = Field(default=0.5, ge=0.0)
+    keyword_weight: float = Field(default=0.5, ge=0.0)
+    rrf_k: int = Field(default=60, ge=1)
+    candidates: int = Field(default=100, ge=1, le=5000)
+    keyword_weights: tuple[float, float, float, float] = (1.0, 1.0, 0.2, 1.0)
+    reranker: Literal["none", "sentence"] = "none"
+    rerank_depth: int = Field(default=30, ge=1, le=1000)
+
+
+class QdrantSettings(Credentials):
+    """Qdrant: ``base_url`` of a server, or local mode in ``path`` (default ``<index dir>/qdrant``)."""
+
+    path: Path | None = None
+    collection_prefix: str = Field(default="genai_", pattern=r"^[A-Za-z0-9_-]*$")
+    timeout_s: float = Field(default=30.0, gt=0)
 
 
 class RAGSettings(BaseModel):
@@ -125,6 +157,11 @@ class RAGSettings(BaseModel):
     source_chars: int = Field(default=600, ge=50, le=20_000)
     min_score: float = Field(default=0.25, ge=-1.0, le=1.0)
     excerpt_chars: int = Field(default=300, ge=20)
+    store: Literal["embedded", "qdrant"] = "embedded"
+    qdrant: QdrantSettings = Field(default_factory=QdrantSettings)
+    retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
+    max_upload_bytes: int = Field(default=10 * 1024 * 1024, ge=1)
+    keep_versions: int = Field(default=3, ge=2, le=100)
 
     @model_validator(mode="after")
     def _overlap_below_size(self) -> RAGSettings:
@@ -173,8 +210,9 @@ class AgentSettings(BaseModel):
     ``tools`` are the tools enabled on the agent route (registered names only). ``database`` is a
     SQLite path or ``postgresql://`` URL; ``None`` means the bundled ``examples/shop.db`` when it
     exists (the SQL tools are left out when there is no database). ``action_format``: ``auto``
-    uses native tool calling with ``openai_compatible`` models and JSON-schema constrained actions
-    otherwise. ``auto_route``: whether ``mode=auto`` may choose the agent.
+    uses native tool calling with ``openai_compatible`` models, two-stage constrained actions
+    (``json_staged``) with ``llamacpp`` and one JSON action per step (``json_schema``) otherwise
+    (docs/agents.md). ``auto_route``: whether ``mode=auto`` may choose the agent.
     """
 
     enabled: bool = True
@@ -186,13 +224,131 @@ class AgentSettings(BaseModel):
     tool_timeout_s: float = Field(default=10.0, gt=0, le=600)
     database: str | None = None
     sql_max_rows: int = Field(default=50, ge=1, le=10_000)
-    action_format: Literal["auto", "json_schema", "native"] = "auto"
+    action_format: Literal["auto", "json_schema", "json_staged", "native"] = "auto"
     auto_route: bool = True
 
     @model_validator(mode="after")
     def _tools_unique(self) -> AgentSettings:
         if len(set(self.tools)) != len(self.tools):
             raise ValueError("agents.tools names a tool twice")
+        return self
+
+
+class MemorySettings(BaseModel):
+    """Session history: where it lives and how much of it goes back into the prompt.
+
+    ``backend``: ``auto`` is Redis when ``gateway.redis_url`` is set (sessions then follow a client
+    across replicas), else SQLite at ``<data_dir>/sessions.db``; ``memory`` keeps them in the process.
+    ``max_tokens`` bounds the history put into a prompt (estimated tokens, newest turns first);
+    ``service.max_history_messages`` bounds its length. Sessions idle for ``ttl_s`` are forgotten.
+    """
+
+    backend: Literal["auto", "memory", "sqlite", "redis"] = "auto"
+    max_tokens: int = Field(default=600, ge=0, le=100_000)
+    ttl_s: int = Field(default=7 * 86_400, ge=60)
+    redis_url: str | None = None
+
+
+class ObservabilitySettings(BaseModel):
+    """Metrics, traces, logs, the interaction log and the budget alerts (docs/observability.md).
+
+    ``otlp_endpoint``: an OTLP/HTTP traces URL (``http://collector:4318/v1/traces``); ``None``
+    exports no spans. ``json_logs``: ``auto`` writes JSON lines when stderr is not a terminal.
+    ``database_url``: the interaction log (SQLAlchemy URL); ``None`` uses the gateway's database.
+    ``budget_alert_share``: a key whose spend in its budget period passes this share of its budget
+    is reported once per period (log, metric, and ``budget_alert_webhook`` when set).
+    """
+
+    metrics_enabled: bool = True
+    otlp_endpoint: str | None = None
+    otlp_headers: dict[str, str] = Field(default_factory=dict)
+    service_name: str = Field(default="genai-factory", min_length=1)
+    trace_sample_ratio: float = Field(default=1.0, ge=0.0, le=1.0)
+    json_logs: bool | Literal["auto"] = "auto"
+    access_log: bool = True
+    database_url: str | None = None
+    store_text: bool = True
+    budget_alert_share: float = Field(default=0.8, gt=0.0, le=1.0)
+    budget_alert_webhook: str | None = None
+    webhook_timeout_s: float = Field(default=5.0, gt=0, le=60)
+
+
+GuardName = Literal["injection", "pii", "toxicity", "groundedness", "prompt_leak"]
+GuardAction = Literal["block", "redact", "warn", "strip"]
+SafetyRoute = Literal["default", "chat", "rag", "agent"]
+#: The actions each guard accepts (``block`` on a context guard drops the chunk or tool output).
+GUARD_ACTIONS: dict[str, tuple[str, ...]] = {
+    "injection": ("block", "warn"),
+    "toxicity": ("block", "warn"),
+    "pii": ("redact", "block", "warn"),
+    "groundedness": ("warn", "strip", "block"),
+    "prompt_leak": ("block", "warn"),
+}
+
+
+class GuardSpec(BaseModel):
+    """One guard of a route: its registered name, its action and an optional score threshold."""
+
+    guard: GuardName
+    action: GuardAction = "block"
+    threshold: float | None = Field(default=None, ge=0.0, le=1.0)
+
+    @model_validator(mode="after")
+    def _action_allowed(self) -> GuardSpec:
+        if self.action not in GUARD_ACTIONS[self.guard]:
+            allowed = ", ".join(GUARD_ACTIONS[self.guard])
+            raise ValueError(f"guard {self.guard!r} accepts actions {allowed}, not {self.action!r}")
+        return self
+
+
+class RouteSafety(BaseModel):
+    """The guards of one route: on the user's input, on retrieved context, on the answer."""
+
+    input: list[GuardSpec] = Field(default_factory=list)
+    context: list[GuardSpec] = Field(default_factory=list)
+    output: list[GuardSpec] = Field(default_factory=list)
+
+
+def _default_safety_routes() -> dict[SafetyRoute, RouteSafety]:
+    return {
+        "default": RouteSafety(
+            # Injection and toxicity read the same text (their features are computed once),
+            # then PII redaction changes what the model sees.
+            input=[
+                GuardSpec(guard="injection", action="block"),
+                GuardSpec(guard="toxicity", action="warn"),
+                GuardSpec(guard="pii", action="redact"),
+            ],
+            context=[GuardSpec(guard="injection", action="block")],
+            output=[
+                GuardSpec(guard="pii", action="redact"),
+                GuardSpec(guard="toxicity", action="block"),
+                GuardSpec(guard="prompt_leak", action="block"),
+                GuardSpec(guard="groundedness", action="warn"),
+            ],
+        )
+    }
+
+
+class SafetySettings(BaseModel):
+    """Input and output guards (docs/safety.md). Routes not listed use ``default``.
+
+    ``artefact_dir``: trained guard classifiers (``<name>.json`` + ``.npz``); ``None`` means
+    ``<data_dir>/safety``, falling back to the artefacts shipped in the package.
+    ``reversible_redaction``: numbered placeholders that authorised callers can map back.
+    ``hold_chars``: how much streamed text is held back until the output guards have seen it.
+    """
+
+    enabled: bool = True
+    routes: dict[SafetyRoute, RouteSafety] = Field(default_factory=_default_safety_routes)
+    artefact_dir: Path | None = None
+    reversible_redaction: bool = False
+    hold_chars: int = Field(default=64, ge=16, le=4096)
+
+    @model_validator(mode="after")
+    def _has_default(self) -> SafetySettings:
+        if "default" not in self.routes:
+            raise ValueError("safety.routes must define the 'default' route")
         return self
 
 
@@ -215,6 +371,9 @@ class Settings(BaseSettings):
     auth: AuthSettings = Field(default_factory=AuthSettings)
     gateway: GatewaySettings = Field(default_factory=GatewaySettings)
     agents: AgentSettings = Field(default_factory=AgentSettings)
+    memory: MemorySettings = Field(default_factory=MemorySettings)
+    observability: ObservabilitySettings = Field(default_factory=ObservabilitySettings)
+    safety: SafetySettings = Field(default_factory=SafetySettings)
 
     @classmethod
     def settings_customise_sources(
@@ -227,8 +386,16 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         return init_settings, env_settings, dotenv_settings, file_secret_settings
 
+    def safety_dir(self) -> Path:
+        """Where trained guard artefacts are looked for first."""
+        return self.safety.artefact_dir or self.data_dir / "safety"
+
     def index_dir(self) -> Path:
         return self.data_dir / "index"
+
+    def cache_dir(self) -> Path:
+        """Embedding vectors cached by content hash (safe to delete)."""
+        return self.data_dir / "cache"
 
     def agent_database(self) -> str | None:
         """The database of the SQL tools: the configured one, else the bundled shop database."""
@@ -240,6 +407,14 @@ class Settings(BaseSettings):
     def gateway_database_url(self) -> str:
         """The key store and spend ledger: the configured URL, else SQLite in the data directory."""
         return self.gateway.database_url or f"sqlite:///{self.data_dir / 'gateway.db'}"
+
+    def interaction_database_url(self) -> str:
+        """The interaction log: its own URL when set, else the gateway's database."""
+        return self.observability.database_url or self.gateway_database_url()
+
+    def memory_redis_url(self) -> str | None:
+        """Redis for sessions: ``memory.redis_url``, else the gateway's Redis."""
+        return self.memory.redis_url or self.gateway.redis_url
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:

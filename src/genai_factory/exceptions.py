@@ -13,7 +13,10 @@ particular because an upstream provider failed (and retry / fallback may help).
     │   ├── ModelRequestRejected      caller: a provider refused the request itself (400, 404, 422)
     │   ├── AuthenticationError       caller: no API key, or an unknown or revoked one (401)
     │   ├── PermissionDenied          caller: the key may not do this (403)
-    │   └── RateLimitExceeded         caller: the key used up its requests or tokens per minute (429)
+    │   ├── RateLimitExceeded         caller: the key used up its requests or tokens per minute (429)
+    │   ├── DocumentTooLarge          caller: an uploaded document is over the size limit (413)
+    │   ├── UnsupportedFileType       caller: a document of a type no loader reads (415)
+    │   └── UnreadableDocument        caller: an empty, textless or corrupt document (422)
     ├── ServiceNotReady               nobody: start-up is still loading models or the index
     ├── ProviderError                 nobody: the model backend failed; retry/fallback may help
     │   ├── RateLimited               the provider said 429 (carries retry_after seconds)
@@ -92,6 +95,24 @@ class RateLimitExceeded(InvalidRequestError):
     def __init__(self, message: str, *, retry_after: float) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class DocumentTooLarge(InvalidRequestError):
+    """An uploaded document is larger than ``rag.max_upload_bytes``."""
+
+    code = "document_too_large"
+
+
+class UnsupportedFileType(InvalidRequestError):
+    """No loader reads this kind of file (by its name's suffix)."""
+
+    code = "unsupported_file_type"
+
+
+class UnreadableDocument(InvalidRequestError):
+    """The document is empty, holds no text, or cannot be decoded (not UTF-8, a broken PDF)."""
+
+    code = "unreadable_document"
 
 
 class ServiceNotReady(GenAIFactoryError):

@@ -14,14 +14,30 @@ Role = Literal["system", "user", "assistant", "tool"]
 FinishReason = Literal["stop", "length", "error", "cancelled"]
 
 
+class ToolCall(BaseModel):
+    """A model's request to call a tool natively (OpenAI ``tool_calls``); ``arguments`` is raw JSON."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    name: str
+    arguments: str = "{}"
+
+
 class Message(BaseModel):
-    """One chat message."""
+    """One chat message.
+
+    ``tool_calls`` (on an assistant message) and ``tool_call_id`` (on a ``tool`` message) carry
+    native tool calling; backends without it ignore both.
+    """
 
     model_config = ConfigDict(frozen=True)
 
     role: Role
     content: str
     name: str | None = None
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_call_id: str | None = None
 
     @classmethod
     def system(cls, content: str) -> Message:
@@ -69,6 +85,9 @@ class ChatOptions(BaseModel):
     stop: tuple[str, ...] = ()
     seed: int | None = None
     json_schema: dict[str, Any] | None = None
+    #: Native tool calling: OpenAI-style function specs (``{"type": "function", "function": ...}``).
+    #: Backends without native tool calling ignore them.
+    tools: tuple[dict[str, Any], ...] | None = None
 
 
 class ChatResponse(BaseModel):
@@ -78,6 +97,8 @@ class ChatResponse(BaseModel):
     usage: Usage = Field(default_factory=Usage)
     finish_reason: FinishReason = "stop"
     model: str
+    #: Tools the model asked to call (native tool calling only).
+    tool_calls: list[ToolCall] = Field(default_factory=list)
 
 
 class ChatDelta(BaseModel):
@@ -114,10 +135,16 @@ class Chunk(BaseModel):
 
 
 class ScoredChunk(BaseModel):
-    """A retrieved chunk with its similarity score (higher is more similar)."""
+    """A retrieved chunk with its similarity score (higher is more similar).
+
+    ``score`` is the cosine similarity of the chunk to the query, comparable across queries (the
+    assistant's ``min_score`` gate uses it). Hybrid search ranks by fused evidence, so its hits come
+    in ranked order and ``scores`` holds each stage's score (``dense``, ``keyword``, ``fused``, ...).
+    """
 
     chunk: Chunk
     score: float
+    scores: dict[str, float] = Field(default_factory=dict)
 
 
 class Citation(BaseModel):

@@ -5,7 +5,12 @@ from pathlib import Path
 
 import pytest
 
-from genai_factory.exceptions import InvalidRequestError, NotFoundError
+from genai_factory.exceptions import (
+    InvalidRequestError,
+    NotFoundError,
+    UnreadableDocument,
+    UnsupportedFileType,
+)
 from genai_factory.llm.tokens import estimate_tokens
 from genai_factory.rag.loaders import load_file, load_path
 from genai_factory.rag.splitting import embedding_text, sections, split_document
@@ -66,10 +71,14 @@ def test_load_directory_gives_stable_ids_and_metadata(tmp_path: Path) -> None:
 def test_missing_path_and_unsupported_type(tmp_path: Path) -> None:
     with pytest.raises(NotFoundError):
         load_path(tmp_path / "absent")
-    odd = tmp_path / "x.pdf"
-    odd.write_bytes(b"%PDF")
-    with pytest.raises(InvalidRequestError, match="unsupported"):
+    odd = tmp_path / "x.docx"
+    odd.write_bytes(b"PK")
+    with pytest.raises(UnsupportedFileType, match="unsupported"):
         load_file(odd)
+    broken = tmp_path / "x.pdf"
+    broken.write_bytes(b"%PDF")
+    with pytest.raises(UnreadableDocument, match="not a readable PDF"):
+        load_file(broken)
 
 
 def test_non_utf8_file_is_a_clear_error(tmp_path: Path) -> None:

@@ -12,16 +12,19 @@ from typing import Any
 
 import structlog
 
+from genai_factory.agents.assembly import build_agent
 from genai_factory.assistant.service import AssistantService
 from genai_factory.config import Settings
 from genai_factory.exceptions import ServiceNotReady
 from genai_factory.llm.base import ChatModel
 from genai_factory.llm.registry import build_chat_model
 from genai_factory.llm.worker import ModelWorker
-from genai_factory.memory.inprocess import InMemoryHistory
+from genai_factory.memory.registry import build_session_store
 from genai_factory.rag.embedding import Embedder, get_embedder
-from genai_factory.rag.index import IngestReport, KnowledgeIndex, Progress
-from genai_factory.rag.stores.embedded import EmbeddedVectorStore
+from genai_factory.rag.embedding_cache import CachedEmbedder
+from genai_factory.rag.index import IngestReport, Progress
+from genai_factory.rag.serving import ServingIndex, build_serving_index
+from genai_factory.safety.registry import SafetyService
 
 log = structlog.get_logger(__name__)
 
@@ -34,33 +37,31 @@ class Components:
     worker: ModelWorker
     model: ChatModel
     embedder: Embedder
-    index: KnowledgeIndex
+    index: ServingIndex
     assistant: AssistantService
     breaker_states: dict[str, str] = field(default_factory=dict)
     ready: bool = False
+    safety: SafetyService | None = None
 
     async def warm_up(self) -> None:
         """Load the model weights now rather than on the first request."""
-        for part in (_innermost(self.model), self.embedder):
+        for part in (_innermost(self.model), self.embedder, self.safety):
             loader = getattr(part, "load", None)
             if loader is not None:
                 await loader()
 
     async def ingest_bundled(self, progress: Progress | None = None) -> IngestReport | None:
-        """On an empty index, ingest the configured knowledge directories."""
+        """On an empty index, build a first index version from the configured knowledge directories."""
         if not self.settings.rag.ingest_on_start or await self.index.count() > 0:
             return None
-        report = IngestReport()
+        directories = []
         for directory in self.settings.rag.knowledge_dirs:
             if not directory.exists():
                 log.warning("knowledge_dir_missing", path=str(directory))
                 continue
             log.info("indexing_knowledge_base", path=str(directory))
-            part = await self.index.ingest_path(directory, progress=progress)
-            report.documents_seen += part.documents_seen
-            report.documents_indexed += part.documents_indexed
-            report.chunks_indexed += part.chunks_indexed
-            report.document_ids += part.document_ids
+            directories.append(directory)
+        _, report = await self.index.rebuild(directories, progress=progress, note="knowledge_dirs")
         return report
 
     def require_ready(self) -> None:
@@ -68,8 +69,11 @@ class Components:
             raise ServiceNotReady("the assistant is still loading its model and index")
 
     async def aclose(self) -> None:
+        await self.index.aclose()
         await self.model.aclose()
         await self.embedder.aclose()
+        if self.assistant.history is not None:
+            await self.assistant.history.aclose()
         self.worker.close()
 
 
@@ -106,16 +110,12 @@ def assemble(
         settings.llm, worker=worker, on_breaker_change=breaker_changed
     )
     chosen_embedder = embedder or get_embedder(settings.embeddings, worker=worker)
-    store = EmbeddedVectorStore(settings.index_dir(), embedder=chosen_embedder.name)
+    if embedder is None and settings.embeddings.cache:
+        chosen_embedder = CachedEmbedder(chosen_embedder, settings.cache_dir())
     rag = settings.rag
-    index = KnowledgeIndex(
-        store,
-        chosen_embedder,
-        chunk_tokens=rag.chunk_tokens,
-        overlap_tokens=rag.chunk_overlap,
-        batch_size=settings.embeddings.batch_size,
-    )
+    index = build_serving_index(settings, chosen_embedder)
     service = settings.service
+    safety = SafetyService(settings) if settings.safety.enabled else None
     assistant = AssistantService(
         chat_model,
         index,
@@ -127,7 +127,10 @@ def assemble(
         excerpt_chars=rag.excerpt_chars,
         source_chars=rag.source_chars,
         prices=settings.llm.pricing,
-        history=InMemoryHistory(max_messages=service.max_history_messages),
+        history=build_session_store(settings),
+        agent=build_agent(settings, chat_model, index),
+        auto_agent=settings.agents.auto_route,
+        safety=safety.pipeline if safety else None,
     )
     return Components(
         settings=settings,
@@ -137,4 +140,5 @@ def assemble(
         index=index,
         assistant=assistant,
         breaker_states=breaker_states,
+        safety=safety,
     )

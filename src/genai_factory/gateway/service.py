@@ -18,6 +18,7 @@ import structlog
 
 from genai_factory.exceptions import (
     AuthenticationError,
+    BudgetExceeded,
     ConfigurationError,
     InvalidRequestError,
     NotFoundError,
@@ -91,6 +92,15 @@ class GatewayService:
         self._closers = list(closers)
         self._cache: dict[str, tuple[ApiKey | None, float]] = {}
         self._lookups: SingleFlight[ApiKey | None] = SingleFlight()
+        #: Observers (metrics, the cost monitor); set after construction, called synchronously.
+        #: ``on_refusal(reason)``: a limit or budget refused a request (``rpm``, ``tpm``,
+        #: ``tpm_exceeds_limit``, ``budget``). ``on_recorded(entries)``: spend rows were written.
+        self.on_refusal: Callable[[str], None] | None = None
+        self.on_recorded: Callable[[Sequence[SpendEntry]], None] | None = None
+
+    def _refused(self, reason: str) -> None:
+        if self.on_refusal is not None:
+            self.on_refusal(reason)
 
     # -- keys ---------------------------------------------------------------------------------
 
@@ -163,6 +173,7 @@ class GatewayService:
             return
         admission = await self.limiter.acquire(f"{key.id}:rpm", 1, key.rpm, WINDOW_S)
         if not admission.allowed:
+            self._refused("rpm")
             wait = _whole_seconds(admission.retry_after_s)
             raise RateLimitExceeded(
                 f"rate limit exceeded: key {key.id} may make {key.rpm} requests per minute; "
@@ -177,11 +188,13 @@ class GatewayService:
         if admission.allowed:
             return admission.ticket
         if math.isinf(admission.retry_after_s):
+            self._refused("tpm_exceeds_limit")
             raise InvalidRequestError(
                 f"this request may use up to {tokens} tokens (prompt and max_tokens), more than "
                 f"key {key.id}'s limit of {key.tpm} tokens per minute; lower max_tokens or "
                 "shorten the query"
             )
+        self._refused("tpm")
         wait = _whole_seconds(admission.retry_after_s)
         raise RateLimitExceeded(
             f"token rate limit exceeded: key {key.id} may use {key.tpm} tokens per minute and "
@@ -216,7 +229,9 @@ class GatewayService:
         try:
             worst = self._worst_cost(key, prompt_tokens, max_tokens)
             reservation = await self.budgets.reserve(key, worst)
-        except BaseException:
+        except BaseException as exc:
+            if isinstance(exc, BudgetExceeded):
+                self._refused("budget")
             if ticket:
                 await self.limiter.adjust(f"{key.id}:tpm", ticket, 0)
             raise
@@ -267,6 +282,12 @@ class GatewayService:
             await self.ledger.record(entries)
         except Exception as exc:
             log.error("spend_ledger_write_failed", error=str(exc), rows=len(entries))
+            return
+        if self.on_recorded is not None:
+            try:
+                self.on_recorded(entries)
+            except Exception as exc:
+                log.error("spend_listener_failed", error=str(exc))
 
     async def aclose(self) -> None:
         for close in self._closers:

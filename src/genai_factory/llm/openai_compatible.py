@@ -31,6 +31,7 @@ from genai_factory.messages import (
     ChatResponse,
     FinishReason,
     Message,
+    ToolCall,
     Usage,
 )
 
@@ -93,6 +94,33 @@ def _finish(value: Any) -> FinishReason:
     return "length" if value == "length" else "stop"
 
 
+def message_payload(message: Message) -> dict[str, Any]:
+    """One message as the OpenAI API wants it; tool-calling fields only when present."""
+    payload: dict[str, Any] = {"role": message.role, "content": message.content}
+    if message.tool_calls:
+        payload["tool_calls"] = [
+            {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+            for c in message.tool_calls
+        ]
+    if message.tool_call_id is not None:
+        payload["tool_call_id"] = message.tool_call_id
+    return payload
+
+
+def parse_tool_calls(message: dict[str, Any]) -> list[ToolCall]:
+    """The ``tool_calls`` of a completion message (``[]`` when there are none)."""
+    calls = []
+    for raw in message.get("tool_calls") or []:
+        function = raw["function"]
+        arguments = function.get("arguments")
+        if not isinstance(arguments, str):  # some servers send an object instead of JSON text
+            arguments = json.dumps(arguments if arguments is not None else {})
+        calls.append(
+            ToolCall(id=str(raw.get("id") or ""), name=str(function["name"]), arguments=arguments)
+        )
+    return calls
+
+
 class OpenAICompatibleModel(ChatModel):
     """Chat completions from an OpenAI-compatible HTTP server.
 
@@ -128,7 +156,7 @@ class OpenAICompatibleModel(ChatModel):
     ) -> dict[str, Any]:
         payload: dict[str, Any] = {
             "model": self.model,
-            "messages": [{"role": m.role, "content": m.content} for m in messages],
+            "messages": [message_payload(m) for m in messages],
             "max_tokens": options.max_tokens,
             "temperature": options.temperature,
             "top_p": options.top_p,
@@ -143,6 +171,8 @@ class OpenAICompatibleModel(ChatModel):
                 "type": "json_schema",
                 "json_schema": {"name": "output", "schema": options.json_schema},
             }
+        if options.tools:
+            payload["tools"] = list(options.tools)
         if stream:
             payload["stream_options"] = {"include_usage": True}
         return payload
@@ -176,6 +206,7 @@ class OpenAICompatibleModel(ChatModel):
             body = response.json()
             choice = body["choices"][0]
             text = choice["message"].get("content") or ""
+            tool_calls = parse_tool_calls(choice["message"])
         except (ValueError, KeyError, IndexError, TypeError) as exc:
             raise ProviderUnavailable(
                 f"{self.provider} sent a malformed completion", provider=self.provider
@@ -185,6 +216,7 @@ class OpenAICompatibleModel(ChatModel):
             usage=self._usage(body.get("usage"), messages, text),
             finish_reason=_finish(choice.get("finish_reason")),
             model=str(body.get("model") or self.name),
+            tool_calls=tool_calls,
         )
 
     async def stream(

@@ -2,27 +2,39 @@
 
 Standard-library loggers (uvicorn, httpx) are routed through the same renderer, so one process
 writes one format. Logs go to stderr; stdout stays free for command output such as ``--json``.
+Values bound with ``structlog.contextvars`` (the service binds ``trace_id`` and ``key_id`` per
+request) appear in every line. ``json_logs="auto"`` writes JSON when stderr is not a terminal
+(containers, log shippers) and readable lines when a person watches.
 """
 
 from __future__ import annotations
 
 import logging
 import sys
+from typing import Literal
 
 import structlog
 
 
-def configure_logging(level: str = "info", *, json_logs: bool = False) -> None:
+def wants_json(json_logs: bool | Literal["auto"]) -> bool:
+    """Resolve ``auto``: JSON unless stderr is a terminal."""
+    return not sys.stderr.isatty() if json_logs == "auto" else json_logs
+
+
+def configure_logging(level: str = "info", *, json_logs: bool | Literal["auto"] = False) -> None:
     """Configure structlog and the standard library for this process (call once, at the edge)."""
     numeric = getattr(logging, level.upper(), logging.INFO)
+    as_json = wants_json(json_logs)
     shared: list[structlog.types.Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
+    if as_json:
+        shared.append(structlog.processors.dict_tracebacks)
     renderer: structlog.types.Processor = (
         structlog.processors.JSONRenderer()
-        if json_logs
+        if as_json
         else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
     )
     structlog.configure(

@@ -1,7 +1,9 @@
-"""Document loaders: markdown and plain-text files and directories, with stable ids and metadata.
+"""Document loaders: Markdown, text, reStructuredText, HTML and PDF files, directories and uploads.
 
-A document's id derives from its path relative to the root it was loaded from, so editing a file
-keeps its id (and re-ingesting replaces its chunks), while its ``content_hash`` changes.
+A document's id derives from where it came from (its path relative to the root it was loaded from, or
+``upload/<file name>``), so editing a file keeps its id and re-ingesting replaces its chunks, while
+its ``content_hash`` (SHA-256 of the extracted text) changes. Metadata: ``path``, ``modified`` (ISO
+8601, UTC), ``bytes``, ``type`` and, for PDFs, ``pages``.
 """
 
 from __future__ import annotations
@@ -12,10 +14,12 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-from genai_factory.exceptions import InvalidRequestError, NotFoundError
+from genai_factory.exceptions import InvalidRequestError, NotFoundError, UnreadableDocument
 from genai_factory.messages import Document
+from genai_factory.rag.parsers import SUPPORTED_SUFFIXES, file_type, parse_bytes
 
-TEXT_SUFFIXES = frozenset({".md", ".markdown", ".txt", ".rst"})
+#: Kept for callers of the first version; every suffix :func:`load_file` accepts.
+TEXT_SUFFIXES = SUPPORTED_SUFFIXES
 _HEADING = re.compile(r"^#\s+(.+?)\s*#*\s*$", re.MULTILINE)
 
 
@@ -28,40 +32,64 @@ def document_id(root_name: str, relative: str) -> str:
     return f"doc_{digest}"
 
 
-def _title(text: str, path: Path) -> str:
+def _title(text: str, name: str, parsed_title: str | None) -> str:
+    if parsed_title:
+        return parsed_title
     match = _HEADING.search(text)
     if match:
         return match.group(1).strip()
-    return path.stem.replace("-", " ").replace("_", " ").strip().capitalize()
+    stem = name.rsplit("/", 1)[-1].rsplit(".", 1)[0]
+    return stem.replace("-", " ").replace("_", " ").strip().capitalize()
+
+
+def build_document(
+    name: str, data: bytes, *, doc_id: str, source: str, modified: datetime | None = None
+) -> Document:
+    """A document from a file's bytes. Raises :class:`UnreadableDocument` when it holds no text."""
+    if not data.strip():
+        raise UnreadableDocument(f"{name} is empty")
+    parsed = parse_bytes(name, data)
+    if not parsed.text.strip():
+        raise UnreadableDocument(f"{name} holds no text")
+    stamp = modified or datetime.now(tz=UTC)
+    return Document(
+        id=doc_id,
+        text=parsed.text,
+        title=_title(parsed.text, name, parsed.title),
+        source=source,
+        content_hash=content_hash(parsed.text),
+        metadata={
+            "modified": stamp.isoformat(),
+            "bytes": len(data),
+            "type": file_type(name),
+            **parsed.metadata,
+        },
+    )
+
+
+def load_bytes(name: str, data: bytes) -> Document:
+    """An uploaded file. Its id derives from the file name: uploading it again replaces it."""
+    clean = name.replace("\\", "/").rsplit("/", 1)[-1].strip() or "upload"
+    return build_document(
+        clean, data, doc_id=document_id("upload", clean), source=f"upload/{clean}"
+    )
 
 
 def load_file(path: Path, *, root: Path | None = None) -> Document:
-    """Load one text or markdown file. Raises :class:`InvalidRequestError` for other types."""
-    if path.suffix.lower() not in TEXT_SUFFIXES:
-        raise InvalidRequestError(
-            f"unsupported file type {path.suffix or '(none)'} for {path}; "
-            f"supported: {', '.join(sorted(TEXT_SUFFIXES))}"
-        )
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise InvalidRequestError(f"{path} is not UTF-8 text") from exc
+    """Load one supported file. Raises :class:`InvalidRequestError` for other types."""
+    file_type(path.name)
     base = root if root is not None else path.parent
     relative = path.relative_to(base).as_posix() if path.is_relative_to(base) else path.name
     stat = path.stat()
-    return Document(
-        id=document_id(base.name, relative),
-        text=text,
-        title=_title(text, path),
+    document = build_document(
+        path.name,
+        path.read_bytes(),
+        doc_id=document_id(base.name, relative),
         source=relative,
-        content_hash=content_hash(text),
-        metadata={
-            "path": str(path),
-            "modified": datetime.fromtimestamp(stat.st_mtime, tz=UTC).isoformat(),
-            "bytes": stat.st_size,
-            "type": path.suffix.lower().lstrip("."),
-        },
+        modified=datetime.fromtimestamp(stat.st_mtime, tz=UTC),
     )
+    document.metadata["path"] = str(path)
+    return document
 
 
 def iter_files(path: Path) -> Iterator[Path]:
@@ -71,14 +99,33 @@ def iter_files(path: Path) -> Iterator[Path]:
         return
     for candidate in sorted(path.rglob("*")):
         hidden = any(part.startswith(".") for part in candidate.relative_to(path).parts)
-        if candidate.is_file() and not hidden and candidate.suffix.lower() in TEXT_SUFFIXES:
+        if candidate.is_file() and not hidden and candidate.suffix.lower() in SUPPORTED_SUFFIXES:
             yield candidate
 
 
-def load_path(path: Path) -> list[Document]:
-    """Every loadable document under a file or directory."""
+def iter_documents(path: Path, *, skipped: list[str] | None = None) -> Iterator[Document]:
+    """Every loadable document under a file or directory, one at a time.
+
+    Empty files are skipped. In a directory, a file that cannot be read (a broken PDF, a text file
+    that is not UTF-8) is skipped too and its message appended to ``skipped``; a single file given
+    directly raises :class:`InvalidRequestError` instead.
+    """
     path = path.expanduser().resolve()
     if not path.exists():
         raise NotFoundError(f"no such file or directory: {path}")
     root = path if path.is_dir() else path.parent
-    return [load_file(file, root=root) for file in iter_files(path) if file.stat().st_size > 0]
+    for file in iter_files(path):
+        if file.stat().st_size == 0:
+            continue
+        try:
+            yield load_file(file, root=root)
+        except InvalidRequestError as exc:
+            if path.is_file():
+                raise
+            if skipped is not None:
+                skipped.append(exc.message)
+
+
+def load_path(path: Path) -> list[Document]:
+    """Every loadable document under a file or directory."""
+    return list(iter_documents(path))

@@ -127,7 +127,7 @@ def split_document(
                     title=document.title,
                     source=document.source,
                     heading=section.heading,
-                    metadata={"content_hash": document.content_hash},
+                    metadata={**document.metadata, "content_hash": document.content_hash},
                 )
             )
     return chunks

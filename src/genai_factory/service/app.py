@@ -6,7 +6,10 @@ requests before that get a 503 with ``Retry-After``.
 
 The gateway (API keys, rate limits, budgets, spend ledger) opens first: its middleware guards every
 route but the probes, and when auth is on the model is wrapped in a ``MeteredModel`` so each call is
-charged to the requesting key (see ``docs/gateway.md``).
+charged to the requesting key (see ``docs/gateway.md``). Then the telemetry (tracing, interaction
+log, cost monitor; the Prometheus metrics are made here, one registry per app): its middleware is
+outermost, gives every request its trace id, root span and HTTP metrics, and the model is wrapped
+in a ``TracedModel`` (see ``docs/observability.md``).
 """
 
 from __future__ import annotations
@@ -26,10 +29,23 @@ from genai_factory.gateway.admin import router as admin_router
 from genai_factory.gateway.assembly import check_auth_binding, open_gateway
 from genai_factory.gateway.metered import MeteredModel
 from genai_factory.gateway.middleware import GatewayMiddleware
+from genai_factory.gateway.service import GatewayService
 from genai_factory.llm.base import ChatModel
+from genai_factory.observability.assembly import Telemetry, open_telemetry
+from genai_factory.observability.metrics import Metrics
+from genai_factory.observability.middleware import ObservabilityMiddleware
+from genai_factory.observability.traced_model import TracedModel
 from genai_factory.rag.embedding import Embedder
 from genai_factory.service.errors import error_response, install_error_handlers
-from genai_factory.service.routes import assistant, health
+from genai_factory.service.routes import (
+    assistant,
+    documents,
+    feedback,
+    health,
+    metrics,
+    openai_compat,
+    sessions,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -59,6 +75,15 @@ async def _start(app: FastAPI, parts: Components, on_ready: ReadyHook | None) ->
         log.exception("startup_failed")
 
 
+async def _open_services(settings: Settings, registry: Metrics) -> tuple[GatewayService, Telemetry]:
+    gateway = await open_gateway(settings)
+    try:
+        return gateway, await open_telemetry(settings, registry, gateway)
+    except BaseException:
+        await gateway.aclose()
+        raise
+
+
 def create_app(
     settings: Settings | None = None,
     *,
@@ -69,19 +94,25 @@ def create_app(
     """The GenAI Assistant service. ``model`` / ``embedder`` replace the configured ones (tests)."""
     resolved = settings or load_settings()
     check_auth_binding(resolved)
+    registry = Metrics()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        gateway = await open_gateway(resolved)
-        app.state.gateway = gateway
+        gateway, telemetry = await _open_services(resolved, registry)
+        app.state.gateway, app.state.telemetry = gateway, telemetry
         try:
-            parts = assemble(resolved, model=model, embedder=embedder)
+            parts = assemble(
+                resolved, model=model, embedder=embedder, on_breaker_change=registry.breaker_changed
+            )
         except BaseException:
+            await telemetry.aclose()
             await gateway.aclose()
             raise
-        if gateway.enforcing:
-            parts.model = parts.assistant.model = MeteredModel(parts.model, gateway)
+        metered = MeteredModel(parts.model, gateway) if gateway.enforcing else parts.model
+        parts.model = parts.assistant.model = TracedModel(metered)
         app.state.components = parts
+        if parts.safety is not None:
+            telemetry.set_redactor(parts.safety.redactor())  # no PII in the interaction log
         app.state.startup_error = None
         app.state.startup_task = asyncio.create_task(_start(app, parts, on_ready))
         try:
@@ -90,6 +121,7 @@ def create_app(
             app.state.startup_task.cancel()
             await asyncio.gather(app.state.startup_task, return_exceptions=True)
             await parts.aclose()
+            await telemetry.aclose()
             await gateway.aclose()
 
     app = FastAPI(
@@ -97,9 +129,19 @@ def create_app(
         version=__version__,
         lifespan=lifespan,
     )
+    app.state.metrics = registry
     install_error_handlers(app)
+    routers = [health.router, assistant.router, documents.router, openai_compat.router]
+    routers += [feedback.router, sessions.router, admin_router]
+    if resolved.observability.metrics_enabled:
+        routers.append(metrics.router)
     app.add_middleware(GatewayMiddleware, render_error=error_response)
-    app.include_router(health.router)
-    app.include_router(assistant.router)
-    app.include_router(admin_router)
+    # Added last, so outermost: it sees every request, the gateway's refusals included.
+    app.add_middleware(
+        ObservabilityMiddleware,
+        routes=[route for router in routers for route in router.routes],
+        access_log=resolved.observability.access_log,
+    )
+    for router in routers:
+        app.include_router(router)
     return app

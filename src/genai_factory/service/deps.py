@@ -6,6 +6,7 @@ from fastapi import Request
 
 from genai_factory.assistant.assembly import Components
 from genai_factory.exceptions import ServiceNotReady
+from genai_factory.observability.assembly import Telemetry
 
 
 def components(request: Request) -> Components:
@@ -20,4 +21,12 @@ def ready_components(request: Request) -> Components:
     """The components, once the model and the index are loaded; 503 before that."""
     found = components(request)
     found.require_ready()
+    return found
+
+
+def telemetry(request: Request) -> Telemetry:
+    """The application's metrics, tracing, interaction log and cost monitor (opened at start-up)."""
+    found: Telemetry | None = getattr(request.app.state, "telemetry", None)
+    if found is None:
+        raise ServiceNotReady("the service is starting")
     return found

@@ -1,6 +1,7 @@
 """Map the exception tree to HTTP responses, in one place.
 
-Every error body has the same shape: ``{"error": {"code": ..., "message": ..., "trace_id": ...}}``.
+Every error body has the same shape: ``{"error": {"code": ..., "message": ..., "trace_id": ...}}``,
+plus OpenAI's ``type`` and ``param``, so OpenAI clients read our errors as their own.
 Unexpected exceptions become a 500 with a generic message (the details go to the log, not the client).
 
 Gateway refusals: 401 (``unauthenticated``, with ``WWW-Authenticate: Bearer``), 403
@@ -22,6 +23,7 @@ from genai_factory.exceptions import (
     BudgetExceeded,
     CircuitOpen,
     ConfigurationError,
+    DocumentTooLarge,
     GenAIFactoryError,
     InvalidRequestError,
     NotFoundError,
@@ -32,6 +34,8 @@ from genai_factory.exceptions import (
     RateLimitExceeded,
     SafetyViolation,
     ServiceNotReady,
+    UnreadableDocument,
+    UnsupportedFileType,
 )
 
 log = structlog.get_logger(__name__)
@@ -43,6 +47,9 @@ STATUS_BY_ERROR: tuple[tuple[type[GenAIFactoryError], int], ...] = (
     (PermissionDenied, 403),
     (RateLimitExceeded, 429),
     (SafetyViolation, 400),
+    (DocumentTooLarge, 413),
+    (UnsupportedFileType, 415),
+    (UnreadableDocument, 422),
     (InvalidRequestError, 400),
     (BudgetExceeded, 402),
     (ServiceNotReady, 503),
@@ -54,6 +61,19 @@ STATUS_BY_ERROR: tuple[tuple[type[GenAIFactoryError], int], ...] = (
 )
 
 
+#: OpenAI's error ``type`` per code; every other code is a ``server_error``.
+OPENAI_ERROR_TYPES = {
+    "unauthenticated": "authentication_error",
+    "permission_denied": "permission_error",
+    "rate_limit_exceeded": "rate_limit_error",
+    "budget_exceeded": "insufficient_quota",
+    "not_found": "invalid_request_error",
+    "invalid_request": "invalid_request_error",
+    "model_request_rejected": "invalid_request_error",
+    "safety_violation": "invalid_request_error",
+}
+
+
 def status_for(exc: GenAIFactoryError) -> int:
     for error_type, status in STATUS_BY_ERROR:
         if isinstance(exc, error_type):
@@ -61,8 +81,11 @@ def status_for(exc: GenAIFactoryError) -> int:
     return 500
 
 
-def _body(code: str, message: str, trace_id: str, **extra: object) -> dict[str, object]:
-    return {"error": {"code": code, "message": message, "trace_id": trace_id, **extra}}
+def error_body(code: str, message: str, trace_id: str, **extra: object) -> dict[str, object]:
+    """The error body (also sent as the last event of a stream that fails)."""
+    kind = OPENAI_ERROR_TYPES.get(code, "server_error")
+    fields = {"code": code, "message": message, "type": kind, "param": None, "trace_id": trace_id}
+    return {"error": {**fields, **extra}}
 
 
 def _trace_id(request: Request) -> str:
@@ -86,7 +109,7 @@ def error_response(request: Request, exc: GenAIFactoryError) -> JSONResponse:
         log.error("request_failed", code=exc.code, error=exc.message, trace_id=trace_id)
     message = exc.message if status != 500 else "the service is misconfigured; see its log"
     return JSONResponse(
-        _body(exc.code, message, trace_id, **extra), status_code=status, headers=headers
+        error_body(exc.code, message, trace_id, **extra), status_code=status, headers=headers
     )
 
 
@@ -103,7 +126,7 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     ]
     summary = "; ".join(f"{d['field'] or 'body'}: {d['message']}" for d in details)
     return JSONResponse(
-        _body("invalid_request", summary, _trace_id(request), details=details), status_code=422
+        error_body("invalid_request", summary, _trace_id(request), details=details), status_code=422
     )
 
 
@@ -111,7 +134,8 @@ async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     trace_id = _trace_id(request)
     log.exception("unhandled_error", trace_id=trace_id, error_type=type(exc).__name__)
     return JSONResponse(
-        _body("internal_error", "internal error; see the service log", trace_id), status_code=500
+        error_body("internal_error", "internal error; see the service log", trace_id),
+        status_code=500,
     )
 
 

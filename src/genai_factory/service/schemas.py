@@ -14,8 +14,9 @@ class GenerateRequest(BaseModel):
 
     query: str = Field(min_length=1, description="The question or instruction.")
     session_id: str | None = Field(default=None, min_length=1, max_length=128)
-    mode: Literal["auto", "chat", "rag"] = "auto"
+    mode: Literal["auto", "chat", "rag", "agent"] = "auto"
     max_tokens: int | None = Field(default=None, ge=1, le=4096)
+    stream: bool = Field(default=False, description="Answer as server-sent events.")
 
     @field_validator("query")
     @classmethod

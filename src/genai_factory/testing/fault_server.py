@@ -6,6 +6,7 @@ port. Each request takes the next :class:`Fault` from the script, else ``default
 
     with FaultServer(model="primary") as server:       # own thread and event loop
         server.script(Fault.status(429, retry_after=1), Fault.status(500), Fault.ok("hi"))
+        server.script(Fault.calls_tools(("calculator", {"expression": "2+2"})))  # native tool call
         ...  # point OpenAICompatibleModel at server.base_url
         assert server.requests[1].received_at - server.requests[0].responded_at >= 1.0
 
@@ -26,6 +27,7 @@ import struct
 import threading
 import time
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any, Literal, Self
@@ -46,6 +48,7 @@ class Fault:
     message: str = ""
     delay_s: float = 0.0
     break_after: int = 0
+    tool_calls: tuple[tuple[str, str], ...] = ()
 
     @classmethod
     def ok(cls, text: str | None = None, *, delay_s: float = 0.0) -> Fault:
@@ -54,6 +57,18 @@ class Fault:
         ``delay_s`` is waited before a JSON answer, or between the pieces of a streamed one.
         """
         return cls("ok", text=text, delay_s=delay_s)
+
+    @classmethod
+    def calls_tools(cls, *calls: tuple[str, Mapping[str, Any] | str]) -> Fault:
+        """A (non-streamed) answer that asks to call tools: ``(name, arguments)`` pairs.
+
+        ``arguments`` is sent as given when it is a string (so tests can send broken JSON),
+        else as its JSON text. The answer has no content and ``finish_reason`` ``tool_calls``.
+        """
+        encoded = tuple(
+            (name, args if isinstance(args, str) else json.dumps(args)) for name, args in calls
+        )
+        return cls("ok", text="", tool_calls=encoded)
 
     @classmethod
     def status(
@@ -283,7 +298,7 @@ class FaultServer:
         if record.path == EMBEDDINGS_PATH:
             payload = self._embeddings(record.body)
         else:
-            payload = self._completion(record.body, self._text(record))
+            payload = self._completion(record.body, self._text(record), fault.tool_calls)
         await self._send_json(writer, 200, payload, cut=fault.kind == "break")
         return fault.kind != "break"
 
@@ -342,9 +357,19 @@ class FaultServer:
         created = int(time.time())
         return {"id": "fault-1", "object": kind, "created": created, "model": self.model, **fields}
 
-    def _completion(self, body: Any, text: str) -> dict[str, Any]:
-        message = {"role": "assistant", "content": text}
-        choice = {"index": 0, "message": message, "finish_reason": "stop"}
+    def _completion(
+        self, body: Any, text: str, tool_calls: tuple[tuple[str, str], ...] = ()
+    ) -> dict[str, Any]:
+        message: dict[str, Any] = {"role": "assistant", "content": text}
+        finish = "stop"
+        if tool_calls:
+            message["content"] = None
+            message["tool_calls"] = [
+                {"id": f"call_{i}", "type": "function", "function": {"name": n, "arguments": a}}
+                for i, (n, a) in enumerate(tool_calls)
+            ]
+            finish = "tool_calls"
+        choice = {"index": 0, "message": message, "finish_reason": finish}
         return self._envelope("chat.completion", choices=[choice], usage=self._usage(body, text))
 
     def _stream_chunk(self, delta: dict[str, str], finish: str | None) -> dict[str, Any]:

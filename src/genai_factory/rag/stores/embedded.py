@@ -5,8 +5,10 @@ chunks as JSON lines in the same order, and a manifest (dimension, embedder). A 
 temporary file that is fsynced and then published with one ``os.replace``, so a reader, or a process
 restarted after a crash, sees either the old store or the new one, never a mix.
 
-Exact search is a single BLAS matrix-vector product: for the tens of thousands of chunks a team keeps
-on one machine it takes well under a millisecond per thousand chunks, with perfect recall.
+Exact search is a single BLAS matrix-vector product, chosen over an ANN index by measurement
+(``bench/retrieval_store.py``): on two cores it answers in about 1 ms for 20,000 chunks and
+about 10 ms for 200,000, with perfect recall, no build step and no extra dependency. Beyond a few
+hundred thousand chunks, use the Qdrant backend.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import asyncio
 import json
 import os
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +26,7 @@ from numpy.typing import NDArray
 
 from genai_factory.exceptions import ConfigurationError, InvalidRequestError
 from genai_factory.messages import Chunk, ScoredChunk
-from genai_factory.rag.stores.protocol import matches
+from genai_factory.rag.stores.protocol import Where, matches
 
 STORE_FILE = "store.npz"
 
@@ -55,6 +57,7 @@ class EmbeddedVectorStore:
         self.embedder = embedder
         self._lock = threading.Lock()
         self._chunks: list[Chunk] = []
+        self._positions: dict[str, int] = {}
         self._vectors: NDArray[np.float32] = np.zeros((0, dimension or 0), dtype=np.float32)
         self.dimension = dimension
         self._load()
@@ -76,9 +79,13 @@ class EmbeddedVectorStore:
                 f"the index in {self.directory} was built with embedder {stored_embedder!r}, "
                 f"not {self.embedder!r}; re-ingest into a new data directory"
             )
-        self._chunks = [Chunk.model_validate_json(line) for line in lines if line.strip()]
-        self._vectors = vectors
+        self._set([Chunk.model_validate_json(line) for line in lines if line.strip()], vectors)
         self.dimension = int(manifest["dimension"]) or None
+
+    def _set(self, chunks: list[Chunk], vectors: NDArray[np.float32]) -> None:
+        self._chunks = chunks
+        self._vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        self._positions = {chunk.id: i for i, chunk in enumerate(chunks)}
 
     def _persist(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -110,9 +117,9 @@ class EmbeddedVectorStore:
             new_ids = {chunk.id for chunk in chunks}
             keep = [i for i, chunk in enumerate(self._chunks) if chunk.id not in new_ids]
             base = self._vectors.reshape(-1, self.dimension)[keep]
-            self._chunks = [self._chunks[i] for i in keep] + list(chunks)
-            self._vectors = np.ascontiguousarray(
-                np.concatenate([base, vectors.astype(np.float32)]), dtype=np.float32
+            self._set(
+                [self._chunks[i] for i in keep] + list(chunks),
+                np.concatenate([base, vectors.astype(np.float32)]),
             )
             self._persist()
 
@@ -120,7 +127,7 @@ class EmbeddedVectorStore:
         await asyncio.to_thread(self._add_blocking, chunks, vectors)
 
     def _search_blocking(
-        self, vector: NDArray[np.float32], k: int, where: Mapping[str, Any] | None
+        self, vector: NDArray[np.float32], k: int, where: Where | None
     ) -> list[ScoredChunk]:
         with self._lock:
             chunks, matrix = self._chunks, self._vectors
@@ -140,9 +147,15 @@ class EmbeddedVectorStore:
         ]
 
     async def search(
-        self, vector: NDArray[np.float32], k: int, where: Mapping[str, Any] | None = None
+        self, vector: NDArray[np.float32], k: int, where: Where | None = None
     ) -> list[ScoredChunk]:
-        return self._search_blocking(vector, k, where)
+        return await asyncio.to_thread(self._search_blocking, vector, k, where)
+
+    async def fetch(self, chunk_ids: Sequence[str]) -> tuple[list[Chunk], NDArray[np.float32]]:
+        with self._lock:
+            chunks, matrix, positions = self._chunks, self._vectors, self._positions
+        rows = [positions[i] for i in chunk_ids if i in positions]
+        return [chunks[r] for r in rows], matrix[rows] if rows else matrix[:0]
 
     def _delete_blocking(self, document_ids: Sequence[str]) -> int:
         doomed = set(document_ids)
@@ -150,8 +163,7 @@ class EmbeddedVectorStore:
             keep = [i for i, c in enumerate(self._chunks) if c.document_id not in doomed]
             removed = len(self._chunks) - len(keep)
             if removed:
-                self._chunks = [self._chunks[i] for i in keep]
-                self._vectors = np.ascontiguousarray(self._vectors[keep])
+                self._set([self._chunks[i] for i in keep], self._vectors[keep])
                 self._persist()
         return removed
 
@@ -163,3 +175,6 @@ class EmbeddedVectorStore:
 
     async def document_hashes(self) -> dict[str, str]:
         return {c.document_id: str(c.metadata.get("content_hash", "")) for c in self._chunks}
+
+    async def aclose(self) -> None:
+        return None

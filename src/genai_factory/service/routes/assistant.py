@@ -1,31 +1,35 @@
-"""``POST /v1/assistant/generate``: ask the assistant one question."""
+"""``POST /v1/assistant/generate``: ask the assistant one question (``"stream": true``: as SSE)."""
 
 from __future__ import annotations
 
+import time
+from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.responses import StreamingResponse
 
 from genai_factory.assistant.assembly import Components
 from genai_factory.assistant.service import AssistantAnswer
+from genai_factory.assistant.streaming import StreamEnd, StreamEvent
 from genai_factory.gateway.context import bind_trace_id
-from genai_factory.service.deps import ready_components
+from genai_factory.observability.assembly import Telemetry, request_key_id
+from genai_factory.service.deps import ready_components, telemetry
 from genai_factory.service.schemas import GenerateRequest
+from genai_factory.service.sse import primed, sse_event, sse_response, stream_error
 
 router = APIRouter(prefix="/v1/assistant", tags=["assistant"])
 
+ENDPOINT = "generate"
+SSE_DOC = {
+    "description": 'With `"stream": true`: server-sent events `start`, `delta`..., then `end` '
+    "(the whole answer) or `error`.",
+    "content": {"text/event-stream": {}},
+}
 
-@router.post("/generate")
-async def generate(
-    body: GenerateRequest, parts: Annotated[Components, Depends(ready_components)]
-) -> AssistantAnswer:
-    """Answer a question with citations, usage, cost, latency, the answering model and a trace id.
 
-    Needs an API key when auth is on; the model call is charged to the key's tokens per minute and
-    budget (worst case reserved before, real cost settled after; see docs/gateway.md).
-    """
-    limit = parts.settings.service.max_query_chars
+def _check_length(body: GenerateRequest, limit: int) -> None:
     if len(body.query) > limit:
         raise RequestValidationError(
             [
@@ -36,8 +40,87 @@ async def generate(
                 }
             ]
         )
-    answer = await parts.assistant.generate(
-        body.query, mode=body.mode, session_id=body.session_id, max_tokens=body.max_tokens
+
+
+async def _claim_session(parts: Components, session_id: str | None) -> None:
+    """Create the session for the request's key, or check that the key owns it (403)."""
+    history = parts.assistant.history
+    if session_id is not None and history is not None:
+        await history.claim(session_id, request_key_id())
+
+
+@router.post("/generate", response_model=AssistantAnswer, responses={200: SSE_DOC})
+async def generate(
+    body: GenerateRequest,
+    request: Request,
+    parts: Annotated[Components, Depends(ready_components)],
+    tele: Annotated[Telemetry, Depends(telemetry)],
+) -> AssistantAnswer | StreamingResponse:
+    """Answer a question with citations, usage, cost, latency, the answering model and a trace id.
+
+    Needs an API key when auth is on; the model call is charged to the key's tokens per minute and
+    budget (worst case reserved before, real cost settled after; see docs/gateway.md). A session
+    belongs to the key that created it: another key gets 403.
+    """
+    _check_length(body, parts.settings.service.max_query_chars)
+    trace_id: str = request.state.trace_id
+    with tele.observing(
+        ENDPOINT, body.query, trace_id=trace_id, mode=body.mode, session_id=body.session_id
+    ) as seen:
+        await _claim_session(parts, body.session_id)
+        if body.stream:
+            events = parts.assistant.stream(
+                body.query, mode=body.mode, session_id=body.session_id, max_tokens=body.max_tokens
+            )
+            ready = await primed(events)
+        else:
+            seen.answer = await parts.assistant.generate(
+                body.query, mode=body.mode, session_id=body.session_id, max_tokens=body.max_tokens
+            )
+    if body.stream:
+        return sse_response(_sse(ready, tele, body, trace_id))
+    assert seen.answer is not None
+    bind_trace_id(seen.answer.trace_id)
+    return seen.answer
+
+
+async def _sse(
+    events: AsyncIterator[StreamEvent], tele: Telemetry, body: GenerateRequest, trace_id: str
+) -> AsyncIterator[bytes]:
+    """The events as SSE; the outcome (answer, error, or the client leaving) is reported."""
+    started = time.perf_counter()
+    reported = False
+    try:
+        async for event in events:
+            if isinstance(event, StreamEnd):
+                tele.answered(
+                    event.answer, endpoint=ENDPOINT, request_text=body.query, mode=body.mode
+                )
+                reported = True
+                yield sse_event(event.answer.model_dump_json(), "end")
+            else:
+                yield sse_event(event.model_dump_json(exclude={"event"}), event.event)
+    except Exception as exc:
+        reported = True
+        _failed(tele, exc, body, trace_id, started)
+        yield sse_event(stream_error(exc, trace_id), "error")
+    finally:
+        if not reported:
+            _failed(tele, GeneratorExit(), body, trace_id, started)
+        closer = getattr(events, "aclose", None)
+        if closer is not None:
+            await closer()
+
+
+def _failed(
+    tele: Telemetry, exc: BaseException, body: GenerateRequest, trace_id: str, started: float
+) -> None:
+    tele.failed(
+        exc,
+        trace_id=trace_id,
+        endpoint=ENDPOINT,
+        request_text=body.query,
+        latency_ms=round((time.perf_counter() - started) * 1000, 2),
+        mode=body.mode,
+        session_id=body.session_id,
     )
-    bind_trace_id(answer.trace_id)
-    return answer

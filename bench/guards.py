@@ -1,0 +1,268 @@
+"""Latency and quality of the safety guards, each beside an anchor run in the same process.
+
+``latency`` (default): p50/p95 of all input guards together (the ``default`` route: injection,
+PII, toxicity) and of all output guards together (PII, toxicity, system-prompt leak, groundedness
+against three 600-character sources) on 2,000-character texts, interleaved with the anchor on the
+same texts:
+
+* ``tfidf``: a plain character+word TF-IDF logistic regression (scikit-learn pipeline) trained on
+  the same shared splits, predicting one text: the cheapest learned detector there is.
+* ``minilm`` (``--minilm``): one all-MiniLM-L6-v2 forward pass on the same text (what a
+  "linear model on MiniLM embeddings" would cost before its linear layer).
+
+Presidio's ``AnalyzerEngine`` is not run: it needs a spaCy pipeline (``en_core_web_lg`` by
+default), and spaCy's authors publish their models on GitHub, not on PyPI (the PyPI copies are
+third-party re-uploads this project does not install), so it cannot be installed offline here.
+
+``metrics``: every quality figure, each with the exact command that reproduces it, and the
+TF-IDF baseline on the same held-out data beside it.
+
+    .venv/bin/python bench/guards.py [latency] [--rounds 200] [--minilm]
+    .venv/bin/python bench/guards.py metrics [--datasets ../shared/datasets]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from genai_factory.config import Settings, bundled_docs_dir
+from genai_factory.exceptions import SafetyViolation
+from genai_factory.safety.evaluation import evaluate_binary, percentile
+from genai_factory.safety.registry import SafetyService
+from genai_factory.safety.training import read_labelled_csv, split
+
+ROOT = Path(__file__).resolve().parents[1]
+DATASETS = ROOT.parent / "shared" / "datasets"
+UNSEEN = ROOT / "tests" / "safety" / "data" / "unseen_styles.csv"
+PII_SNIPPETS = (
+    " Contact Maria Kowalski at maria.kowalski@example.com or +44 20 7946 0958.",
+    " My card is 4111 1111 1111 1111 and my IBAN is DE89 3704 0044 0532 0130 00.",
+    " The server 10.20.30.40 rejected api_key=sk-proj-abcdefghijklmnopqrstuvwx12.",
+)
+
+
+def texts_of_2000_chars(count: int, seed: int = 0) -> list[str]:
+    """Benign documentation prose and jailbreak-style prompts, with PII, cut to 2,000 chars."""
+    rng = random.Random(seed)
+    lines = [
+        line.strip()
+        for path in sorted(bundled_docs_dir().glob("*.md"))
+        for line in path.read_text(encoding="utf-8").splitlines()
+        if len(line.strip()) > 40
+    ]
+    prompts = [
+        t
+        for t, _ in read_labelled_csv(
+            DATASETS / "jailbreak" / "train.csv", "prompt", "type", ["jailbreak"]
+        )
+        if len(t) > 1500
+    ]
+    texts = []
+    for i in range(count):
+        if i % 2 == 0 or not prompts:
+            body = " ".join(rng.sample(lines, 30))
+        else:
+            body = rng.choice(prompts)
+        body = rng.choice(PII_SNIPPETS) + " " + body
+        texts.append((body * 2)[:2000])
+    return texts
+
+
+def tfidf_baseline(datasets: Path) -> Any:
+    """The anchor: char+word TF-IDF + logistic regression on the shared injection splits."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline, make_union
+
+    rows = read_labelled_csv(datasets / "prompt_injection" / "train.csv", "text", "label", ["1"])
+    jail_train, _ = split(
+        read_labelled_csv(datasets / "jailbreak" / "train.csv", "prompt", "type", ["jailbreak"])
+    )
+    rows += jail_train
+    model = make_pipeline(
+        make_union(
+            TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True),
+            TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True),
+        ),
+        LogisticRegression(max_iter=2000, C=10),
+    )
+    model.fit([t for t, _ in rows], [int(y) for _, y in rows])
+    return model
+
+
+def timed(work: Callable[[], object]) -> float:
+    started = time.perf_counter()
+    try:
+        work()
+    except SafetyViolation:
+        pass
+    return (time.perf_counter() - started) * 1000
+
+
+def run_latency(args: argparse.Namespace) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = Settings(_env_file=None, data_dir=Path(tmp))  # type: ignore[call-arg]
+        safety = SafetyService(settings)
+        safety.load_blocking()
+    pipeline = safety.pipeline
+    texts = texts_of_2000_chars(args.texts)
+    sources = tuple(texts[i][:600] for i in range(3))
+    anchor = tfidf_baseline(args.datasets)
+    runs: dict[str, list[float]] = {"input guards": [], "output guards": [], "tfidf anchor": []}
+    embedder = None
+    if args.minilm:
+        from sentence_transformers import SentenceTransformer
+
+        from genai_factory.rag.embedding import bundled_minilm_path
+
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        embedder = SentenceTransformer(bundled_minilm_path(), device="cpu")
+        runs["minilm anchor"] = []
+    for text in texts[:3]:  # warm caches (gazetteers, vectorizers, regexes)
+        timed(lambda t=text: pipeline.check_input(t))
+    for round_index in range(args.rounds):
+        text = texts[round_index % len(texts)]
+        runs["input guards"].append(timed(lambda: pipeline.check_input(text)))
+        runs["output guards"].append(
+            timed(
+                lambda: pipeline.check_output(
+                    text, sources=sources, system_prompt=settings.service.system_prompt
+                )
+            )
+        )
+        runs["tfidf anchor"].append(timed(lambda: anchor.predict([text])))
+        if embedder is not None and round_index < args.minilm_rounds:
+            runs["minilm anchor"].append(timed(lambda: embedder.encode([text])))
+    load = os.getloadavg()[0]
+    print(
+        f"guards on {len(texts)} texts of 2,000 characters, {args.rounds} rounds, load average {load:.1f} on {os.cpu_count()} cores"
+    )
+    anchor_p95 = percentile(runs["tfidf anchor"], 95)
+    print(f"{'run':<16} {'p50 ms':>8} {'p95 ms':>8} {'p95 / tfidf':>12}")
+    for name, values in runs.items():
+        p50, p95 = percentile(values, 50), percentile(values, 95)
+        print(f"{name:<16} {p50:>8.2f} {p95:>8.2f} {p95 / anchor_p95:>12.2f}")
+    print("target: input guards p95 <= 10 ms; output guards p95 <= 10 ms")
+
+
+def _command(args: Sequence[str]) -> dict[str, Any]:
+    shown = "genai-factory " + " ".join(args)
+    result = subprocess.run(
+        [str(Path(sys.executable).with_name("genai-factory")), *args, "--json"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+    )
+    body: dict[str, Any] = json.loads(result.stdout)
+    body["command"] = shown
+    return body
+
+
+def _write_csv(rows: Sequence[tuple[str, bool]], path: Path) -> Path:
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["text", "label"])
+        writer.writerows((t, int(y)) for t, y in rows)
+    return path
+
+
+def run_metrics(args: argparse.Namespace) -> None:
+    datasets = args.datasets
+    out = Path(tempfile.mkdtemp(prefix="guard-eval-"))
+    _, jail_dev = split(
+        read_labelled_csv(datasets / "jailbreak" / "train.csv", "prompt", "type", ["jailbreak"])
+    )
+    _, tox_held = split(
+        read_labelled_csv(datasets / "toxicity" / "dev.csv", "tweet", "class", ["0", "1"])
+    )
+    sets = {
+        "deepset val": (datasets / "prompt_injection" / "val.csv", "injection"),
+        "jailbreak dev (20 % of train, seed 0)": (
+            _write_csv(jail_dev, out / "jailbreak_dev.csv"),
+            "injection",
+        ),
+        "unseen styles (tests/safety/data)": (UNSEEN, "injection"),
+        "toxicity hold-out (20 % of dev, seed 0)": (
+            _write_csv(tox_held, out / "toxicity_holdout.csv"),
+            "toxicity",
+        ),
+    }
+    anchor = tfidf_baseline(datasets)
+    print(f"{'set':<42} {'F1':>6} {'P':>6} {'R':>6} {'FPR':>6} | {'tfidf F1':>8} {'FPR':>6}")
+    commands = []
+    for name, (path, guard) in sets.items():
+        column = "text"
+        body = _command(
+            [
+                "eval",
+                "guard",
+                "--guard",
+                guard,
+                "--dataset",
+                str(path),
+                "--text-col",
+                column,
+                "--label-col",
+                "label",
+                "--positive",
+                "1",
+            ]
+        )
+        commands.append(body["command"])
+        rows = read_labelled_csv(path, column, "label", ["1"])
+        base = (
+            ""
+            if guard != "injection"
+            else evaluate_binary(lambda t: bool(anchor.predict([t])[0]), rows).as_dict()
+        )
+        base_text = (
+            f"{base['f1']:>8.4f} {base['false_positive_rate']:>6.4f}"
+            if base
+            else f"{'-':>8} {'-':>6}"
+        )
+        print(
+            f"{name:<42} {body['f1']:>6.4f} {body['precision']:>6.4f} {body['recall']:>6.4f} {body['false_positive_rate']:>6.4f} | {base_text}"
+        )
+    pii = _command(["eval", "pii", "--dataset", str(datasets / "pii" / "dev.json")])
+    commands.append(pii["command"])
+    print("\nPII (token level, presidio-evaluator mapping)")
+    for kind, scores in [*pii["per_entity"].items(), ("OVERALL", pii["overall"])]:
+        print(
+            f"  {kind:<16} P {scores['precision']:.4f}  R {scores['recall']:.4f}  F1 {scores['f1']:.4f}"
+        )
+    print("\ncommands:")
+    for command in commands:
+        print("  " + command)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("what", nargs="?", choices=["latency", "metrics"], default="latency")
+    parser.add_argument("--datasets", type=Path, default=DATASETS)
+    parser.add_argument("--rounds", type=int, default=200)
+    parser.add_argument("--texts", type=int, default=40)
+    parser.add_argument("--minilm", action="store_true", help="also time a MiniLM forward pass")
+    parser.add_argument("--minilm-rounds", type=int, default=20)
+    args = parser.parse_args()
+    if args.what == "metrics":
+        run_metrics(args)
+    else:
+        run_latency(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,183 @@
+"""A grammar of simple SELECTs over one database, for constrained decoding with a small model.
+
+:func:`select_pattern` turns a :class:`~genai_factory.agents.sql_results.SchemaInfo` into a regular
+expression (a JSON-schema ``pattern``, which llama.cpp compiles into its grammar) that only matches
+queries a small model can get right and that name real tables and columns:
+
+``SELECT <what> FROM <table> [JOIN <table> ON <fk>] [WHERE <cond>] [GROUP BY <col>]
+[ORDER BY <expr> [DESC]] [LIMIT <n>]``
+
+where ``<what>`` is ``count(*)``, an aggregate of a column (``count sum avg min max``, ``count(DISTINCT
+col)``), a column and an aggregate (with ``GROUP BY``), or up to four columns, each ``<col>`` belongs to the tables in ``FROM`` (qualified as
+``table.col`` after a join along a foreign key), and the one condition compares a column with a
+quoted text or a number. A text column with few distinct values (:func:`values_query` reads them)
+may only be compared with one of them, so ``status = 'Cancelled'`` cannot be written for
+``'cancelled'``. One condition only: with ``AND`` allowed, the 135M model kept adding made-up
+ones. The grammar only shapes what the model writes: the query still goes through the read-only
+checks of ``sql_query``. A small model cannot misspell a table, a column or a known value under it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from genai_factory.agents.sql_results import ColumnInfo, SchemaInfo, SQLResult, TableInfo
+
+#: Known values of text columns: ``(table, column)`` → the distinct values.
+ColumnValues = Mapping[tuple[str, str], Sequence[str]]
+
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# Only characters that need no escaping in JSON, SQL or llama.cpp's grammar (which rejects "\.").
+_TEXT = r"'[A-Za-z0-9 _@.%-]{1,40}'"
+_NUMBER = r"-?[0-9]{1,9}([.][0-9]{1,4})?"
+_OPERATORS = r"(=|!=|<|>|<=|>=|LIKE)"
+_AGGREGATES = r"(count|sum|avg|min|max)"
+#: Longest SQL text the grammar lets the model write.
+MAX_SQL_CHARS = 400
+#: A text column with at most this many distinct values is compared with them only.
+MAX_KNOWN_VALUES = 12
+_VALUE = re.compile(r"[A-Za-z0-9 _@.%-]{1,40}")
+
+
+def _columns(table: TableInfo) -> list[str]:
+    return [c.name for c in table.columns if _IDENTIFIER.fullmatch(c.name)]
+
+
+def _alternatives(names: Sequence[str]) -> str:
+    return "(" + "|".join(names) + ")"
+
+
+def _condition(columns: Sequence[tuple[str, str]], values: ColumnValues) -> str:
+    """``col op value`` over ``(table, name-as-written)`` pairs; known values where there are."""
+    free = [written for table, written in columns if (table, _bare(written)) not in values]
+    parts = [f"{_alternatives(free)} {_OPERATORS} ({_TEXT}|{_NUMBER})"] if free else []
+    for table, written in columns:
+        known = values.get((table, _bare(written)))
+        if known:
+            literals = [value.replace(".", "[.]") for value in known]
+            parts.append(f"{written} (=|!=) '{_alternatives(literals)}'")
+    return _alternatives(parts)
+
+
+def _bare(written: str) -> str:
+    return written.rsplit("]", 1)[-1]
+
+
+def _clause_pattern(column: str, condition: str) -> str:
+    """Everything after ``FROM ...``, for a column alternation ``column``."""
+    order = f"({column}|count\\(\\*\\)|{_AGGREGATES}\\({column}\\))"
+    return (
+        f"( WHERE {condition})?"
+        f"( GROUP BY {column})?"
+        f"( ORDER BY {order}( DESC)?)?"
+        f"( LIMIT [0-9]{{1,3}})?"
+    )
+
+
+def _select_pattern(column: str) -> str:
+    aggregate = f"(count\\(\\*\\)|{_AGGREGATES}\\({column}\\)|count\\(DISTINCT {column}\\))"
+    grouped = f"{column}, {aggregate}"
+    return f"SELECT ({aggregate}|{grouped}|{column}(, {column}){{0,3}})"
+
+
+def _single_table(table: TableInfo, values: ColumnValues) -> str | None:
+    columns = _columns(table)
+    if not columns or not _IDENTIFIER.fullmatch(table.name):
+        return None
+    column = _alternatives(columns)
+    condition = _condition([(table.name, c) for c in columns], values)
+    return f"{_select_pattern(column)} FROM {table.name}{_clause_pattern(column, condition)}"
+
+
+def _joins(schema: SchemaInfo, values: ColumnValues) -> list[str]:
+    """One alternative per foreign key ``a.x -> b.y``: ``FROM a JOIN b ON b.y = a.x``."""
+    tables = {t.name: t for t in schema.tables if _IDENTIFIER.fullmatch(t.name)}
+    joins = []
+    for table in tables.values():
+        for col in table.columns:
+            target_name, _, target_col = (col.references or "").partition(".")
+            target = tables.get(target_name)
+            if target is None or target is table or not _IDENTIFIER.fullmatch(target_col):
+                continue
+            pairs = [(table.name, f"{table.name}[.]{c}") for c in _columns(table)]
+            pairs += [(target.name, f"{target.name}[.]{c}") for c in _columns(target)]
+            column = _alternatives([written for _, written in pairs])
+            condition = _condition(pairs, values)
+            source = (
+                f"FROM {table.name} JOIN {target.name} "
+                f"ON {target.name}[.]{target_col} = {table.name}[.]{col.name}"
+            )
+            joins.append(f"{_select_pattern(column)} {source}{_clause_pattern(column, condition)}")
+    return joins
+
+
+def select_pattern(schema: SchemaInfo, values: ColumnValues | None = None) -> str | None:
+    """The regular expression of the simple SELECTs over ``schema`` (``None``: no usable table).
+
+    ``values`` (from :func:`known_values`) limits comparisons on those text columns.
+    """
+    known = values or {}
+    singles = [p for p in (_single_table(t, known) for t in schema.tables) if p is not None]
+    alternatives = singles + _joins(schema, known)
+    if not alternatives:
+        return None
+    return "^(" + "|".join(alternatives) + ")$"
+
+
+def sql_input_schema(
+    schema: SchemaInfo, values: ColumnValues | None = None
+) -> dict[str, Any] | None:
+    """The ``input`` schema of ``sql_query`` under the grammar, or ``None`` without tables."""
+    pattern = select_pattern(schema, values)
+    if pattern is None:
+        return None
+    sql = {"type": "string", "pattern": pattern, "maxLength": MAX_SQL_CHARS}
+    return {
+        "type": "object",
+        "properties": {"sql": sql},
+        "required": ["sql"],
+        "additionalProperties": False,
+    }
+
+
+def _is_text(column: ColumnInfo) -> bool:
+    declared = column.type.upper()
+    return any(word in declared for word in ("CHAR", "TEXT", "CLOB", "STRING")) or not declared
+
+
+def values_query(schema: SchemaInfo) -> str | None:
+    """One read-only query for the distinct values of every text column (at most
+    :data:`MAX_KNOWN_VALUES` + 1 each), or ``None`` when there is no text column."""
+    parts = []
+    for table in schema.tables:
+        if table.kind != "table" or not _IDENTIFIER.fullmatch(table.name):
+            continue
+        for column in table.columns:
+            if not (_is_text(column) and _IDENTIFIER.fullmatch(column.name)):
+                continue
+            parts.append(
+                f"SELECT '{table.name}' AS t, '{column.name}' AS c, v FROM (SELECT DISTINCT "
+                f"{column.name} AS v FROM {table.name} WHERE {column.name} IS NOT NULL "
+                f"LIMIT {MAX_KNOWN_VALUES + 1})"
+            )
+    return " UNION ALL ".join(parts) or None
+
+
+def known_values(result: SQLResult) -> dict[tuple[str, str], list[str]]:
+    """The columns of a :func:`values_query` result whose values are few and plain.
+
+    A column with more than :data:`MAX_KNOWN_VALUES` values, or one that does not fit the
+    grammar's quoted text, is left free; so is the last column of a truncated result.
+    """
+    found: dict[tuple[str, str], list[str]] = {}
+    for table, column, value in result.rows:
+        found.setdefault((str(table), str(column)), []).append(str(value))
+    if result.truncated and found:
+        found.pop(list(found)[-1])
+    return {
+        key: values
+        for key, values in found.items()
+        if len(values) <= MAX_KNOWN_VALUES and all(_VALUE.fullmatch(v) for v in values)
+    }

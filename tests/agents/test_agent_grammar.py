@@ -1,0 +1,171 @@
+"""The SQL grammar for small models, the known values it is built with, and that every schema the
+agent constrains llama.cpp with compiles into a grammar llama.cpp accepts."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from genai_factory.agents.actions import AgentAction, action_schema, text_schema
+from genai_factory.agents.assembly import action_format_for
+from genai_factory.agents.calculator import CalculatorTool
+from genai_factory.agents.knowledge import KnowledgeSearchTool
+from genai_factory.agents.preload import preload_database
+from genai_factory.agents.sql import execute_select, read_schema
+from genai_factory.agents.sql_grammar import (
+    known_values,
+    select_pattern,
+    sql_input_schema,
+    values_query,
+)
+from genai_factory.agents.staged import EXPRESSION_PATTERN, StagedJsonFormat
+from genai_factory.agents.tools import SqlQueryTool, SqlSchemaTool
+from genai_factory.config import Settings
+from genai_factory.messages import ChatOptions
+from genai_factory.testing.fakes import FakeEmbedder
+
+ACCEPTED = [
+    "SELECT count(*) FROM customers",
+    "SELECT count(*) FROM orders WHERE status = 'cancelled'",
+    "SELECT name, price FROM products ORDER BY price DESC LIMIT 1",
+    "SELECT avg(price) FROM products",
+    "SELECT count(DISTINCT category) FROM products",
+    "SELECT sum(quantity) FROM order_items WHERE unit_price > 30.5",
+    "SELECT country, count(*) FROM customers GROUP BY country ORDER BY count(*) DESC",
+    "SELECT email FROM customers WHERE name = 'Grace Hopper'",
+    "SELECT name FROM customers WHERE signed_up < '2024-04-01'",
+    "SELECT count(*) FROM orders JOIN customers ON customers.id = orders.customer_id "
+    "WHERE customers.name = 'Ada Lovelace'",
+]
+REFUSED = [
+    "DELETE FROM customers",
+    "SELECT count(*) FROM books",  # no such table
+    "SELECT price FROM customers",  # no such column there
+    "SELECT count(*) FROM orders WHERE status = 'Cancelled'",  # not a known value
+    "SELECT count(*) FROM orders WHERE status = 'x' AND id = 1",  # one condition only
+    "SELECT * FROM customers",
+    "SELECT count(*) FROM customers; DROP TABLE customers",
+    'SELECT name FROM customers WHERE name = "x"',
+    "select count(*) from customers",
+]
+
+
+@pytest.fixture(scope="module")
+def shop() -> Path:
+    return Path(__file__).parents[2] / "examples" / "shop.db"
+
+
+@pytest.fixture(scope="module")
+def pattern(shop: Path) -> re.Pattern[str]:
+    schema = read_schema(str(shop))
+    sql = values_query(schema)
+    assert sql is not None
+    found = select_pattern(schema, known_values(execute_select(str(shop), sql)))
+    assert found is not None
+    return re.compile(found)
+
+
+@pytest.mark.parametrize("sql", ACCEPTED)
+def test_grammar_accepts_simple_selects_on_real_names(pattern: re.Pattern[str], sql: str) -> None:
+    assert pattern.fullmatch(sql)
+
+
+@pytest.mark.parametrize("sql", REFUSED)
+def test_grammar_refuses_everything_else(pattern: re.Pattern[str], sql: str) -> None:
+    assert not pattern.fullmatch(sql)
+
+
+def test_known_values_are_read_in_one_query(shop: Path) -> None:
+    schema = read_schema(str(shop))
+    values = known_values(execute_select(str(shop), values_query(schema) or ""))
+    assert values[("orders", "status")] == ["delivered", "cancelled", "shipped", "placed"]
+    assert ("customers", "signed_up") not in values  # a DATE column stays free
+    assert ("products", "price") not in values
+
+
+async def test_preload_records_automatic_steps_and_hints(shop: Path) -> None:
+    tools: dict[str, Any] = {
+        "sql_schema": SqlSchemaTool(str(shop)),
+        "sql_query": SqlQueryTool(str(shop)),
+    }
+    preload = await preload_database(tools, constrain_sql=True, observation_chars=700)
+    assert [s.tool for s in preload.steps] == ["sql_schema", "sql_query"]
+    assert all(s.automatic and s.ok for s in preload.steps)
+    assert "orders.status: delivered, cancelled, shipped, placed" in preload.hints[1]
+    assert preload.hidden_tools == {"sql_schema"} and "sql_query" in preload.input_schemas
+    plain = await preload_database(tools, constrain_sql=False, observation_chars=700)
+    assert len(plain.steps) == 1 and plain.input_schemas == {}
+    assert (await preload_database({"sql_query": tools["sql_query"]}, **_opts())).steps == []
+
+
+def _opts() -> dict[str, Any]:
+    return {"constrain_sql": True, "observation_chars": 700}
+
+
+def test_auto_action_format_follows_the_provider() -> None:
+    def settings(**llm: Any) -> Settings:
+        return Settings(_env_file=None, llm=llm)  # type: ignore[call-arg]
+
+    assert action_format_for(settings(provider="llamacpp")) == "json_staged"
+    assert action_format_for(settings(provider="fake")) == "json_schema"
+    remote = settings(provider="openai_compatible", base_url="http://127.0.0.1:1/v1")
+    assert action_format_for(remote) == "native"
+    forced = Settings(_env_file=None, agents={"action_format": "json_schema"})  # type: ignore[call-arg]
+    assert action_format_for(forced) == "json_schema"
+
+
+# -- every constrained schema compiles in llama.cpp ---------------------------------------------
+@pytest.fixture(scope="module")
+def grammar_check() -> Iterator[Any]:
+    """A function telling whether llama.cpp accepts the grammar of a JSON schema (vocab only)."""
+    llama_cpp = pytest.importorskip("llama_cpp")
+    from llama_cpp.llama_grammar import json_schema_to_gbnf
+
+    from genai_factory.llm.llamacpp import bundled_gguf_path
+
+    llm = llama_cpp.Llama(model_path=str(bundled_gguf_path()), vocab_only=True, verbose=False)
+    vocab = llama_cpp.llama_model_get_vocab(llm._model.model)
+
+    def check(schema: dict[str, Any]) -> bool:
+        grammar = json_schema_to_gbnf(json.dumps(schema))
+        sampler = llama_cpp.llama_sampler_init_grammar(vocab, grammar.encode(), b"root")
+        if not sampler:
+            return False
+        llama_cpp.llama_sampler_free(sampler)
+        return True
+
+    yield check
+    llm.close()
+
+
+def test_constrained_schemas_compile(grammar_check: Any, shop: Path) -> None:
+    schema = read_schema(str(shop))
+    values = known_values(execute_select(str(shop), values_query(schema) or ""))
+    sql = sql_input_schema(schema, values)
+    assert sql is not None
+    tools: list[Any] = [
+        SqlQueryTool(str(shop)),
+        CalculatorTool(),
+        KnowledgeSearchTool(FakeEmbedder()),  # type: ignore[arg-type]
+    ]
+    staged = StagedJsonFormat(tools, {"sql_query": sql})
+    schemas = [
+        action_schema(tools),
+        action_schema(tools, input_schemas={"sql_query": sql}),
+        action_schema(tools, tool_only=True),
+        action_schema(tools, final_only=True),
+        {"type": "object", "properties": {"e": {"type": "string", "pattern": EXPRESSION_PATTERN}}},
+        {"type": "object", "properties": {"t": text_schema(100)}},
+    ]
+    for name in ("sql_query", "calculator", "knowledge_search", "final_answer"):
+        options = staged.input_options(AgentAction(tool=name), ChatOptions())
+        if options.json_schema is not None:
+            schemas.append(options.json_schema)
+    schemas.append(staged.options(ChatOptions(), final=False).json_schema or {})
+    assert all(grammar_check(s) for s in schemas)
+    assert not grammar_check({"type": "string", "pattern": "^a\\.b$"})  # the check does check

@@ -1,0 +1,156 @@
+"""The agent route through the assistant and the HTTP API, with the fake model: ``mode: agent``,
+automatic routing, steps and limit flags in the answer, and a disabled agent."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from genai_factory.agents.calculator import CalculatorTool
+from genai_factory.agents.react import AgentLimits, ReActAgent
+from genai_factory.agents.tools import SqlQueryTool, SqlSchemaTool
+from genai_factory.assistant.service import AssistantService
+from genai_factory.config import Settings
+from genai_factory.exceptions import InvalidRequestError
+from genai_factory.service import create_app
+from genai_factory.testing.fakes import FakeChatModel, FakeEmbedder
+
+
+def act(tool: str, **tool_input: Any) -> str:
+    return json.dumps({"thought": f"Use {tool}.", "action": tool, "input": tool_input})
+
+
+COUNT = act("sql_query", sql="SELECT count(*) FROM customers")
+FINAL = act("final_answer", answer="There are 8 customers.")
+
+
+def wait_ready(client: TestClient, timeout_s: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while client.get("/readyz").status_code != 200:
+        assert time.monotonic() < deadline, client.get("/readyz").json()
+        time.sleep(0.02)
+
+
+def without_guards(settings: Settings) -> Settings:
+    """These tests are about routing and the agent; the guards have their own tests."""
+    return settings.model_copy(
+        update={"safety": settings.safety.model_copy(update={"enabled": False})}
+    )
+
+
+@pytest.fixture
+def agent_settings(fake_settings: Settings, shop_db: Path) -> Settings:
+    return without_guards(
+        fake_settings.model_copy(
+            update={"agents": fake_settings.agents.model_copy(update={"database": str(shop_db)})}
+        )
+    )
+
+
+@pytest.fixture
+def model() -> FakeChatModel:
+    return FakeChatModel()
+
+
+@pytest.fixture
+def client(agent_settings: Settings, model: FakeChatModel) -> Iterator[TestClient]:
+    app = create_app(agent_settings, model=model, embedder=FakeEmbedder())
+    with TestClient(app) as test_client:
+        wait_ready(test_client)
+        yield test_client
+
+
+def test_mode_agent_answers_with_its_steps(client: TestClient, model: FakeChatModel) -> None:
+    model._replies += [COUNT, FINAL]
+    response = client.post(
+        "/v1/assistant/generate", json={"query": "How many customers are there?", "mode": "agent"}
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["route"] == "agent"
+    assert body["answer"] == "There are 8 customers."
+    assert body["limit_hit"] is False and body["stop_reason"] == "answer"
+    tools = [s["tool"] for s in body["steps"]]
+    assert tools == ["sql_schema", "sql_query", "sql_query", "final_answer"]
+    assert [s["automatic"] for s in body["steps"]] == [True, True, False, False]
+    query = body["steps"][2]
+    assert query["input"] == {"sql": "SELECT count(*) FROM customers"}
+    assert query["ok"] is True and "8" in query["observation"]
+    assert set(query) >= {"index", "thought", "model_ms", "tool_ms", "automatic"}
+    assert body["usage"]["prompt_tokens"] > 0 and body["model"] == "fake-chat"
+    assert set(body["stages_ms"]) == {"routing", "agent"}
+    assert body["citations"] == []
+
+
+def test_auto_mode_routes_data_questions_to_the_agent(
+    client: TestClient, model: FakeChatModel
+) -> None:
+    model._replies += [COUNT, FINAL, "Set llm.fallbacks [1]."]
+    data = client.post("/v1/assistant/generate", json={"query": "How many customers are there?"})
+    assert data.json()["route"] == "agent"
+    docs = client.post(
+        "/v1/assistant/generate", json={"query": "How do I configure a fallback model?"}
+    )
+    assert docs.json()["route"] == "rag" and docs.json()["steps"] == []
+
+
+def test_step_limit_is_flagged_in_the_answer(
+    agent_settings: Settings, model: FakeChatModel
+) -> None:
+    settings = agent_settings.model_copy(
+        update={"agents": agent_settings.agents.model_copy(update={"max_steps": 1})}
+    )
+    model._replies += [COUNT, "not an action"]
+    app = create_app(settings, model=model, embedder=FakeEmbedder())
+    with TestClient(app) as client:
+        wait_ready(client)
+        body = client.post(
+            "/v1/assistant/generate", json={"query": "count customers", "mode": "agent"}
+        ).json()
+    assert body["limit_hit"] is True and body["stop_reason"] == "max_steps"
+    assert "step limit" in body["answer"] and "8" in body["answer"]
+
+
+def test_disabled_agent_refuses_mode_agent(fake_settings: Settings) -> None:
+    settings = without_guards(
+        fake_settings.model_copy(
+            update={"agents": fake_settings.agents.model_copy(update={"enabled": False})}
+        )
+    )
+    app = create_app(settings, model=FakeChatModel(), embedder=FakeEmbedder())
+    with TestClient(app) as client:
+        wait_ready(client)
+        response = client.post("/v1/assistant/generate", json={"query": "hi", "mode": "agent"})
+        assert response.status_code == 400
+        assert "agent route is disabled" in response.json()["error"]["message"]
+        auto = client.post("/v1/assistant/generate", json={"query": "How many orders?"})
+        assert auto.status_code == 200 and auto.json()["route"] in ("chat", "rag")
+
+
+async def test_service_passes_its_own_model_to_the_agent(shop_db: Path) -> None:
+    """A wrapper set on the assistant later (metering, guards) also sees the agent's calls."""
+    built_with = FakeChatModel(name="built-with")
+    current = FakeChatModel([FINAL], name="current")
+    tools = [SqlSchemaTool(str(shop_db)), SqlQueryTool(str(shop_db)), CalculatorTool()]
+    agent = ReActAgent(built_with, tools, limits=AgentLimits(max_steps=2))
+    assistant = AssistantService(built_with, None, system_prompt="s", agent=agent)
+    assistant.model = current
+    answer = await assistant.generate("How many customers?", mode="agent")
+    assert answer.model == "current" and built_with.calls == [] and len(current.calls) == 1
+
+
+async def test_auto_routing_can_be_switched_off(shop_db: Path) -> None:
+    tools = [SqlSchemaTool(str(shop_db)), SqlQueryTool(str(shop_db))]
+    model = FakeChatModel(["chatted"])
+    agent = ReActAgent(model, tools)
+    assistant = AssistantService(model, None, system_prompt="s", agent=agent, auto_agent=False)
+    answer = await assistant.generate("How many customers are there?")
+    assert answer.route == "chat" and answer.answer == "chatted"
+    with pytest.raises(InvalidRequestError, match="disabled"):
+        await AssistantService(model, None, system_prompt="s").generate("x", mode="agent")

@@ -1,0 +1,69 @@
+"""The interaction log on a real PostgreSQL (127.0.0.1:5432, a fresh schema per test)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+
+from genai_factory.observability.interaction_store import (
+    SqlInteractionLog,
+    open_interaction_engine,
+)
+from genai_factory.observability.interactions import FeedbackRecord, InteractionRecord
+
+pytestmark = pytest.mark.integration
+
+PG_DSN = "host=127.0.0.1 port=5432 user=postgres dbname=test"
+POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    import psycopg
+
+    schema = f"obs_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(PG_DSN, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    try:
+        yield f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
+    finally:
+        with psycopg.connect(PG_DSN, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+@pytest.fixture
+async def log(postgres_url: str) -> AsyncIterator[SqlInteractionLog]:
+    opened = SqlInteractionLog(await asyncio.to_thread(open_interaction_engine, postgres_url))
+    yield opened
+    await opened.aclose()
+
+
+async def test_records_and_feedback_round_trip(log: SqlInteractionLog) -> None:
+    record = InteractionRecord(
+        trace_id=uuid.uuid4().hex,
+        endpoint="generate",
+        status="ok",
+        request_text="what is a breaker?",
+        response_text="It fails fast.",
+        key_id="3f9a0c1b2d4e",
+        route="rag",
+        model="m1",
+        prompt_tokens=40,
+        completion_tokens=5,
+        cost_usd=0.001,
+        latency_ms=12.5,
+        stages_ms={"retrieval": 2.0, "llm": 10.0},
+        retrieval_ids=["d1:4", "d2:0"],
+        safety={"input": [{"guard": "injection", "action": "allow"}]},
+        details={"steps": []},
+    )
+    await log.record([record, InteractionRecord("t2", "generate", "error", "q")])
+    found = await log.get(record.trace_id)
+    assert found is not None and found.as_row() == record.as_row()
+    assert len(await log.recent(since=record.created_at)) == 2
+    await log.add_feedback(FeedbackRecord(record.trace_id, -1, "wrong", "3f9a0c1b2d4e"))
+    (feedback,) = await log.feedback(record.trace_id)
+    assert (feedback.rating, feedback.comment) == (-1, "wrong")

@@ -1,0 +1,148 @@
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from genai_factory.messages import Chunk, Document
+from genai_factory.rag.index import KnowledgeIndex
+from genai_factory.rag.loaders import content_hash
+from genai_factory.rag.rerank import SentenceMaxSimReranker, sentences
+from genai_factory.rag.retrieval import RetrievalOptions
+from genai_factory.rag.stores import EmbeddedVectorStore
+from genai_factory.testing.fakes import FakeEmbedder
+
+
+def _doc(doc_id: str, text: str, title: str = "", **metadata: object) -> Document:
+    return Document(
+        id=doc_id,
+        text=text,
+        title=title or doc_id,
+        source=f"{doc_id}.md",
+        content_hash=content_hash(text),
+        metadata=dict(metadata),
+    )
+
+
+def _index(tmp_path: Path, **options: object) -> KnowledgeIndex:
+    embedder = FakeEmbedder()
+    return KnowledgeIndex(
+        EmbeddedVectorStore(tmp_path / "vectors", embedder=embedder.name),
+        embedder,
+        options=RetrievalOptions(**options),  # type: ignore[arg-type]
+        chunk_tokens=48,
+        overlap_tokens=8,
+        batch_size=2,
+    )
+
+
+async def test_duplicates_by_content_are_skipped(tmp_path: Path) -> None:
+    index = _index(tmp_path)
+    report = await index.ingest_documents(
+        [_doc("a", "Same words here."), _doc("b", "Same words here."), _doc("c", "Other.")]
+    )
+    assert (report.documents_indexed, report.documents_duplicate) == (2, 1)
+    assert report.duplicates == {"b": "a"}
+    again = await index.ingest_documents([_doc("d", "Other.")])
+    assert again.duplicates == {"d": "c"} and again.documents_indexed == 0
+    assert [r.id for r in await index.documents()] == ["a", "c"]
+
+
+async def test_only_changed_documents_are_re_embedded(tmp_path: Path) -> None:
+    index = _index(tmp_path)
+    embedder = index.embedder
+    assert isinstance(embedder, FakeEmbedder)
+    docs = [_doc(f"d{i}", f"Document number {i} about topic {i}.") for i in range(4)]
+    await index.ingest_documents(docs)
+    calls = embedder.calls
+    docs[2] = _doc("d2", "Document two now talks about volcanoes.")
+    report = await index.ingest_documents(docs)
+    assert (report.documents_indexed, report.documents_unchanged) == (1, 3)
+    assert embedder.calls == calls + 1  # one batch: only the changed document's chunk
+    assert (await index.search("volcanoes", 1))[0].chunk.document_id == "d2"
+    assert await index.count() == 4
+
+
+async def test_a_failed_commit_leaves_nothing_half_written(tmp_path: Path) -> None:
+    index = _index(tmp_path)
+    await index.ingest_documents([_doc("keep", "Stable content stays.")])
+
+    async def broken_add(chunks: Sequence[Chunk]) -> None:
+        raise OSError("disk full")
+
+    index.keyword.add = broken_add  # type: ignore[method-assign]
+    with pytest.raises(OSError, match="disk full"):
+        await index.ingest_documents([_doc("new", "Fresh content arrives.")])
+    assert [r.id for r in await index.documents()] == ["keep"]
+    assert await index.count() == 1  # the vectors written before the failure were removed
+    assert await index.search("fresh content arrives") != [] and all(
+        h.chunk.document_id == "keep" for h in await index.search("fresh content arrives")
+    )
+
+
+async def test_hybrid_finds_rare_keywords_the_vectors_miss(tmp_path: Path) -> None:
+    # The fake embedder hashes words into few buckets, so rare codes collide in vector space;
+    # BM25 finds the exact code.
+    embedder = FakeEmbedder(dimension=8)
+    common = " ".join(f"word{i}" for i in range(30))
+    docs = [_doc(f"n{i}", f"{common} filler{i}") for i in range(6)]
+    docs.append(_doc("code", f"{common} error E4711 appears"))
+    hybrid = KnowledgeIndex(EmbeddedVectorStore(tmp_path / "h"), embedder, chunk_tokens=200)
+    keyword = KnowledgeIndex(
+        EmbeddedVectorStore(tmp_path / "k"),
+        embedder,
+        options=RetrievalOptions(mode="keyword"),
+        chunk_tokens=200,
+    )
+    for index in (hybrid, keyword):
+        await index.ingest_documents(docs)
+    top = (await hybrid.search("E4711", 1))[0]
+    assert top.chunk.document_id == "code"
+    assert set(top.scores) == {"dense", "keyword", "fused"}
+    assert top.score == pytest.approx(top.scores["dense"], abs=1e-5)
+    assert (await keyword.search("E4711", 3))[0].chunk.document_id == "code"
+    assert len(await keyword.search("E4711", 3)) == 1  # keyword mode: only chunks with the term
+
+
+@pytest.mark.parametrize("fusion", ["zscore", "rrf"])
+async def test_filters_and_per_document_results(tmp_path: Path, fusion: str) -> None:
+    index = _index(tmp_path, fusion=fusion)
+    long_text = " ".join(f"Pumps move water in sentence {i}." for i in range(30))
+    await index.ingest_documents(
+        [
+            _doc("manual", long_text, lang="en"),
+            _doc("guide", "Pumps move water quietly.", lang="de"),
+        ]
+    )
+    chunks = await index.search("pumps move water", 10)
+    assert len({h.chunk.document_id for h in chunks}) == 2 and len(chunks) > 2
+    per_doc = await index.search_documents("pumps move water", 10)
+    assert sorted(h.chunk.document_id for h in per_doc) == ["guide", "manual"]
+    german = await index.search("pumps move water", 10, where={"lang": "de"})
+    assert {h.chunk.document_id for h in german} == {"guide"}
+    either = await index.search("pumps", 10, where={"document_id": ["guide"]})
+    assert {h.chunk.document_id for h in either} == {"guide"}
+
+
+async def test_sentence_reranker_prefers_the_best_matching_sentence(tmp_path: Path) -> None:
+    assert sentences("First one. Second one!\nThird line") == [
+        "First one.",
+        "Second one!",
+        "Third line",
+    ]
+    embedder = FakeEmbedder()
+    reranker = SentenceMaxSimReranker(embedder, weight=1.0)
+    index = KnowledgeIndex(
+        EmbeddedVectorStore(tmp_path / "v"), embedder, reranker=reranker, chunk_tokens=400
+    )
+    diluted = "Zebras graze. Lions hunt. Rivers flow. Volcanic ash falls quickly. Trees grow."
+    focused = "Volcanic ash. Ash clouds. Volcanic smoke. Volcanic rock. Ash layers."
+    await index.ingest_documents([_doc("diluted", diluted), _doc("focused", focused)])
+    hits = await index.search("volcanic ash falls quickly", 2)
+    assert hits[0].chunk.document_id == "diluted"  # one sentence matches the query exactly
+    assert hits[0].scores["sentence"] == pytest.approx(1.0, abs=1e-5)
+    assert "rerank" in hits[0].scores
+    vector = (await embedder.embed(["volcanic ash falls quickly"]))[0]
+    assert float(np.dot(vector, vector)) == pytest.approx(1.0, abs=1e-5)
