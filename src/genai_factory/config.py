@@ -126,18 +126,20 @@ class RetrievalSettings(BaseModel):
     ``rrf``, with a weight per retriever. ``candidates``: chunks taken from each retriever.
     ``keyword_weights``: BM25 weights of the title, heading, body and context (the chunk with its
     neighbours) fields. ``reranker``: ``none``
-    or ``sentence`` (MiniLM max-sim over the sentences of the best ``rerank_depth`` candidates).
+    or ``sentence`` (MiniLM max-sim over the sentences of the best ``rerank_depth`` candidates,
+    weighted ``rerank_weight`` against the fused score).
     """
 
     mode: Literal["hybrid", "dense", "keyword"] = "hybrid"
     fusion: Literal["zscore", "rrf"] = "zscore"
     dense_weight: float = Field(default=0.5, ge=0.0)
-    keyword_weight: float = Field(default=0.5, ge=0.0)
+    keyword_weight: float = Field(default=0.6, ge=0.0)
     rrf_k: int = Field(default=60, ge=1)
     candidates: int = Field(default=100, ge=1, le=5000)
     keyword_weights: tuple[float, float, float, float] = (1.0, 1.0, 0.2, 1.0)
-    reranker: Literal["none", "sentence"] = "none"
-    rerank_depth: int = Field(default=30, ge=1, le=1000)
+    reranker: Literal["none", "sentence"] = "sentence"
+    rerank_depth: int = Field(default=100, ge=1, le=1000)
+    rerank_weight: float = Field(default=0.35, ge=0.0)
 
 
 class QdrantSettings(Credentials):
@@ -309,6 +311,12 @@ class RouteSafety(BaseModel):
     output: list[GuardSpec] = Field(default_factory=list)
 
 
+#: The toxicity classifier's F1-optimal threshold on tweets (0.4) flags 5-12 % of neutral prose;
+#: at 0.8 it flags none of the user guide's lines nor of 517 benign prompts (docs/safety.md).
+TOXICITY_SERVICE_THRESHOLD = 0.8
+CONTEXT_INJECTION_THRESHOLD = 0.95
+
+
 def _default_safety_routes() -> dict[SafetyRoute, RouteSafety]:
     return {
         "default": RouteSafety(
@@ -316,13 +324,17 @@ def _default_safety_routes() -> dict[SafetyRoute, RouteSafety]:
             # then PII redaction changes what the model sees.
             input=[
                 GuardSpec(guard="injection", action="block"),
-                GuardSpec(guard="toxicity", action="warn"),
+                GuardSpec(guard="toxicity", action="warn", threshold=TOXICITY_SERVICE_THRESHOLD),
                 GuardSpec(guard="pii", action="redact"),
             ],
-            context=[GuardSpec(guard="injection", action="block")],
+            # Retrieved chunks are documents, not prompts: the rules, plus the classifier only
+            # when it is nearly certain (at 0.5 it flags 6 % of the user guide's paragraphs).
+            context=[
+                GuardSpec(guard="injection", action="block", threshold=CONTEXT_INJECTION_THRESHOLD)
+            ],
             output=[
                 GuardSpec(guard="pii", action="redact"),
-                GuardSpec(guard="toxicity", action="block"),
+                GuardSpec(guard="toxicity", action="block", threshold=TOXICITY_SERVICE_THRESHOLD),
                 GuardSpec(guard="prompt_leak", action="block"),
                 GuardSpec(guard="groundedness", action="warn"),
             ],

@@ -23,7 +23,7 @@ from genai_factory.agents.sql_grammar import (
     sql_input_schema,
     values_query,
 )
-from genai_factory.agents.staged import EXPRESSION_PATTERN, StagedJsonFormat
+from genai_factory.agents.staged import EXPRESSION_PATTERN, StagedJsonFormat, pick_sql_example
 from genai_factory.agents.tools import SqlQueryTool, SqlSchemaTool
 from genai_factory.config import Settings
 from genai_factory.messages import ChatOptions
@@ -52,6 +52,7 @@ REFUSED = [
     "SELECT count(*) FROM customers; DROP TABLE customers",
     'SELECT name FROM customers WHERE name = "x"',
     "select count(*) from customers",
+    "SELECT name FROM customers WHERE id = 10",  # a surrogate key is never tested
 ]
 
 
@@ -169,3 +170,16 @@ def test_constrained_schemas_compile(grammar_check: Any, shop: Path) -> None:
     schemas.append(staged.options(ChatOptions(), final=False).json_schema or {})
     assert all(grammar_check(s) for s in schemas)
     assert not grammar_check({"type": "string", "pattern": "^a\\.b$"})  # the check does check
+
+
+@pytest.mark.parametrize(
+    ("question", "example"),
+    [
+        ("How many customers are there?", "How many books are there?"),
+        ("What is the most expensive product?", "What is the most expensive book?"),
+        ("What is the average product price?", "What is the average price of a book?"),
+    ],
+)
+def test_the_sql_example_is_picked_by_word_overlap(question: str, example: str) -> None:
+    assert pick_sql_example(question)[0] == example
+    assert "books" in pick_sql_example(question)[1]  # never a real table: only the shape is shown

@@ -24,13 +24,15 @@ pytestmark = pytest.mark.slow
 SHOP_DB = Path(__file__).resolve().parents[2] / "examples" / "shop.db"
 
 
+@pytest.mark.timeout(900)
 def test_embedded_model_counts_customers_with_sql(tmp_path: Path) -> None:
     settings = Settings(
         _env_file=None,  # type: ignore[call-arg]
         data_dir=tmp_path / "data",
         embeddings={"provider": "fake"},  # the agent needs no retrieval; keeps the test short
         rag={"ingest_on_start": False},
-        agents={"database": str(SHOP_DB), "tools": ["sql_schema", "sql_query"]},
+        # A generous time limit: this checks what the model does, not how busy the machine is.
+        agents={"database": str(SHOP_DB), "tools": ["sql_schema", "sql_query"], "timeout_s": 600},
         safety={"enabled": False},
     )
     app = create_app(settings)

@@ -88,7 +88,7 @@ def test_injected_chunks_are_dropped_and_reported(tmp_path: Path) -> None:
 
 
 def test_toxic_answers_are_blocked(tmp_path: Path) -> None:
-    model = FakeChatModel(["you are a stupid worthless idiot, shut up"])
+    model = FakeChatModel(["shut up you stupid bitch, nobody likes you"])
     for client in started(settings_for(tmp_path), model):
         response = client.post(GENERATE, json={"query": "hello", "mode": "chat"})
     assert response.status_code == 400

@@ -87,12 +87,16 @@ async def test_toxic_stream_is_stopped_before_the_span_reaches_the_client(
     )
     answer = "Fine. " + "you are a stupid worthless idiot and a moron, shut up " * 2
     model = GuardedModel(FakeChatModel([answer]), pipeline)
-    emitted = ""
-    with pytest.raises(SafetyViolation) as caught:
+    emitted: list[str] = []
+
+    async def consume() -> None:
         async for delta in model.stream([Message.user("hi")]):
-            emitted += delta.text
+            emitted.append(delta.text)
+
+    with pytest.raises(SafetyViolation) as caught:
+        await consume()
     assert caught.value.reason == "toxicity"
-    assert "idiot" not in emitted
+    assert "idiot" not in "".join(emitted)
 
 
 async def test_guarded_model_chat_redacts_input_and_blocks_leaks(resources: GuardResources) -> None:

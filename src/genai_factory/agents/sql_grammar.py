@@ -10,7 +10,8 @@ queries a small model can get right and that name real tables and columns:
 where ``<what>`` is ``count(*)``, an aggregate of a column (``count sum avg min max``, ``count(DISTINCT
 col)``), a column and an aggregate (with ``GROUP BY``), or up to four columns, each ``<col>`` belongs to the tables in ``FROM`` (qualified as
 ``table.col`` after a join along a foreign key), and the one condition compares a column with a
-quoted text or a number. A text column with few distinct values (:func:`values_query` reads them)
+quoted text or a number (a table's lone primary key is never tested: the 135M model kept writing
+``WHERE id = <made-up number>``). A text column with few distinct values (:func:`values_query` reads them)
 may only be compared with one of them, so ``status = 'Cancelled'`` cannot be written for
 ``'cancelled'``. One condition only: with ``AND`` allowed, the 135M model kept adding made-up
 ones. The grammar only shapes what the model writes: the query still goes through the read-only
@@ -45,11 +46,19 @@ def _columns(table: TableInfo) -> list[str]:
     return [c.name for c in table.columns if _IDENTIFIER.fullmatch(c.name)]
 
 
+def _filterable(table: TableInfo) -> list[str]:
+    """The columns a condition may test: all but a table's lone primary key (a surrogate id that
+    questions never name, and that the 135M model kept filtering on with made-up numbers)."""
+    keys = [c.name for c in table.columns if c.primary_key]
+    lone_key = keys[0] if len(keys) == 1 else None
+    return [name for name in _columns(table) if name != lone_key]
+
+
 def _alternatives(names: Sequence[str]) -> str:
     return "(" + "|".join(names) + ")"
 
 
-def _condition(columns: Sequence[tuple[str, str]], values: ColumnValues) -> str:
+def _condition(columns: Sequence[tuple[str, str]], values: ColumnValues) -> str | None:
     """``col op value`` over ``(table, name-as-written)`` pairs; known values where there are."""
     free = [written for table, written in columns if (table, _bare(written)) not in values]
     parts = [f"{_alternatives(free)} {_OPERATORS} ({_TEXT}|{_NUMBER})"] if free else []
@@ -58,22 +67,18 @@ def _condition(columns: Sequence[tuple[str, str]], values: ColumnValues) -> str:
         if known:
             literals = [value.replace(".", "[.]") for value in known]
             parts.append(f"{written} (=|!=) '{_alternatives(literals)}'")
-    return _alternatives(parts)
+    return _alternatives(parts) if parts else None
 
 
 def _bare(written: str) -> str:
     return written.rsplit("]", 1)[-1]
 
 
-def _clause_pattern(column: str, condition: str) -> str:
+def _clause_pattern(column: str, condition: str | None) -> str:
     """Everything after ``FROM ...``, for a column alternation ``column``."""
     order = f"({column}|count\\(\\*\\)|{_AGGREGATES}\\({column}\\))"
-    return (
-        f"( WHERE {condition})?"
-        f"( GROUP BY {column})?"
-        f"( ORDER BY {order}( DESC)?)?"
-        f"( LIMIT [0-9]{{1,3}})?"
-    )
+    where = f"( WHERE {condition})?" if condition else ""
+    return f"{where}( GROUP BY {column})?( ORDER BY {order}( DESC)?)?( LIMIT [0-9]{{1,3}})?"
 
 
 def _select_pattern(column: str) -> str:
@@ -87,7 +92,7 @@ def _single_table(table: TableInfo, values: ColumnValues) -> str | None:
     if not columns or not _IDENTIFIER.fullmatch(table.name):
         return None
     column = _alternatives(columns)
-    condition = _condition([(table.name, c) for c in columns], values)
+    condition = _condition([(table.name, c) for c in _filterable(table)], values)
     return f"{_select_pattern(column)} FROM {table.name}{_clause_pattern(column, condition)}"
 
 
@@ -101,10 +106,13 @@ def _joins(schema: SchemaInfo, values: ColumnValues) -> list[str]:
             target = tables.get(target_name)
             if target is None or target is table or not _IDENTIFIER.fullmatch(target_col):
                 continue
-            pairs = [(table.name, f"{table.name}[.]{c}") for c in _columns(table)]
-            pairs += [(target.name, f"{target.name}[.]{c}") for c in _columns(target)]
-            column = _alternatives([written for _, written in pairs])
-            condition = _condition(pairs, values)
+            column = _alternatives(
+                [f"{t.name}[.]{c}" for t in (table, target) for c in _columns(t)]
+            )
+            testable = [
+                (t.name, f"{t.name}[.]{c}") for t in (table, target) for c in _filterable(t)
+            ]
+            condition = _condition(testable, values)
             source = (
                 f"FROM {table.name} JOIN {target.name} "
                 f"ON {target.name}[.]{target_col} = {table.name}[.]{col.name}"

@@ -25,6 +25,7 @@ from genai_factory.rag.embedding_cache import CachedEmbedder
 from genai_factory.rag.index import IngestReport, Progress
 from genai_factory.rag.serving import ServingIndex, build_serving_index
 from genai_factory.safety.registry import SafetyService
+from genai_factory.safety.tools import screen_agent_tools
 
 log = structlog.get_logger(__name__)
 
@@ -132,6 +133,8 @@ def assemble(
         auto_agent=settings.agents.auto_route,
         safety=safety.pipeline if safety else None,
     )
+    if safety is not None and assistant.agent is not None:
+        screen_agent_tools(assistant.agent, safety.pipeline)  # indirect injection via tools
     return Components(
         settings=settings,
         worker=worker,

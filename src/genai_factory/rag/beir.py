@@ -213,7 +213,7 @@ async def run_retrieval_eval(
             qrels,
             embedder=chosen,
             options=retrieval_options(settings),
-            reranker=get_reranker(retrieval.reranker, chosen),
+            reranker=get_reranker(retrieval.reranker, chosen, weight=retrieval.rerank_weight),
             chunk_tokens=settings.rag.chunk_tokens,
             overlap_tokens=settings.rag.chunk_overlap,
             batch_size=settings.embeddings.batch_size,

@@ -57,7 +57,7 @@ class DocumentCatalog:
             self._db.execute("PRAGMA journal_mode=WAL")
         for statement in _SCHEMA:
             self._db.execute(statement)
-        self._ids: set[str] = {row[0] for row in self._db.execute("SELECT id FROM documents")}
+        self._ids: dict[str, int] = dict(self._db.execute("SELECT id, chunks FROM documents"))
 
     def _put_blocking(self, rows: Sequence[tuple[Document, int]]) -> None:
         now = datetime.now(tz=UTC).isoformat()
@@ -69,7 +69,7 @@ class DocumentCatalog:
             self._db.executemany(
                 "INSERT OR REPLACE INTO documents VALUES (?, ?, ?, ?, ?, ?, ?)", values
             )
-            self._ids.update(d.id for d, _ in rows)
+            self._ids.update((d.id, n) for d, n in rows)
 
     async def put(self, rows: Sequence[tuple[Document, int]]) -> None:
         """Record documents (with their chunk counts) as indexed."""
@@ -82,7 +82,8 @@ class DocumentCatalog:
             cursor = self._db.execute(
                 f"DELETE FROM documents WHERE id IN ({marks})", list(document_ids)
             )
-            self._ids.difference_update(document_ids)
+            for document_id in document_ids:
+                self._ids.pop(document_id, None)
             return int(cursor.rowcount)
 
     async def delete(self, document_ids: Sequence[str]) -> int:
@@ -121,8 +122,8 @@ class DocumentCatalog:
         """Document id → content hash of every indexed document."""
         return {r.id: r.content_hash for r in await self.records()}
 
-    def known_ids(self) -> set[str]:
-        """The ids of every indexed document (a live view: do not modify it)."""
+    def chunk_counts(self) -> dict[str, int]:
+        """Document id → chunk count of every indexed document (a live view: do not modify it)."""
         return self._ids
 
     def contains(self, document_id: str) -> bool:

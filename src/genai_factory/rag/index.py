@@ -224,8 +224,8 @@ class KnowledgeIndex:
             query, k, where=where, per_document=True, known=self._known()
         )
 
-    def _known(self) -> set[str]:
-        return self.catalog.known_ids()
+    def _known(self) -> dict[str, int]:
+        return self.catalog.chunk_counts()
 
     async def delete(self, document_ids: Sequence[str]) -> int:
         """Remove documents; returns how many chunks were removed."""

@@ -36,32 +36,32 @@ _SCHEMA = (
 )
 _MAX_TERMS = 64
 
-_STOP_WORD_TEXT = """
-    a about above after again against all am an and any are as at be because been before being
-    below between both but by can could did do does doing down during each few for from further had
-    has have having he her here hers herself him himself his how i if in into is it its itself just
-    me more most my myself no nor not now of off on once only or other our ours ourselves out over own
-    same she should so some such than that the their theirs them themselves then there these they
-    this those through to too under until up very was we were what when where which while who whom
-    why will with would you your yours yourself yourselves"""
-#: English stop words dropped from queries (the usual NLTK core list).
-STOP_WORDS = frozenset(_STOP_WORD_TEXT.split())
+#: English stop words dropped from queries: Lucene's classic list (also Anserini's and bm25s').
+#: Longer lists (NLTK's) drop words that carry meaning in claims: "more", "after", "during", "up".
+STOP_WORDS = frozenset(
+    {"a", "an", "and", "are", "as", "at", "be", "but", "by", "for", "if", "in", "into", "is", "it"}
+    | {"no", "not", "of", "on", "or", "such", "that", "the", "their", "then", "there", "these"}
+    | {"they", "this", "to", "was", "will", "with"}
+)
 
 
 #: title, heading, body, context: measured on SciFact (the body also counts through its context;
 #: its own small weight ranks a chunk above its neighbours).
 DEFAULT_WEIGHTS = (1.0, 1.0, 0.2, 1.0)
+#: Chunks on each side of a chunk that make up its ``context`` field.
+CONTEXT_WINDOW = 2
 
 
-def neighbourhoods(chunks: Sequence[Chunk]) -> list[str]:
-    """Each chunk's text with the texts of its neighbours in the same document, by position."""
+def neighbourhoods(chunks: Sequence[Chunk], window: int = CONTEXT_WINDOW) -> list[str]:
+    """Each chunk's text with the texts of up to ``window`` neighbours on each side (same document,
+    by position)."""
     by_document: dict[str, dict[int, str]] = {}
     for chunk in chunks:
         by_document.setdefault(chunk.document_id, {})[chunk.position] = chunk.text
     result = []
     for chunk in chunks:
         texts = by_document[chunk.document_id]
-        around = (texts.get(p) for p in (chunk.position - 1, chunk.position, chunk.position + 1))
+        around = (texts.get(p) for p in range(chunk.position - window, chunk.position + window + 1))
         result.append(" ".join(t for t in around if t))
     return result
 

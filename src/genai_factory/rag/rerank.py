@@ -45,7 +45,7 @@ class SentenceMaxSimReranker:
 
     name = "sentence-maxsim"
 
-    def __init__(self, embedder: Embedder, *, weight: float = 1.0, batch_size: int = 256) -> None:
+    def __init__(self, embedder: Embedder, *, weight: float = 0.35, batch_size: int = 256) -> None:
         self.embedder = embedder
         self.weight = weight
         self.batch_size = batch_size
@@ -60,7 +60,9 @@ class SentenceMaxSimReranker:
         self, query_vector: NDArray[np.float32], candidates: Sequence[Candidate]
     ) -> list[float]:
         """Each candidate's best sentence cosine (its chunk cosine when it has no sentence)."""
-        per_candidate = [sentences(c.chunk.text) for c in candidates]
+        per_candidate = [
+            list(dict.fromkeys(s for text in c.texts() for s in sentences(text))) for c in candidates
+        ]
         flat = [s for group in per_candidate for s in group]
         vectors = await self.embedder.embed(flat) if flat else np.zeros((0, 0), dtype=np.float32)
         similarities = vectors @ query_vector if flat else np.zeros(0)
@@ -77,12 +79,11 @@ class SentenceMaxSimReranker:
         best = await self.sentence_scores(query_vector, candidates)
         for candidate, score in zip(candidates, best, strict=True):
             candidate.scores["sentence"] = score
-        fused = [c.scores.get("fused", c.dense) for c in candidates]
-        combined = zscores(fused, fused) + self.weight * zscores(best, best)
-        return [float(value) for value in combined]
+        fused = np.array([c.scores.get("fused", c.dense) for c in candidates])
+        return [float(v) for v in fused + self.weight * zscores(best, best)]
 
 
-def get_reranker(name: str, embedder: Embedder, *, weight: float = 1.0) -> Reranker | None:
+def get_reranker(name: str, embedder: Embedder, *, weight: float = 0.35) -> Reranker | None:
     """A registered reranker by name (``none`` gives ``None``)."""
     if name == "none":
         return None

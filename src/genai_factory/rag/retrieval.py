@@ -17,7 +17,7 @@ Every returned hit's ``score`` is its cosine similarity to the query (see :class
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
@@ -31,6 +31,8 @@ from genai_factory.rag.keyword import DEFAULT_WEIGHTS, KeywordIndex
 from genai_factory.rag.stores.protocol import VectorStore, Where, matches
 
 RetrievalMode = Literal["hybrid", "dense", "keyword"]
+#: A retriever's hits as (document id, score), best first.
+Ranking = list[tuple[str, float]]
 FusionMethod = Literal["zscore", "rrf"]
 
 
@@ -51,11 +53,11 @@ class RetrievalOptions:
     mode: RetrievalMode = "hybrid"
     fusion: FusionMethod = "zscore"
     dense_weight: float = 0.5
-    keyword_weight: float = 0.5
+    keyword_weight: float = 0.6
     rrf_k: int = 60
     candidates: int = 100
     keyword_weights: tuple[float, float, float, float] = DEFAULT_WEIGHTS
-    rerank_depth: int = 30
+    rerank_depth: int = 100
 
 
 @dataclass
@@ -66,6 +68,11 @@ class Candidate:
     dense: float
     keyword: float | None = None
     scores: dict[str, float] = field(default_factory=dict)
+    #: Every chunk the candidate stands for (its document's, in per-document search).
+    members: list[Chunk] = field(default_factory=list)
+
+    def texts(self) -> list[str]:
+        return [c.text for c in self.members] if self.members else [self.chunk.text]
 
     @property
     def id(self) -> str:
@@ -116,10 +123,16 @@ class HybridRetriever:
         *,
         where: Where | None = None,
         per_document: bool = False,
-        known: set[str] | None = None,
+        known: Mapping[str, int] | None = None,
     ) -> list[ScoredChunk]:
         """The ``k`` best chunks (or, with ``per_document``, the best chunk of the ``k`` best
-        documents). ``known``: when given, chunks of other documents are ignored (orphans)."""
+        documents).
+
+        ``known`` maps each indexed document to its chunk count: chunks of other documents are
+        ignored (orphans of an interrupted write), and with ``per_document`` every chunk of a
+        candidate document is scored, so a document counts with its best evidence even when only
+        one of its chunks was among either retriever's candidates.
+        """
         if not query.strip() or k < 1:
             return []
         vector = np.asarray((await self.embedder.embed([query]))[0], dtype=np.float32)
@@ -127,17 +140,20 @@ class HybridRetriever:
         candidates, dense_ref, keyword_ref = await self._candidates(query, vector, depth, where)
         if known is not None:
             candidates = [c for c in candidates if c.chunk.document_id in known]
-        ranked = self._fuse(candidates, dense_ref, keyword_ref)
-        ranked = await self._rerank(query, vector, ranked)
         if per_document:
-            ranked = _best_per_document(ranked)
+            if known is not None:
+                candidates += await self._siblings(query, vector, candidates, known)
+            candidates = _per_document(candidates)
+            dense_ref, keyword_ref = _first_per_document(dense_ref), _first_per_document(keyword_ref)
+        ranked = self._fuse(candidates, [s for _, s in dense_ref], [s for _, s in keyword_ref])
+        ranked = await self._rerank(query, vector, ranked)
         return [
             ScoredChunk(chunk=c.chunk, score=c.dense, scores=_rounded(c.scores)) for c in ranked[:k]
         ]
 
     async def _candidates(
         self, query: str, vector: NDArray[np.float32], depth: int, where: Where | None
-    ) -> tuple[list[Candidate], list[float], list[float]]:
+    ) -> tuple[list[Candidate], Ranking, Ranking]:
         mode = self.options.mode
         dense_hits = await self.store.search(vector, depth, where) if mode != "keyword" else []
         keyword_hits = await self.keyword.search(query, depth) if mode != "dense" else []
@@ -153,9 +169,33 @@ class HybridRetriever:
             keyword_scores.update(await _bm25_for(self.keyword, query, unscored))
         for candidate in found.values():
             candidate.keyword = keyword_scores.get(candidate.id, 0.0)
-        dense_ref = [h.score for h in dense_hits]
-        keyword_ref = [h.score for h in keyword_hits]
+        dense_ref = [(h.chunk.document_id, h.score) for h in dense_hits]
+        keyword_ref = [(h.document_id, h.score) for h in keyword_hits]
         return list(found.values()), dense_ref, keyword_ref
+
+    async def _siblings(
+        self,
+        query: str,
+        vector: NDArray[np.float32],
+        candidates: list[Candidate],
+        known: Mapping[str, int],
+    ) -> list[Candidate]:
+        """The chunks of the candidates' documents that are not candidates yet, scored."""
+        have = {c.id for c in candidates}
+        documents = {c.chunk.document_id for c in candidates}
+        wanted = [
+            chunk_id
+            for document_id in documents
+            for chunk_id in (f"{document_id}:{i}" for i in range(known.get(document_id, 0)))
+            if chunk_id not in have
+        ]
+        chunks, vectors = await self.store.fetch(wanted)
+        found = [Candidate(c, dense=float(v @ vector)) for c, v in zip(chunks, vectors, strict=True)]
+        if self.options.mode != "dense":
+            scores = await _bm25_for(self.keyword, query, [c.id for c in found])
+            for candidate in found:
+                candidate.keyword = scores.get(candidate.id, 0.0)
+        return found
 
     def _fuse(
         self, candidates: list[Candidate], dense_ref: list[float], keyword_ref: list[float]
@@ -212,13 +252,32 @@ def _fuse_rrf(candidates: list[Candidate], options: RetrievalOptions) -> None:
         c.scores["fused"] = fused.get(c.id, 0.0)
 
 
-def _best_per_document(ranked: list[Candidate]) -> list[Candidate]:
+def _per_document(candidates: list[Candidate]) -> list[Candidate]:
+    """One candidate per document: its best chunk by cosine, scored with the document's best
+    cosine and best BM25 (a document is as relevant as its best evidence from each retriever)."""
+    best: dict[str, Candidate] = {}
+    for c in candidates:
+        current = best.get(c.chunk.document_id)
+        if current is None:
+            best[c.chunk.document_id] = Candidate(
+                c.chunk, dense=c.dense, keyword=c.keyword, members=[c.chunk]
+            )
+            continue
+        current.members.append(c.chunk)
+        if c.dense > current.dense:
+            current.chunk, current.dense = c.chunk, c.dense
+        current.keyword = max(current.keyword or 0.0, c.keyword or 0.0)
+    return list(best.values())
+
+
+def _first_per_document(ranking: Ranking) -> Ranking:
+    """A retriever's chunk ranking reduced to documents (each at its best chunk's score)."""
     seen: set[str] = set()
     kept = []
-    for candidate in ranked:
-        if candidate.chunk.document_id not in seen:
-            seen.add(candidate.chunk.document_id)
-            kept.append(candidate)
+    for document_id, score in ranking:
+        if document_id not in seen:
+            seen.add(document_id)
+            kept.append((document_id, score))
     return kept
 
 

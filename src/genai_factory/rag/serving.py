@@ -221,7 +221,7 @@ def build_serving_index(
     retrieval = rag.retrieval
     options = retrieval_options(settings)
     if reranker is None and retrieval.reranker != "none":
-        reranker = get_reranker(retrieval.reranker, embedder)
+        reranker = get_reranker(retrieval.reranker, embedder, weight=retrieval.rerank_weight)
     qdrant_client: list[Any] = []  # one client for every version's collection, opened lazily
 
     def store_for(info: VersionInfo, directory: Path) -> VectorStore:

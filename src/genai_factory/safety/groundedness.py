@@ -20,7 +20,14 @@ _SENTENCE = re.compile(r"[^.!?\n]+(?:[.!?]+|\n|$)")
 _WORD = re.compile(r"\w+")
 _CITATION = re.compile(r"\[\d{1,2}\]")
 STOPWORDS = frozenset(
-    ["a", "an", "the", "and", "or", "but", "if", "of", "to", "in", "on", "at", "by", "for", "with", "from", "as", "is", "are", "was", "were", "be", "been", "being", "it", "its", "this", "that", "these", "those", "there", "here", "you", "your", "i", "we", "they", "he", "she", "them", "his", "her", "our", "their", "my", "me", "us", "do", "does", "did", "not", "no", "yes", "can", "could", "should", "would", "will", "may", "might", "must", "have", "has", "had", "than", "then", "so", "such", "also", "into", "about", "over", "under", "more", "most", "very", "just", "only", "any", "all", "some", "each", "which", "who", "whom", "what", "when", "where", "why", "how", "according", "source", "sources", "context", "answer", "question"]
+    (  # noqa: SIM905 (a word list reads better as one string)
+        "a an the and or but if of to in on at by for with from as is are was were be been "
+        "being it its this that these those there here you your i we they he she them his her "
+        "our their my me us do does did not no yes can could should would will may might must "
+        "have has had than then so such also into about over under more most very just only "
+        "any all some each which who whom what when where why how according source sources "
+        "context answer question"
+    ).split()
 )
 
 
@@ -40,17 +47,33 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
     return [(m.start(), m.end()) for m in _SENTENCE.finditer(text) if m.group(0).strip()]
 
 
+SourceIndex = list[tuple[frozenset[str], frozenset[str]]]
+
+
+def index_sources(sources: Sequence[str]) -> SourceIndex:
+    """Each source's content words and their character 4-grams (computed once per answer)."""
+    indexed = []
+    for source in sources:
+        words = frozenset(content_words(source))
+        indexed.append((words, frozenset(_grams(list(words)))))
+    return indexed
+
+
 def support(sentence: str, sources: Sequence[str]) -> float:
     """How much of ``sentence`` one source supports: 0 (nothing) to 1 (every content word)."""
+    return indexed_support(sentence, index_sources(sources))
+
+
+def indexed_support(sentence: str, indexed: SourceIndex) -> float:
+    """:func:`support` against sources already indexed by :func:`index_sources`."""
     words = content_words(_CITATION.sub("", sentence))
     if not words:
         return 1.0
     sentence_grams = _grams(words)
     best = 0.0
-    for source in sources:
-        source_words = set(content_words(source))
+    for source_words, source_grams in indexed:
         word_recall = sum(w in source_words for w in words) / len(words)
-        gram_recall = len(sentence_grams & _grams(list(source_words))) / len(sentence_grams)
+        gram_recall = len(sentence_grams & source_grams) / len(sentence_grams)
         best = max(best, (word_recall + gram_recall) / 2)
     return best
 
@@ -75,11 +98,12 @@ class GroundednessGuard:
 
     def unsupported(self, text: str, sources: Sequence[str]) -> list[Finding]:
         found = []
+        indexed = index_sources(sources)
         for start, end in sentence_spans(text):
             sentence = text[start:end]
             if len(content_words(sentence)) < self.min_words:
                 continue
-            score = support(sentence, sources)
+            score = indexed_support(sentence, indexed)
             if score < self.min_support:
                 found.append(Finding("UNSUPPORTED", start, end, round(score, 3)))
         return found

@@ -185,7 +185,9 @@ def _persona_rules() -> list[Rule]:
         _rule(
             "do_anything_now",
             "jailbreak_persona",
-            r"\bdo anything now\b|\bdeveloper mode\b|\bjailbr(?:eak|oken)\b|\bstay in character\b",
+            r"\bdo anything now\b|\b(?:enable|enabled|activate|activated|enter)\W+developer mode\b"
+            r"|\bdeveloper mode\W+(?:enabled|activated|on)\b|\byou are (?:now )?jailbroken\b"
+            r"|\bstay in character\b",
         ),
         _rule(
             "you_are_dan",
@@ -226,7 +228,8 @@ def _hidden_rules() -> list[Rule]:
             "if_you_are_an_ai",
             "hidden_instruction",
             r"\bif you are an?\W+(?:\w+\W+)?" + ai + r"|\b" + ai + r"\W+(?:\w+\W+){0,2}?"
-            r"(?:reading|processing|summari[sz]ing|when you (?:process|read|summari[sz]e|see))",
+            r"(?:(?:reading|processing|summari[sz]ing) this\b"
+            r"|when you (?:process|read|summari[sz]e|see) (?:this|these)\b)",
         ),
         _rule(
             "fake_authority",

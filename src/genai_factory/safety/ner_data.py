@@ -11,11 +11,15 @@ from __future__ import annotations
 
 import random
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 Span = tuple[int, int, str]
-LOCALES = ["en_US", "en_GB", "en_AU", "en_CA", "de_DE", "de_AT", "fr_FR", "es_ES", "es_MX", "it_IT", "nl_NL", "pl_PL", "pt_BR", "pt_PT", "sv_SE", "da_DK", "fi_FI", "no_NO", "hu_HU", "cs_CZ", "sk_SK", "sl_SI", "hr_HR", "ro_RO", "tr_TR", "ru_RU", "el_GR"]
+LOCALES = (  # noqa: SIM905 (a word list reads better as one string)
+    "en_US en_GB en_AU en_CA de_DE de_AT fr_FR es_ES es_MX it_IT nl_NL pl_PL pt_BR "
+    "pt_PT sv_SE da_DK fi_FI no_NO hu_HU cs_CZ sk_SK sl_SI hr_HR ro_RO tr_TR ru_RU el_GR"
+).split()
 
 TEMPLATES = (
     "My name is {PERSON} and I live in {CITY}.",
@@ -72,6 +76,24 @@ TEMPLATES = (
     "Please change the name on the account to {PERSON}.",
     "Billing address: {PERSON}\n{ADDRESS}",
     "{PERSON}\n{STREET}\n{CITY}\n{COUNTRY}",
+    "{LAST} and {LAST} were the best engineers on the team.",
+    "The founders are {FIRST}, {LAST} and {LAST}.",
+    "{FIRST}: Where were you?\n{FIRST}: At home.",
+    '"Who are you?" asked {FIRST}. "I\'m {FIRST}\'s brother."',
+    "Unlike the {LAST} novel, this one is short.",
+    "A tribute to {PERSON}, who died in {YEAR}.",
+    "{PERSON} spent a year at {COMPANY} as a {JOB}.",
+    "{TITLE} {PERSON} of {COMPANY} joined the board.",
+    "Bot: What's the name on the account?\nUser: {PERSON}",
+    "The restaurant is at {STREET}.",
+    "It is on the corner of {STREET} and {STREET}.",
+    "Meet me in {CITY}, {COUNTRY} next week.",
+    "I grew up in {COUNTRY} but now live in {CITY}.",
+    "{COMPANY} opened an office at {ADDRESS}",
+    "Looking to support {COMPANY} in {CITY} in its mission.",
+    "Where: {COMPANY} Country Club, {CITY}",
+    "Treaty on European Union, Article {SMALL}, was signed in {CITY}.",
+    "Is {FIRST} {LAST} available on {DAY}?",
 )
 NEGATIVES = (
     "The Quarterly Report shows that Revenue grew in March.",
@@ -93,36 +115,41 @@ NEGATIVES = (
     "Yes, I paid 25 dollars for 3 tickets.",
     "Comedy, Drama, Kids & Family, Mystery & Suspense",
     "Top 20 Albums Of The Year, Ranked",
+    "3... 2... 1... liftoff!",
+    "Title VII of the Civil Rights Act applies here.",
+    "It's this nice new place downtown. There's parking too.",
+    "Action & Adventure, Animation, Comedy, Documentary",
+    "The Business Review named its Company Of The Year.",
     "Thanks for the quick reply, Support Team!",
 )
 _SLOT = re.compile(r"\{(\w+)\}")
 
 
-def _person(faker: object, rng: random.Random) -> str:
+def _person(faker: Any, rng: random.Random) -> str:
     """A full name, sometimes with a middle initial (``Sari J. Paavolainen``)."""
-    f: object = faker
+    f: Any = faker
     if rng.random() < 0.25:
         initial = chr(ord("A") + rng.randrange(26)) + rng.choice([".", ""])
-        return f"{f.first_name()} {initial} {f.last_name()}"  # type: ignore[attr-defined]
-    return str(f.name())  # type: ignore[attr-defined]
+        return f"{f.first_name()} {initial} {f.last_name()}"
+    return str(f.name())
 
 
-def _value(faker: object, slot: str, rng: random.Random) -> tuple[str, str]:
+def _value(faker: Any, slot: str, rng: random.Random) -> tuple[str, str]:
     """The text of one slot and its label (``O`` for distractors)."""
-    f: object = faker
-    generators = {
+    f: Any = faker
+    generators: dict[str, tuple[str, Callable[[], object]]] = {
         "PERSON": ("PERSON", lambda: _person(f, rng)),
-        "FIRST": ("PERSON", lambda: f.first_name()),  # type: ignore[attr-defined]
-        "LAST": ("PERSON", lambda: f.last_name()),  # type: ignore[attr-defined]
-        "CITY": ("LOCATION", lambda: f.city()),  # type: ignore[attr-defined]
-        "COUNTRY": ("LOCATION", lambda: f.country()),  # type: ignore[attr-defined]
-        "ADDRESS": ("LOCATION", lambda: f.address()),  # type: ignore[attr-defined]
-        "STREET": ("LOCATION", lambda: f.street_address()),  # type: ignore[attr-defined]
-        "COMPANY": ("O", lambda: f.company()),  # type: ignore[attr-defined]
-        "JOB": ("O", lambda: f.job()),  # type: ignore[attr-defined]
-        "DAY": ("O", lambda: f.day_of_week()),  # type: ignore[attr-defined]
-        "MONTH": ("O", lambda: f.month_name()),  # type: ignore[attr-defined]
-        "TIME": ("O", lambda: f.time(pattern="%H:%M")),  # type: ignore[attr-defined]
+        "FIRST": ("PERSON", lambda: f.first_name()),
+        "LAST": ("PERSON", lambda: f.last_name()),
+        "CITY": ("LOCATION", lambda: f.city()),
+        "COUNTRY": ("LOCATION", lambda: f.country()),
+        "ADDRESS": ("LOCATION", lambda: f.address()),
+        "STREET": ("LOCATION", lambda: f.street_address()),
+        "COMPANY": ("O", lambda: f.company()),
+        "JOB": ("O", lambda: f.job()),
+        "DAY": ("O", lambda: f.day_of_week()),
+        "MONTH": ("O", lambda: f.month_name()),
+        "TIME": ("O", lambda: f.time(pattern="%H:%M")),
         "PRODUCT": (
             "O",
             lambda: rng.choice(["iPhone", "Model X", "Galaxy Tab", "ThinkPad", "Kindle"]),
@@ -131,16 +158,17 @@ def _value(faker: object, slot: str, rng: random.Random) -> tuple[str, str]:
         "SMALL": ("O", lambda: str(rng.randint(1, 99))),
         "YEAR": ("O", lambda: str(rng.randint(1950, 2030))),
         "PRICE": ("O", lambda: f"${rng.randint(1, 999)}.{rng.randint(0, 99):02d}"),
-        "PHONE": ("O", lambda: f.phone_number()),  # type: ignore[attr-defined]
-        "CARD": ("O", lambda: f.credit_card_number()),  # type: ignore[attr-defined]
-        "DATE": ("O", lambda: f.date()),  # type: ignore[attr-defined]
+        "PHONE": ("O", lambda: f.phone_number()),
+        "CARD": ("O", lambda: f.credit_card_number()),
+        "DATE": ("O", lambda: f.date()),
         "TITLE": ("O", lambda: rng.choice(["Dr.", "Mr.", "Mrs.", "Ms.", "Prof."])),
     }
     label, make = generators[slot]
-    return str(make()), label
+    value: object = make()
+    return str(value), label
 
 
-def _fill(template: str, faker: object, rng: random.Random) -> tuple[str, list[Span]]:
+def _fill(template: str, faker: Any, rng: random.Random) -> tuple[str, list[Span]]:
     text, spans, position = "", [], 0
     for match in _SLOT.finditer(template):
         text += template[position : match.start()]

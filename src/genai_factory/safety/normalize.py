@@ -17,6 +17,15 @@ import unicodedata
 
 #: Zero-width and other invisible characters (format category ``Cf`` is removed as a whole too).
 _INVISIBLE = dict.fromkeys(map(ord, "\u00ad\u034f\u061c\u180e"), None)
+#: The Unicode format characters (category ``Cf``): zero-width spaces and joiners, bidi controls,
+#: word joiners, the byte-order mark, interlinear annotations, tag characters.
+_FORMAT_CHARS = re.compile(
+    "[\u0600-\u0605\u06dd\u070f\u0890\u0891\u08e2\u200b-\u200f\u202a-\u202e\u2060-\u2064"
+    "\u2066-\u206f\ufeff\ufff9-\ufffb\U000110bd\U000110cd\U00013430-\U0001343f"
+    "\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0001\U000e0020-\U000e007f]"
+)
+#: Combining marks (accents) left by NFKD decomposition.
+_COMBINING = re.compile("[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]")
 
 #: Cyrillic and Greek letters that look like Latin ones; only applied inside words with Latin letters.
 _HOMOGLYPHS = str.maketrans(
@@ -39,21 +48,20 @@ _HEX = re.compile(r"\b(?:[0-9a-fA-F]{2}){8,}\b")
 _NON_WORD = re.compile(r"[\W_]+")
 _ASCII_WORDS = re.compile(r"[a-z]{2,}")
 _COMMON_EN = frozenset(
-    ["the", "and", "you", "your", "to", "of", "is", "in", "that", "it", "for", "on", "with", "as", "this", "are", "be", "all", "ignore", "instructions", "previous", "prompt", "system", "tell", "me", "what", "a", "an", "say", "print", "reveal"]
+    (  # noqa: SIM905 (a word list reads better as one string)
+        "the and you your to of is in that it for on with as this are be all ignore "
+        "instructions previous prompt system tell me what a an say print reveal"
+    ).split()
 )
 
 
 def _strip_invisible(text: str) -> str:
-    text = text.translate(_INVISIBLE)
-    if any(unicodedata.category(ch) == "Cf" for ch in text):
-        text = "".join(ch for ch in text if unicodedata.category(ch) != "Cf")
-    return text
+    return _FORMAT_CHARS.sub("", text.translate(_INVISIBLE))
 
 
 def _strip_accents(text: str) -> str:
     decomposed = unicodedata.normalize("NFKD", text)
-    stripped = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
-    return unicodedata.normalize("NFC", stripped)
+    return unicodedata.normalize("NFC", _COMBINING.sub("", decomposed))
 
 
 def _fix_homoglyphs(text: str) -> str:
@@ -66,7 +74,10 @@ def _fix_homoglyphs(text: str) -> str:
 _REGIONAL = {0x1F1E6 + i: chr(ord("a") + i) for i in range(26)}
 _MORSE = dict(
     zip(
-        [".-", "-...", "-.-.", "-..", ".", "..-.", "--.", "....", "..", ".---", "-.-", ".-..", "--", "-.", "---", ".--.", "--.-", ".-.", "...", "-", "..-", "...-", ".--", "-..-", "-.--", "--..", "-----", ".----", "..---", "...--", "....-", ".....", "-....", "--...", "---..", "----."],
+        (  # noqa: SIM905 (a code table reads better as one string)
+            ".- -... -.-. -.. . ..-. --. .... .. .--- -.- .-.. -- -. --- .--. --.- .-. ... - ..- "
+            "...- .-- -..- -.-- --.. ----- .---- ..--- ...-- ....- ..... -.... --... ---.. ----."
+        ).split(),
         "abcdefghijklmnopqrstuvwxyz0123456789",
         strict=True,
     )

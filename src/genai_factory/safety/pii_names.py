@@ -37,7 +37,12 @@ N_FEATURES = 2**19
 _DIGIT = re.compile(r"\d")
 _TOKEN = re.compile(r"\w+(?:['’.-]\w+)*\.?|[^\w\s]")
 _SENTENCE_END = frozenset(".!?:;\n\"'()[]")
-_LOCATION_SUFFIXES = ["street", "st", "st.", "road", "rd", "rd.", "avenue", "ave", "ave.", "drive", "dr", "dr.", "lane", "ln", "boulevard", "blvd", "way", "court", "ct", "place", "pl", "square", "sq", "suite", "apt", "apt.", "unit", "floor", "gate", "vej", "vei", "veien", "katu", "tie", "kuja", "strasse", "straße", "str.", "weg", "gasse", "platz", "allee", "rue", "chemin", "avenida", "calle", "via", "viale", "piazza", "utca", "ulica", "ul.", "straat", "laan", "plein", "gatan", "vagen", "vägen"]
+_LOCATION_SUFFIXES = (  # noqa: SIM905 (a word list reads better as one string)
+    "street st st. road rd rd. avenue ave ave. drive dr dr. lane ln boulevard blvd way "
+    "court ct place pl square sq suite apt apt. unit floor gate vej vei veien katu tie "
+    "kuja strasse straße str. weg gasse platz allee rue chemin avenida calle via viale "
+    "piazza utca ulica ul. straat laan plein gatan vagen vägen"
+).split()
 
 
 @dataclass(frozen=True)
@@ -197,15 +202,29 @@ class NameTagger:
         """Entity spans: neighbouring tokens of one label merge (across spaces, commas, newlines)."""
         spans: list[Finding] = []
         for start, end, label in self.label_tokens(text):
-            if spans and spans[-1].kind == label and _joinable(text[spans[-1].end : start]):
+            if spans and spans[-1].kind == label and _joinable(text[spans[-1].end : start], label):
                 spans[-1] = Finding(label, spans[-1].start, end)
             else:
                 spans.append(Finding(label, start, end))
         return spans
 
 
-def _joinable(gap: str) -> bool:
-    return len(gap) <= 4 and all(c in " ,\n\t-" for c in gap)
+_ADDRESS_GLUE = frozenset({"of", "and", "de", "la", "le", "du", "di", "del", "von", "van"})
+_ADDRESS_GAP = re.compile(r"[\w .,\n\t'-]{0,14}")
+
+
+def _joinable(gap: str, label: str) -> bool:
+    """Whether two spans of ``label`` separated by ``gap`` are one entity.
+
+    Names join across spaces, commas and hyphens; an address also across a few short words or
+    numbers (``143 31 rue de la Hulotais``, ``the corner of ul. Jesionowa 127``).
+    """
+    if len(gap) <= 4 and all(c in " ,\n\t-" for c in gap):
+        return True
+    if label != "LOCATION" or _ADDRESS_GAP.fullmatch(gap) is None or "\n\n" in gap:
+        return False
+    words = re.findall(r"[^\W\d_]+", gap.lower())
+    return not any(w in ENGLISH_STOP_WORDS and w not in _ADDRESS_GLUE for w in words)
 
 
 def features_for_training(

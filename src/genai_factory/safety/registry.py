@@ -91,7 +91,7 @@ class SafetyService:
 
     def _build(self) -> SafetyPipeline:
         safety = self.settings.safety
-        policies = {
+        policies: dict[str, RoutePolicy] = {
             name: build_policy(route, self.resources) for name, route in safety.routes.items()
         }
         return SafetyPipeline(

@@ -149,7 +149,10 @@ def _text_counts(config: HashingConfig, text: str) -> tuple[NDArray[np.int64], N
     if not indices:
         return np.zeros(0, dtype=np.int64), np.zeros(0)
     unique, inverse = np.unique(np.concatenate(indices), return_inverse=True)
-    return unique, np.bincount(inverse, weights=np.concatenate(counts))
+    summed: NDArray[np.float64] = np.bincount(inverse, weights=np.concatenate(counts)).astype(
+        np.float64
+    )
+    return unique, summed
 
 
 @dataclass
@@ -237,8 +240,8 @@ class HashedLinearModel:
                 raise ConfigurationError(f"{manifest_path} is not a {FORMAT} artefact")
             hashing = manifest["hashing"]
             config = HashingConfig(
-                char_ngrams=tuple(hashing["char_ngrams"]),  # type: ignore[arg-type]
-                word_ngrams=tuple(hashing["word_ngrams"]),  # type: ignore[arg-type]
+                char_ngrams=(int(hashing["char_ngrams"][0]), int(hashing["char_ngrams"][1])),
+                word_ngrams=(int(hashing["word_ngrams"][0]), int(hashing["word_ngrams"][1])),
                 n_features=int(hashing["n_features"]),
                 max_chars=int(hashing["max_chars"]),
             )

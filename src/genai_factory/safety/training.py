@@ -21,6 +21,7 @@ import csv
 import hashlib
 import json
 import random
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -37,8 +38,7 @@ from genai_factory.safety.textclf import HashedLinearModel, HashingConfig, fit_h
 Rows = list[tuple[str, bool]]
 INJECTION_CONFIG = HashingConfig(char_ngrams=(1, 4), word_ngrams=(1, 2))
 INJECTION_C, INJECTION_THRESHOLD = 100.0, 0.5
-#: Benign texts that talk about prompts, instructions and systems (hard negatives): SQuAD questions
-#: and the project's own user guide (without the safety page, which quotes attacks).
+#: How many SQuAD questions serve as benign negatives (see :func:`benign_negatives`).
 BENIGN_QUESTIONS = 3000
 TOXICITY_CONFIG = INJECTION_CONFIG  # same features: a text is hashed once for both guards
 TOXICITY_C, TOXICITY_THRESHOLD = 10.0, 0.4
@@ -87,13 +87,29 @@ def _versions() -> dict[str, str]:
     return {"scikit-learn": sklearn.__version__, "numpy": np.__version__}
 
 
+def _code_hash() -> str:
+    """SHA-256 of the modules that turn text into features (a change there is a new model)."""
+    package = Path(__file__).resolve().parent
+    digest = hashlib.sha256()
+    for name in ("normalize.py", "textclf.py", "pii_names.py", "ner_data.py"):
+        digest.update((package / name).read_bytes())
+    return digest.hexdigest()
+
+
 def _manifest(name: str, digest: str, **extra: Any) -> dict[str, Any]:
+    """The manifest; the version hashes the data and every training parameter (not the metrics)."""
     now = datetime.now(UTC)
+    parameters = {k: v for k, v in extra.items() if k not in ("metrics", "training_seconds")}
+    parameters["code"] = _code_hash()
+    fingerprint = hashlib.sha256(
+        (digest + json.dumps(parameters, sort_keys=True, default=str)).encode()
+    ).hexdigest()
     return {
         "name": name,
-        "version": f"{name}-{now:%Y%m%d}-{digest[:8]}",
+        "version": f"{name}-{now:%Y%m%d}-{fingerprint[:8]}",
         "trained_at": now.isoformat(timespec="seconds"),
         "data_sha256": digest,
+        "code_sha256": parameters["code"],
         "libraries": _versions(),
         **extra,
     }
@@ -112,25 +128,29 @@ def _fit(
     )
 
 
-def benign_negatives(datasets: Path, docs_dir: Path) -> tuple[Rows, list[Path]]:
-    """Benign questions (SQuAD) and user-guide lines, with the files they came from."""
+def benign_negatives(datasets: Path) -> tuple[Rows, list[Path]]:
+    """Benign questions and paragraphs (SQuAD 2.0: shared data, so training is reproducible).
+
+    Questions talk about systems, rules and instructions without attacking anything (hard
+    negatives); paragraphs are documents, which retrieved chunks are (the context surface); both
+    are clean prose, not tweets, for the toxicity classifier.
+    """
     questions_file = datasets / "squad_v2" / "qa.jsonl"
-    questions: list[str] = []
-    files: list[Path] = []
-    if questions_file.is_file():
-        files.append(questions_file)
-        with questions_file.open(encoding="utf-8") as handle:
-            questions = list(dict.fromkeys(json.loads(line)["question"] for line in handle))
-        random.Random(0).shuffle(questions)
-    lines: list[str] = []
-    for path in sorted(docs_dir.glob("*.md")):
-        if path.name == "safety.md":  # it quotes attacks
-            continue
-        for line in path.read_text(encoding="utf-8").splitlines():
-            line = line.strip(" #*-`>|")
-            if 30 <= len(line) <= 400:
-                lines.append(line)
-    return [(t, False) for t in questions[:BENIGN_QUESTIONS] + lines], files
+    if not questions_file.is_file():
+        return [], []
+    with questions_file.open(encoding="utf-8") as handle:
+        records = [json.loads(line) for line in handle]
+    questions = list(dict.fromkeys(r["question"] for r in records))
+    paragraphs = list(dict.fromkeys(r["context"] for r in records))
+    random.Random(0).shuffle(questions)
+    texts = questions[:BENIGN_QUESTIONS] + paragraphs
+    return [(t, False) for t in texts], [questions_file]
+
+
+def as_saved(model: HashedLinearModel) -> HashedLinearModel:
+    """``model`` after a save/load round trip (weights stored as float16)."""
+    with tempfile.TemporaryDirectory() as directory:
+        return HashedLinearModel.load(model.save(Path(directory), "model"))
 
 
 def _measure(predict: Callable[[str], bool], rows: Rows) -> dict[str, Any]:
@@ -151,9 +171,7 @@ def train_injection(
     jailbreak_train, jailbreak_dev = split(
         read_labelled_csv(files[2], "prompt", "type", ["jailbreak"])
     )
-    from genai_factory.config import bundled_docs_dir
-
-    negatives, negative_files = benign_negatives(datasets, bundled_docs_dir())
+    negatives, negative_files = benign_negatives(datasets)
     files += negative_files
     started = time.perf_counter()
     model = _fit(
@@ -164,6 +182,7 @@ def train_injection(
         balanced=False,
     )
     seconds = time.perf_counter() - started
+    model = as_saved(model)  # measure the float16 weights that ship, not the float32 ones
     guard = InjectionGuard(model)
     metrics = {
         "deepset_val": _measure(lambda t: guard.score(t)[0] >= guard.threshold, deepset_val),
@@ -187,6 +206,8 @@ def train_injection(
         training_seconds=round(seconds, 2),
         final_fit=final_fit,
         c=INJECTION_C,
+        class_weight="none",
+        features=repr(INJECTION_CONFIG),
         benign_negatives=len(negatives),
         note="metrics: fit on the training parts, measured on the held-out parts "
         "(rules + classifier, as the guard runs)",
@@ -197,16 +218,15 @@ def train_injection(
 
 def train_toxicity(datasets: Path, out: Path, *, final_fit: str = "train") -> dict[str, Any]:
     """Train, measure and save the toxicity classifier; return its manifest."""
-    from genai_factory.config import bundled_docs_dir
-
     path = datasets / "toxicity" / "dev.csv"
     train, held = split(read_labelled_csv(path, "tweet", "class", ["0", "1"]))
     # Tweets are not assistant answers: clean questions and documentation lines teach the model
     # that neutral prose is clean (without them, short neutral answers score near the prior).
-    negatives, negative_files = benign_negatives(datasets, bundled_docs_dir())
+    negatives, negative_files = benign_negatives(datasets)
     started = time.perf_counter()
     model = _fit(train + negatives, TOXICITY_CONFIG, TOXICITY_C, TOXICITY_THRESHOLD)
     seconds = time.perf_counter() - started
+    model = as_saved(model)  # measure the float16 weights that ship, not the float32 ones
     from genai_factory.safety.toxicity import ToxicityGuard
 
     guard = ToxicityGuard(model)
@@ -218,6 +238,8 @@ def train_toxicity(datasets: Path, out: Path, *, final_fit: str = "train") -> di
         data_hash([path, *negative_files]),
         metrics=metrics,
         benign_negatives=len(negatives),
+        class_weight="balanced",
+        features=repr(TOXICITY_CONFIG),
         training_seconds=round(seconds, 2),
         final_fit=final_fit,
         c=TOXICITY_C,
@@ -227,7 +249,7 @@ def train_toxicity(datasets: Path, out: Path, *, final_fit: str = "train") -> di
     return model.manifest
 
 
-def train_names(out: Path, *, sentences: int = 12_000, seed: int = 0) -> dict[str, Any]:
+def train_names(out: Path, *, sentences: int = 40_000, seed: int = 0) -> dict[str, Any]:
     """Train and save the name/location tagger on synthetic sentences; return its manifest."""
     from sklearn.feature_extraction import FeatureHasher
     from sklearn.linear_model import SGDClassifier
@@ -253,7 +275,7 @@ def train_names(out: Path, *, sentences: int = 12_000, seed: int = 0) -> dict[st
     weights = classifier.coef_.T.astype(np.float32).copy()
     weights[np.abs(weights) < 0.02] = 0.0
     tagger = NameTagger(weights, classifier.intercept_.astype(np.float32), gazetteers)
-    digest = hashlib.sha256(json.dumps(data[:200]).encode()).hexdigest()
+    digest = hashlib.sha256(json.dumps(data).encode()).hexdigest()  # all sentences, docs included
     manifest = _manifest(
         "pii_names",
         digest,
