@@ -32,7 +32,18 @@ from genai_factory.rag.stores import EmbeddedVectorStore
 from genai_factory.rag.stores.qdrant import QdrantVectorStore
 
 DIM = 384
-WORDS = ["cell", "protein", "gene", "expression", "tumor", "patients", "risk", "mouse", "brain", "signal"]
+WORDS = [
+    "cell",
+    "protein",
+    "gene",
+    "expression",
+    "tumor",
+    "patients",
+    "risk",
+    "mouse",
+    "brain",
+    "signal",
+]
 
 
 def _unit_rows(rng: np.random.Generator, n: int) -> NDArray[np.float32]:

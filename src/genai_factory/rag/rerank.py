@@ -61,7 +61,8 @@ class SentenceMaxSimReranker:
     ) -> list[float]:
         """Each candidate's best sentence cosine (its chunk cosine when it has no sentence)."""
         per_candidate = [
-            list(dict.fromkeys(s for text in c.texts() for s in sentences(text))) for c in candidates
+            list(dict.fromkeys(s for text in c.texts() for s in sentences(text)))
+            for c in candidates
         ]
         flat = [s for group in per_candidate for s in group]
         vectors = await self.embedder.embed(flat) if flat else np.zeros((0, 0), dtype=np.float32)

@@ -144,7 +144,10 @@ class HybridRetriever:
             if known is not None:
                 candidates += await self._siblings(query, vector, candidates, known)
             candidates = _per_document(candidates)
-            dense_ref, keyword_ref = _first_per_document(dense_ref), _first_per_document(keyword_ref)
+            dense_ref, keyword_ref = (
+                _first_per_document(dense_ref),
+                _first_per_document(keyword_ref),
+            )
         ranked = self._fuse(candidates, [s for _, s in dense_ref], [s for _, s in keyword_ref])
         ranked = await self._rerank(query, vector, ranked)
         return [
@@ -190,7 +193,9 @@ class HybridRetriever:
             if chunk_id not in have
         ]
         chunks, vectors = await self.store.fetch(wanted)
-        found = [Candidate(c, dense=float(v @ vector)) for c, v in zip(chunks, vectors, strict=True)]
+        found = [
+            Candidate(c, dense=float(v @ vector)) for c, v in zip(chunks, vectors, strict=True)
+        ]
         if self.options.mode != "dense":
             scores = await _bm25_for(self.keyword, query, [c.id for c in found])
             for candidate in found:

@@ -6,9 +6,9 @@ temporary file that is fsynced and then published with one ``os.replace``, so a 
 restarted after a crash, sees either the old store or the new one, never a mix.
 
 Exact search is a single BLAS matrix-vector product, chosen over an ANN index by measurement
-(``bench/retrieval_store.py``): on two cores it answers in about 1 ms for 20,000 chunks and
-about 10 ms for 200,000, with perfect recall, no build step and no extra dependency. Beyond a few
-hundred thousand chunks, use the Qdrant backend.
+(``bench/retrieval_store.py``): on two cores it answers in 1.5 ms for 20,000 chunks, 9 ms for
+100,000 and 17 ms for 200,000 (within 20% of bare NumPy), with perfect recall, no build step and no
+extra dependency. Beyond a few hundred thousand chunks, use the Qdrant backend.
 """
 
 from __future__ import annotations
