@@ -6,18 +6,16 @@ without a server. Errors print one line to stderr and exit non-zero; no tracebac
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from genai_factory.agents.cli import tools_app
+from genai_factory.command_runner import ConfigOption, err, run_command
 from genai_factory.config import Settings, load_settings
 from genai_factory.exceptions import GenAIFactoryError, InvalidRequestError
 from genai_factory.gateway.cli import keys_app
@@ -33,7 +31,6 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-err = Console(stderr=True)
 app.add_typer(keys_app, name="keys")
 app.add_typer(tools_app, name="tools")
 
@@ -47,12 +44,6 @@ eval_app.command("retrieval")(retrieval_command)
 eval_app.command("guard")(eval_guard)
 eval_app.command("pii")(eval_pii)
 
-ConfigOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--config", "-c", help="YAML settings file (also GENAI_CONFIG).", show_default=False
-    ),
-]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
 
 
@@ -66,17 +57,6 @@ def _settings(config: Path | None) -> Settings:
         raise typer.Exit(2) from None
     configure_logging("warning" if settings.log_level == "info" else settings.log_level)
     return settings
-
-
-def _run(work: Callable[[], Awaitable[T]]) -> T:
-    """Run a coroutine; turn the package's errors into one line on stderr and exit code 1."""
-    try:
-        return asyncio.run(work())  # type: ignore[arg-type]
-    except GenAIFactoryError as exc:
-        err.print(f"[red]error:[/red] {exc.message}", highlight=False)
-        raise typer.Exit(2 if isinstance(exc, InvalidRequestError) else 1) from None
-    except KeyboardInterrupt:
-        raise typer.Exit(130) from None
 
 
 def _progress(label: str) -> Progress:
@@ -175,7 +155,7 @@ def ask(
         finally:
             await parts.aclose()
 
-    answer = _run(work)
+    answer = run_command(work)
     if as_json:
         sys.stdout.write(answer.model_dump_json(indent=2) + "\n")
         return
@@ -238,7 +218,7 @@ def ingest(
         finally:
             await parts.aclose()
 
-    report = _run(work)
+    report = run_command(work)
     version = _active_version(settings)
     if as_json:
         typer.echo(json.dumps({**report.summary(), "version": version, "skipped": report.skipped}))
@@ -275,7 +255,7 @@ def search(
         finally:
             await parts.aclose()
 
-    hits = _run(work)
+    hits = run_command(work)
     if as_json:
         rows = [
             {

@@ -9,23 +9,21 @@ JSON object with exactly those keys). Errors print one ``error:`` line; exit 2 f
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from genai_factory.command_runner import ConfigOption, err, run_command
 from genai_factory.config import Settings, load_settings
-from genai_factory.exceptions import GenAIFactoryError, InvalidRequestError
+from genai_factory.exceptions import GenAIFactoryError
 
 T = TypeVar("T")
-err = Console(stderr=True)
 
 index_app = typer.Typer(
     name="index",
@@ -35,12 +33,6 @@ index_app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-ConfigOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--config", "-c", help="YAML settings file (also GENAI_CONFIG).", show_default=False
-    ),
-]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
 
 
@@ -50,16 +42,6 @@ def _settings(config: Path | None, **overrides: Any) -> Settings:
     except GenAIFactoryError as exc:
         err.print(f"[red]error:[/red] {exc.message}", highlight=False)
         raise typer.Exit(2) from None
-
-
-def _run(work: Callable[[], Awaitable[T]]) -> T:
-    try:
-        return asyncio.run(work())  # type: ignore[arg-type]
-    except GenAIFactoryError as exc:
-        err.print(f"[red]error:[/red] {exc.message}", highlight=False)
-        raise typer.Exit(2 if isinstance(exc, InvalidRequestError) else 1) from None
-    except KeyboardInterrupt:
-        raise typer.Exit(130) from None
 
 
 def _fail(message: str) -> None:
@@ -163,7 +145,7 @@ def retrieval_command(
         with _stage_bars(sys.stderr.isatty()) as stage:
             return await run_retrieval_eval(settings, corpus, queries, qrels, progress=stage)
 
-    result = _run(work)
+    result = run_command(work)
     if as_json:
         typer.echo(json.dumps(result.metrics))
     else:
