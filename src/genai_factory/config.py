@@ -364,6 +364,71 @@ class SafetySettings(BaseModel):
         return self
 
 
+JobName = Literal["reindex", "drift", "train_llm", "train_guard", "loop"]
+
+
+class ReindexSettings(BaseModel):
+    """``jobs reindex``: rebuild the index from ``sources`` and activate it only if it is not worse.
+
+    ``sources``: files or folders to index (empty: ``rag.knowledge_dirs``, by default the bundled
+    user guide). ``eval_queries`` / ``eval_qrels``: a BEIR-style query set judged against the
+    sources' document ids; with none, the job compares the new version with the active one on
+    probe queries built from the sources (each document's title and section headings).
+    ``max_regression``: how much nDCG@10 may drop before the new version is refused.
+    """
+
+    sources: list[Path] = Field(default_factory=list)
+    eval_queries: Path | None = None
+    eval_qrels: Path | None = None
+    max_regression: float = Field(default=0.0, ge=0.0, le=1.0)
+
+
+class DriftSettings(BaseModel):
+    """``jobs drift``: compare a reference and a current window of the interaction log.
+
+    Windows are the ``window_hours`` before now (current) and the ``window_hours`` before that
+    (reference); ``min_samples`` per window below which no verdict is given. ``alpha``: significance
+    level of every test (Holm-corrected across tests); ``permutations``: permutation-test rounds
+    for the embedding MMD; ``max_samples``: newest rows read per window; ``topics``: k-means
+    clusters of the query embeddings for the topic-mix test; ``seed``: permutations and k-means.
+    """
+
+    window_hours: float = Field(default=24.0, gt=0)
+    min_samples: int = Field(default=30, ge=2)
+    alpha: float = Field(default=0.01, gt=0, lt=1)
+    permutations: int = Field(default=500, ge=50, le=100_000)
+    max_samples: int = Field(default=2000, ge=10)
+    topics: int = Field(default=8, ge=2, le=50)
+    seed: int = 0
+
+
+class MLOpsSettings(BaseModel):
+    """Tracking, registry, evaluation, training and scheduled jobs (docs/mlops.md).
+
+    ``tracking_uri``: an MLflow tracking URI; ``None`` uses ``sqlite:///<data_dir>/mlflow.db`` with
+    artefacts in ``<data_dir>/mlartifacts``. ``experiment``: the MLflow experiment of every run.
+    ``llm_name`` / ``index_name``: registered-model names; guards register as
+    ``<guard_prefix><guard>``. ``schedules``: job name → cron expression (5 fields) for
+    ``jobs scheduler``. ``eval_suite``: the suite file ``jobs loop`` gates promotions with.
+    ``serve_champion``: the service serves the registry's ``champion`` LLM when one exists, and
+    switches to a newly promoted one without a restart (polled every ``poll_s`` seconds).
+    """
+
+    tracking_uri: str | None = None
+    experiment: str = Field(default="genai-factory", min_length=1)
+    llm_name: str = Field(default="genai-llm", min_length=1)
+    index_name: str = Field(default="genai-index", min_length=1)
+    guard_prefix: str = Field(default="genai-guard-", min_length=1)
+    serve_champion: bool = True
+    poll_s: float = Field(default=10.0, gt=0)
+    eval_suite: Path | None = None
+    schedules: dict[JobName, str] = Field(default_factory=dict)
+    #: Extra CLI arguments of a scheduled job, e.g. ``train_llm: ["--data", "train.jsonl"]``.
+    job_args: dict[JobName, list[str]] = Field(default_factory=dict)
+    reindex: ReindexSettings = Field(default_factory=ReindexSettings)
+    drift: DriftSettings = Field(default_factory=DriftSettings)
+
+
 class Settings(BaseSettings):
     """All settings of one GenAI Factory process."""
 
@@ -386,6 +451,7 @@ class Settings(BaseSettings):
     memory: MemorySettings = Field(default_factory=MemorySettings)
     observability: ObservabilitySettings = Field(default_factory=ObservabilitySettings)
     safety: SafetySettings = Field(default_factory=SafetySettings)
+    mlops: MLOpsSettings = Field(default_factory=MLOpsSettings)
 
     @classmethod
     def settings_customise_sources(
@@ -423,6 +489,14 @@ class Settings(BaseSettings):
     def interaction_database_url(self) -> str:
         """The interaction log: its own URL when set, else the gateway's database."""
         return self.observability.database_url or self.gateway_database_url()
+
+    def mlflow_tracking_uri(self) -> str:
+        """MLflow's tracking URI: the configured one, else SQLite in the data directory."""
+        return self.mlops.tracking_uri or f"sqlite:///{(self.data_dir / 'mlflow.db').resolve()}"
+
+    def mlflow_artifact_dir(self) -> Path:
+        """Where runs' artefacts go when tracking is embedded."""
+        return (self.data_dir / "mlartifacts").resolve()
 
     def memory_redis_url(self) -> str | None:
         """Redis for sessions: ``memory.redis_url``, else the gateway's Redis."""

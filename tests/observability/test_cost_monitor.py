@@ -133,3 +133,25 @@ async def test_a_failing_webhook_is_counted(backends: Backends) -> None:
         await watcher.aclose()
     assert value(metrics, "genai_budget_webhook_failures_total") == 1
     assert value(metrics, "genai_budget_alerts_total", key_id=key.id) == 1
+
+
+async def test_steady_spend_is_checked_at_most_once_per_interval(backends: Backends) -> None:
+    watcher = monitor(backends, Clock(), share=0.5, min_interval_s=0.2)
+    key = await backends.key(budget_usd=100.0)
+    entries = await backends.spend(key, 1.0)
+    checks = 0
+    real_check = watcher.check
+
+    async def counted(key_id: str) -> object:
+        nonlocal checks
+        checks += 1
+        return await real_check(key_id)
+
+    watcher.check = counted  # type: ignore[method-assign]
+    started = asyncio.get_running_loop().time()
+    while asyncio.get_running_loop().time() - started < 0.5:  # a request every 5 ms
+        watcher.spend_recorded(entries)
+        await asyncio.sleep(0.005)
+    await watcher.drain()
+    await watcher.aclose()
+    assert 2 <= checks <= 5  # ~100 recordings, one check per 0.2 s (plus the trailing one)

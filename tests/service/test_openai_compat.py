@@ -161,7 +161,9 @@ async def test_the_client_streams_a_completion(open_service: Running) -> None:
     assert finishes[-1] == "stop" and set(finishes[:-1]) == {None}
     assert chunks[-1].choices == [] and chunks[-1].usage is not None
     assert chunks[-1].usage.completion_tokens > 0
-    assert len(chunks) > 4  # the answer came in pieces
+    # Role, answer, finish, usage: the output guards hold back ``safety.hold_chars`` (64)
+    # characters until checked, so this short answer comes whole (test_chat_guards: in pieces).
+    assert len(chunks) >= 4
 
 
 async def test_the_raw_stream_ends_with_done(open_service: Running) -> None:

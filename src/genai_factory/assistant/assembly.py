@@ -18,6 +18,7 @@ from genai_factory.config import Settings
 from genai_factory.exceptions import ServiceNotReady
 from genai_factory.llm.base import ChatModel
 from genai_factory.llm.registry import build_chat_model
+from genai_factory.llm.swappable import SwappableModel
 from genai_factory.llm.worker import ModelWorker
 from genai_factory.memory.registry import build_session_store
 from genai_factory.rag.embedding import Embedder, get_embedder
@@ -43,6 +44,8 @@ class Components:
     breaker_states: dict[str, str] = field(default_factory=dict)
     ready: bool = False
     safety: SafetyService | None = None
+    #: The primary backend's swapper when the service may serve a promoted champion, else ``None``.
+    swappable: SwappableModel | None = None
 
     async def warm_up(self) -> None:
         """Load the model weights now rather than on the first request."""
@@ -107,8 +110,18 @@ def assemble(
         if on_breaker_change is not None:
             on_breaker_change(name, state)
 
+    swappable: list[SwappableModel] = []
+
+    def swapper(primary: ChatModel) -> ChatModel:
+        swappable.append(SwappableModel(primary))
+        return swappable[0]
+
+    serve_champion = settings.mlops.serve_champion and settings.llm.provider == "llamacpp"
     chat_model = model or build_chat_model(
-        settings.llm, worker=worker, on_breaker_change=breaker_changed
+        settings.llm,
+        worker=worker,
+        on_breaker_change=breaker_changed,
+        wrap_primary=swapper if serve_champion else None,
     )
     chosen_embedder = embedder or get_embedder(settings.embeddings, worker=worker)
     if embedder is None and settings.embeddings.cache:
@@ -144,4 +157,5 @@ def assemble(
         assistant=assistant,
         breaker_states=breaker_states,
         safety=safety,
+        swappable=swappable[0] if swappable else None,
     )

@@ -142,14 +142,19 @@ class AssistantService:
         mode: Mode = "auto",
         session_id: str | None = None,
         max_tokens: int | None = None,
+        reveal_pii: bool = False,
     ) -> AssistantAnswer:
-        """Answer one question."""
+        """Answer one question.
+
+        ``reveal_pii``: the caller is authorised to see the values behind reversible redaction
+        placeholders in the answer (the model and the session history only see placeholders).
+        """
         started = time.perf_counter()
         trace_id = current_trace_id() or uuid.uuid4().hex
         stages: dict[str, float] = {}
 
         mark = time.perf_counter()
-        guarded = self.safety.start(query, mode)
+        guarded = self.safety.start(query, mode, reveal=reveal_pii)
         query = guarded.query
         if guarded.pipeline is not None:
             stages["input_guards"] = _ms_since(mark)
@@ -190,7 +195,7 @@ class AssistantService:
         if self.history and session_id:
             await self.history.append(session_id, [Message.user(query), Message.assistant(text)])
         return AssistantAnswer(
-            answer=text.strip(),
+            answer=guarded.shown(text).strip(),
             citations=citations_for(response.text, hits, excerpt_chars=self.excerpt_chars),
             usage=priced(response.usage, response.model, self.prices),
             latency_ms=_ms_since(started),
@@ -220,7 +225,7 @@ class AssistantService:
         if self.history and session_id:
             await self.history.append(session_id, [Message.user(query), Message.assistant(answer)])
         return AssistantAnswer(
-            answer=answer,
+            answer=guarded.shown(answer) if guarded else answer,
             usage=priced(result.usage, result.model, self.prices),
             latency_ms=_ms_since(started),
             model=result.model,
@@ -241,11 +246,19 @@ class AssistantService:
         mode: Mode = "auto",
         session_id: str | None = None,
         max_tokens: int | None = None,
+        reveal_pii: bool = False,
     ) -> AsyncIterator[StreamEvent]:
         """Answer one question as events: start, answer deltas, end (``assistant.streaming``)."""
         from genai_factory.assistant.streaming import stream_answer
 
-        return stream_answer(self, query, mode=mode, session_id=session_id, max_tokens=max_tokens)
+        return stream_answer(
+            self,
+            query,
+            mode=mode,
+            session_id=session_id,
+            max_tokens=max_tokens,
+            reveal_pii=reveal_pii,
+        )
 
 
 def _ms_since(mark: float) -> float:

@@ -121,13 +121,14 @@ async def stream_answer(
     mode: Mode = "auto",
     session_id: str | None = None,
     max_tokens: int | None = None,
+    reveal_pii: bool = False,
 ) -> AsyncIterator[StreamEvent]:
     """The events of one streamed answer (see the module docstring)."""
-    guarded = service.safety.start(query, mode)  # input guards, before routing
+    guarded = service.safety.start(query, mode, reveal=reveal_pii)  # input guards, before routing
     query = guarded.query
     if await service._wants_agent(query, mode):
         answer = await service.generate(
-            query, mode="agent", session_id=session_id, max_tokens=max_tokens
+            query, mode="agent", session_id=session_id, max_tokens=max_tokens, reveal_pii=reveal_pii
         )
         yield StreamStart(trace_id=answer.trace_id, route=answer.route, session_id=session_id)
         if answer.answer:
@@ -153,11 +154,12 @@ async def stream_answer(
         yield StreamStart(
             trace_id=trace_id, route=route, session_id=session_id, citations=citations
         )
+        # Released text is cut on whitespace, so a placeholder is never split between deltas.
         if first is not None and (text := collected.add(first)):
-            yield StreamDelta(text=text)
+            yield StreamDelta(text=guarded.shown(text))
         async for delta in deltas:
             if text := collected.add(delta):
-                yield StreamDelta(text=text)
+                yield StreamDelta(text=guarded.shown(text))
     finally:
         closer = getattr(deltas, "aclose", None)
         if closer is not None:
@@ -175,7 +177,7 @@ async def stream_answer(
     model = collected.model or service.model.name
     yield StreamEnd(
         answer=AssistantAnswer(
-            answer=collected.text.strip(),
+            answer=guarded.shown(collected.text).strip(),
             citations=citations_for(collected.text, hits, excerpt_chars=service.excerpt_chars),
             usage=priced(usage, model, service.prices),
             latency_ms=_ms_since(started),

@@ -22,6 +22,7 @@ import structlog
 from genai_factory.config import Settings
 from genai_factory.exceptions import ConfigurationError
 from genai_factory.gateway.budgets import BudgetCounter, Budgets, InProcessBudgetCounter
+from genai_factory.gateway.group_commit import GroupCommitLedger
 from genai_factory.gateway.keys import KeyStore
 from genai_factory.gateway.pricing import PriceBook
 from genai_factory.gateway.ratelimit import InProcessRateLimiter, RateLimiter
@@ -114,7 +115,7 @@ async def open_gateway(settings: Settings) -> GatewayService:
     except BaseException:
         await dispose()
         raise
-    keys, ledger = SqlKeyStore(engine), SqlSpendLedger(engine)
+    keys, ledger = SqlKeyStore(engine), GroupCommitLedger(SqlSpendLedger(engine))
     prices = PriceBook.from_settings(settings.llm)
     try:
         enforcing = await decide_enforcing(settings, keys)
@@ -136,5 +137,5 @@ async def open_gateway(settings: Settings) -> GatewayService:
         prices=prices,
         enforcing=enforcing,
         key_cache_s=settings.auth.key_cache_s,
-        closers=[*closers, dispose],
+        closers=[ledger.flush, *closers, dispose],
     )

@@ -24,6 +24,8 @@ from genai_factory.gateway.service import GatewayService
 
 #: Paths served without a key: liveness, readiness and metrics scraping.
 OPEN_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+#: The web UI's pages and static assets: they hold no data (the pages call the API with a key).
+UI_PATH, UI_PREFIX = "/ui", "/ui/"
 
 ErrorRenderer = Callable[[Request, GenAIFactoryError], Response]
 
@@ -36,6 +38,10 @@ def presented_key(headers: Headers) -> str | None:
         return value.strip()
     api_key = headers.get("x-api-key", "").strip()
     return api_key or None
+
+
+def _is_open(path: str) -> bool:
+    return path in OPEN_PATHS or path == UI_PATH or path.startswith(UI_PREFIX)
 
 
 class GatewayMiddleware:
@@ -57,7 +63,7 @@ class GatewayMiddleware:
         if gateway is None:
             await self.app(scope, receive, send)
             return
-        if gateway.enforcing and scope["path"] not in OPEN_PATHS:
+        if gateway.enforcing and not _is_open(scope["path"]):
             try:
                 context.key = await gateway.authenticate(presented_key(request.headers))
                 await gateway.admit_request(context.key)

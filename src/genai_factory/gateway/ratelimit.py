@@ -12,9 +12,9 @@ Token entries are written with the worst case and corrected to the real usage af
 
 from __future__ import annotations
 
+import itertools
 import math
 import time
-import uuid
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -76,10 +76,14 @@ class _Entry:
 class _Log:
     entries: deque[_Entry] = field(default_factory=deque)
     used: int = 0
+    #: The entries by ticket, so ``adjust`` does not scan the window (thousands of entries).
+    by_ticket: dict[str, _Entry] = field(default_factory=dict)
 
     def expire(self, horizon: float) -> None:
         while self.entries and self.entries[0].stamp <= horizon:
-            self.used -= self.entries.popleft().weight
+            gone = self.entries.popleft()
+            self.used -= gone.weight
+            self.by_ticket.pop(gone.ticket, None)
 
 
 class InProcessRateLimiter:
@@ -91,6 +95,8 @@ class InProcessRateLimiter:
     def __init__(self, *, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
         self._logs: dict[str, _Log] = {}
+        # Tickets only need to be unique in this process: a counter is cheaper than a UUID.
+        self._tickets = itertools.count(1)
 
     async def acquire(self, bucket: str, weight: int, limit: int, window_s: float) -> Admission:
         now = self._clock()
@@ -99,20 +105,20 @@ class InProcessRateLimiter:
         if log.used + weight > limit:
             pairs = ((e.stamp, e.weight) for e in log.entries)
             return Admission(False, retry_after(pairs, log.used, weight, limit, window_s, now))
-        ticket = uuid.uuid4().hex
-        log.entries.append(_Entry(now, weight, ticket))
+        ticket = str(next(self._tickets))
+        entry = _Entry(now, weight, ticket)
+        log.entries.append(entry)
+        log.by_ticket[ticket] = entry
         log.used += weight
         return Admission(True, 0.0, ticket)
 
     async def adjust(self, bucket: str, ticket: str, weight: int) -> None:
         log = self._logs.get(bucket)
-        if log is None:
+        entry = log.by_ticket.get(ticket) if log is not None else None
+        if log is None or entry is None:
             return
-        for entry in log.entries:
-            if entry.ticket == ticket:
-                log.used += weight - entry.weight
-                entry.weight = weight
-                return
+        log.used += weight - entry.weight
+        entry.weight = weight
 
     async def aclose(self) -> None:
         self._logs.clear()

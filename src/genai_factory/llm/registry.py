@@ -91,8 +91,12 @@ def build_chat_model(
     worker: ModelWorker | None = None,
     on_breaker_change: StateListener | None = None,
     on_fallback: FallbackListener | None = None,
+    wrap_primary: Callable[[ChatModel], ChatModel] | None = None,
 ) -> ChatModel:
-    """The configured primary and fallbacks, each retried and behind its own breaker."""
+    """The configured primary and fallbacks, each retried and behind its own breaker.
+
+    ``wrap_primary`` wraps the bare primary backend first (the service's champion swapper).
+    """
     resilience = settings.resilience
 
     def harden(model: ChatModel) -> ChatModel:
@@ -110,7 +114,10 @@ def build_chat_model(
             deadline_s=resilience.deadline_s,
         )
 
-    chain = [harden(get_model(settings, worker=worker))]
+    primary = get_model(settings, worker=worker)
+    if wrap_primary is not None:
+        primary = wrap_primary(primary)
+    chain = [harden(primary)]
     chain += [harden(get_model(backup, worker=worker)) for backup in settings.fallbacks]
     if len(chain) == 1:
         return chain[0]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
@@ -62,6 +63,8 @@ class CostMonitor:
         webhook_url: where alerts are POSTed as JSON (``None``: nowhere).
         http: the client for the webhook (the monitor closes it).
         now: the clock (naive UTC), for tests.
+        min_interval_s: the least time between two checks of one key (spend recorded meanwhile
+            is checked once the interval has passed).
     """
 
     def __init__(
@@ -74,6 +77,7 @@ class CostMonitor:
         webhook_url: str | None = None,
         http: httpx.AsyncClient | None = None,
         now: Callable[[], datetime] = utc_now,
+        min_interval_s: float = 1.0,
     ) -> None:
         self.keys = keys
         self.ledger = ledger
@@ -85,6 +89,10 @@ class CostMonitor:
         self._alerted: dict[str, str] = {}
         self._running: dict[str, asyncio.Task[None]] = {}
         self._again: set[str] = set()
+        #: Under steady traffic a key's spend is recorded many times a second; it is checked (two
+        #: queries, one summing the period's ledger rows) at most once per this interval.
+        self.min_interval_s = min_interval_s
+        self._last_check: dict[str, float] = {}
 
     def spend_recorded(self, entries: Sequence[SpendEntry]) -> None:
         """The gateway wrote ``entries`` to the ledger: check their keys in the background."""
@@ -98,7 +106,13 @@ class CostMonitor:
     async def _checks(self, key_id: str) -> None:
         try:
             while True:
+                last = self._last_check.get(key_id)
+                if last is not None:
+                    wait = last + self.min_interval_s - time.monotonic()
+                    if wait > 0:
+                        await asyncio.sleep(wait)
                 self._again.discard(key_id)
+                self._last_check[key_id] = time.monotonic()
                 try:
                     await self.check(key_id)
                 except Exception as exc:

@@ -53,5 +53,11 @@ def configure_logging(level: str = "info", *, json_logs: bool | Literal["auto"] 
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(numeric)
+    # uvicorn installs its own handlers (and stops propagation) when it starts in this process:
+    # hand its loggers back to the root handler so they use the same format.
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        own = logging.getLogger(name)
+        own.handlers[:] = []
+        own.propagate = True
     for noisy in ("httpx", "httpcore", "sentence_transformers", "transformers"):
         logging.getLogger(noisy).setLevel(max(numeric, logging.WARNING))

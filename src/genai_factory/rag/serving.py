@@ -158,8 +158,13 @@ class ServingIndex:
         documents: Iterable[Document] = (),
         progress: Progress | None = None,
         note: str = "",
+        activate: bool = True,
     ) -> tuple[VersionInfo, IngestReport]:
-        """Full ingest into a new version; activate it only once it is complete."""
+        """Full ingest into a new version; activate it only once it is complete.
+
+        ``activate=False`` leaves the new version ready but not serving (and prunes nothing), so a
+        caller can compare it with the active one first (``jobs reindex``).
+        """
         info = self.versions.create(embedder=self.embedder, store=self.store_kind, note=note)
         index = self._open_version(info)
         report = IngestReport()
@@ -176,10 +181,16 @@ class ServingIndex:
         finally:
             await index.aclose()
         ready = self.versions.mark_ready(info.id, **counts)
+        if not activate:
+            return ready, report
         active = self.versions.activate(info.id)
         self.versions.prune(self.keep_versions)
         ready.active = active.active
         return ready, report
+
+    def open_version(self, version_id: str) -> KnowledgeIndex:
+        """A version opened on its own, active or not (the caller closes it)."""
+        return self._open_version(self.versions.get(version_id))
 
     def list_versions(self) -> list[VersionInfo]:
         return self.versions.all()

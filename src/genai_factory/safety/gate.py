@@ -29,6 +29,8 @@ class RequestSafety:
     query: str
     vault: RedactionVault | None = None
     report: SafetyReport = field(default_factory=SafetyReport)
+    #: Whether the caller is authorised to see the values behind reversible placeholders.
+    reveal: bool = False
 
     def screen(self, hits: Sequence[ScoredChunk], route: str) -> list[ScoredChunk]:
         """The retrieved chunks the context guards let through (dropped ones are reported)."""
@@ -74,6 +76,16 @@ class RequestSafety:
         """Placeholders mapped back to the original values (only for authorised callers)."""
         return self.vault.restore(text) if self.vault is not None else text
 
+    def shown(self, text: str) -> str:
+        """``text`` as the caller may see it: placeholders restored when ``reveal`` is set (the
+        model, the session history and the logs keep the redacted text)."""
+        if not self.reveal or self.vault is None:
+            return text
+        restored = self.vault.restore(text)
+        if restored != text:
+            self.report.restored = True
+        return restored
+
     def summary(self) -> SafetyReport | None:
         report = self.report
         if self.pipeline is None:
@@ -93,12 +105,18 @@ class SafetyGate:
         self.pipeline = pipeline
         self.system_prompt = system_prompt
 
-    def start(self, query: str, mode: str = "auto") -> RequestSafety:
-        """Run the input guards of ``mode``'s policy (raises ``SafetyViolation`` on a block)."""
+    def start(self, query: str, mode: str = "auto", *, reveal: bool = False) -> RequestSafety:
+        """Run the input guards of ``mode``'s policy (raises ``SafetyViolation`` on a block).
+
+        ``reveal``: the caller is authorised to get reversible placeholders mapped back in the
+        answer (only has an effect with reversible redaction on).
+        """
         if self.pipeline is None:
             return RequestSafety(None, self.system_prompt, query)
         vault = self.pipeline.new_vault()
         checked = self.pipeline.check_input(query, route=INPUT_ROUTE.get(mode, mode), vault=vault)
-        request = RequestSafety(self.pipeline, self.system_prompt, checked.text, vault)
+        request = RequestSafety(
+            self.pipeline, self.system_prompt, checked.text, vault, reveal=reveal
+        )
         request.report.input = checked.summaries()
         return request

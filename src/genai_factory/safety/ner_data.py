@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import random
 import re
-from collections.abc import Callable, Iterator
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -94,6 +95,18 @@ TEMPLATES = (
     "Where: {COMPANY} Country Club, {CITY}",
     "Treaty on European Union, Article {SMALL}, was signed in {CITY}.",
     "Is {FIRST} {LAST} available on {DAY}?",
+    "{COUNTRY} was the best trip we ever took.",
+    "{CITY} is lovely in {MONTH}.",
+    "How do I contact {LAST}?",
+    "Please forward this to {FIRST}.",
+    "{FIRST} said the invoice is wrong.",
+    "Why did {PERSON} cancel the subscription?",
+    "She is from {COUNTRY}, he is from {CITY}.",
+    "{LAST} has not paid since {MONTH}.",
+    "Can {FIRST} sign for the parcel at {STREET}?",
+    "Our customer in {COUNTRY} wants a refund.",
+    "I was born in {CITY} and raised by {PERSON}.",
+    "Tell {FIRST} that {LAST} is waiting downstairs.",
 )
 NEGATIVES = (
     "The Quarterly Report shows that Revenue grew in March.",
@@ -122,6 +135,31 @@ NEGATIVES = (
     "The Business Review named its Company Of The Year.",
     "Thanks for the quick reply, Support Team!",
 )
+#: Technical questions: capitalised product and component names, versions and counts are not
+#: people or places (``Gateway``, ``Docker``, ``8``). Filled from :data:`TECH_TERMS`.
+TECH_TEMPLATES = (
+    "How do I set up {TECH} with {TECH} on {SMALL} nodes?",
+    "Why does {TECH} return {SMALL} errors after the upgrade to {TECH} {SMALL}?",
+    "Can the {TECH} run behind {TECH}?",
+    "Is there a way to limit {TECH} to {SMALL} requests per minute?",
+    "What changed in {TECH} {SMALL}.{SMALL} compared to {TECH}?",
+    "{TECH} keeps timing out when I call it from {TECH}.",
+    "Does {TECH} support {TECH} out of the box?",
+    "Set the {TECH} port to {NUMBER} and restart {TECH}.",
+    "Which {TECH} settings matter for {TECH} in production?",
+    "My {TECH} job failed with exit code {SMALL} in {TECH}.",
+    "Compare {TECH} and {TECH} for {SMALL} million rows.",
+    "Explain the {TECH} in simple terms.",
+)
+TECH_TERMS = (  # noqa: SIM905 (a word list reads better as one string)
+    "Docker Kubernetes Nginx Redis PostgreSQL SQLite MySQL Kafka Spark Airflow Terraform Ansible "
+    "Jenkins GitHub GitLab Linux Windows macOS Ubuntu Debian Python Java Rust Go TypeScript "
+    "FastAPI Django Flask React Vue Node.js Elasticsearch Qdrant MLflow Prometheus Grafana Loki "
+    "Helm Istio Envoy Celery RabbitMQ Gateway Router Scheduler Registry Ingress Proxy Cache "
+    "Worker Pipeline Dashboard Webhook Endpoint Console Server Client Agent Tool Index Store "
+    "Tokenizer Embedder Retriever Reranker Breaker Retry Fallback Budget Ledger Session Vault "
+    "Release Build Config Cluster Node Pod Service Deployment Container Volume Backup Monitor"
+).split()
 _SLOT = re.compile(r"\{(\w+)\}")
 
 
@@ -162,6 +200,7 @@ def _value(faker: Any, slot: str, rng: random.Random) -> tuple[str, str]:
         "CARD": ("O", lambda: f.credit_card_number()),
         "DATE": ("O", lambda: f.date()),
         "TITLE": ("O", lambda: rng.choice(["Dr.", "Mr.", "Mrs.", "Ms.", "Prof."])),
+        "TECH": ("O", lambda: rng.choice(TECH_TERMS)),
     }
     label, make = generators[slot]
     value: object = make()
@@ -193,9 +232,14 @@ def _doc_sentences(docs_dir: Path) -> list[str]:
 
 
 def synthetic_sentences(
-    count: int, *, seed: int = 0, docs_dir: Path | None = None
+    count: int,
+    *,
+    seed: int = 0,
+    docs_dir: Path | None = None,
+    templates: tuple[str, ...] = TEMPLATES,
 ) -> Iterator[tuple[str, list[Span]]]:
-    """``count`` labelled sentences (about a fifth negatives without any entity)."""
+    """``count`` labelled sentences (about a fifth negatives without any entity, a twentieth
+    technical questions)."""
     from faker import Faker
 
     rng = random.Random(seed)
@@ -210,4 +254,28 @@ def synthetic_sentences(
             yield rng.choice(negatives), []
             continue
         faker = fakers[rng.choice(LOCALES)]
-        yield _fill(rng.choice(TEMPLATES), faker, rng)
+        if rng.random() < 0.03:
+            yield _fill(rng.choice(TECH_TEMPLATES), faker, rng)
+            continue
+        yield _fill(rng.choice(templates), faker, rng)
+
+
+_ALPHA_WORD = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)?")
+
+
+def ordinary_words(
+    texts: Iterable[str], *, min_count: int = 3, min_lower_share: float = 0.6
+) -> frozenset[str]:
+    """Words written in lower case in at least ``min_lower_share`` of their ``min_count`` or more
+    occurrences in running prose: vocabulary, not names (``gateway``, ``musicians``, ``oh``)."""
+    total: Counter[str] = Counter()
+    lower: Counter[str] = Counter()
+    for text in texts:
+        for word in _ALPHA_WORD.findall(text):
+            folded = word.casefold()
+            total[folded] += 1
+            if word.islower():
+                lower[folded] += 1
+    return frozenset(
+        w for w, n in total.items() if n >= min_count and lower[w] >= min_lower_share * n
+    )

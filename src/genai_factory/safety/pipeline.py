@@ -44,6 +44,8 @@ class SafetyReport(BaseModel):
     input: list[dict[str, Any]] = Field(default_factory=list)
     dropped_sources: list[dict[str, Any]] = Field(default_factory=list)
     output: list[dict[str, Any]] = Field(default_factory=list)
+    #: Reversible placeholders in the answer were mapped back for an authorised caller.
+    restored: bool = False
 
 
 @dataclass

@@ -14,6 +14,8 @@ from collections.abc import Sequence
 from genai_factory.safety.guard import Finding
 
 _PLACEHOLDER = re.compile(r"<([A-Z_]+)_(\d+)>")
+#: Any placeholder this module writes, numbered or not (``<EMAIL_ADDRESS>``, ``<PERSON_2>``).
+PLACEHOLDER = re.compile(r"<[A-Z][A-Z_]*[A-Z](?:_\d+)?>")
 
 
 class RedactionVault:

@@ -160,7 +160,9 @@ class HashedLinearModel:
     """Logistic scores of texts: ``sigmoid(features · weights + bias)``.
 
     Features: sub-linear term frequency (``1 + log(count)``) times inverse document frequency,
-    L2-normalised per text. ``texts`` should already be normalised the way the training texts were.
+    L2-normalised per text; or, with ``binary``, presence (1) times a per-feature weight (the
+    naive-Bayes log-count ratio of :func:`fit_hashed_linear`'s ``weighting="nb"``), L2-normalised.
+    ``texts`` should already be normalised the way the training texts were.
     """
 
     config: HashingConfig
@@ -169,6 +171,7 @@ class HashedLinearModel:
     idf: NDArray[np.float32] | None = None
     threshold: float = 0.5
     manifest: dict[str, Any] = field(default_factory=dict)
+    binary: bool = False
 
     def __post_init__(self) -> None:
         self._weights64 = self.weights.astype(np.float64)
@@ -176,7 +179,7 @@ class HashedLinearModel:
     def row(self, text: str) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
         """The non-zero feature indices of ``text`` and their (normalised) values."""
         indices, counts = _text_counts(self.config, text)
-        values = 1.0 + np.log(counts)
+        values = np.ones_like(counts) if self.binary else 1.0 + np.log(counts)
         if self.idf is not None:
             values = values * self.idf[indices]
         norm = float(np.sqrt(values @ values))
@@ -220,6 +223,7 @@ class HashedLinearModel:
             "format": FORMAT,
             "bias": self.bias,
             "threshold": self.threshold,
+            "binary": self.binary,
             "hashing": {
                 "char_ngrams": list(self.config.char_ngrams),
                 "word_ngrams": list(self.config.word_ngrams),
@@ -259,6 +263,7 @@ class HashedLinearModel:
             idf=idf,
             threshold=float(manifest["threshold"]),
             manifest=manifest,
+            binary=bool(manifest.get("binary", False)),
         )
 
 
@@ -270,19 +275,34 @@ def fit_hashed_linear(
     c: float = 30.0,
     threshold: float = 0.5,
     balanced: bool = True,
+    weighting: str = "idf",
 ) -> HashedLinearModel:
     """Train a logistic regression on hashed n-grams of (normalised) ``texts``.
 
-    Features are sub-linear term frequencies times inverse document frequencies (learnt here),
-    L2-normalised per text.
+    ``weighting="idf"``: sub-linear term frequencies times inverse document frequencies (learnt
+    here), L2-normalised per text. ``weighting="nb"``: n-gram presence times its naive-Bayes
+    log-count ratio between the classes (Wang & Manning's NBSVM features, with a logistic
+    regression on top), L2-normalised: it weighs n-grams by how much they tell the classes apart
+    before the classifier sees them, which helps on short, noisy texts such as tweets.
     """
     from sklearn.linear_model import LogisticRegression
 
     chosen = config or HashingConfig()
-    untrained = HashedLinearModel(chosen, np.zeros(2 * chosen.n_features, np.float32), 0.0)
+    binary = weighting == "nb"
+    untrained = HashedLinearModel(
+        chosen, np.zeros(2 * chosen.n_features, np.float32), 0.0, binary=binary
+    )
     counts = untrained.features(texts)
-    document_frequency = np.bincount(counts.indices, minlength=2 * chosen.n_features)
-    idf = (np.log((1 + len(texts)) / (1 + document_frequency)) + 1).astype(np.float32)
+    if binary:
+        present = counts.copy()
+        present.data[:] = 1.0
+        y = np.asarray(labels)
+        p = 1.0 + np.asarray(present[y == 1].sum(axis=0)).ravel()
+        q = 1.0 + np.asarray(present[y != 1].sum(axis=0)).ravel()
+        idf = np.log((p / p.sum()) / (q / q.sum())).astype(np.float32)
+    else:
+        document_frequency = np.bincount(counts.indices, minlength=2 * chosen.n_features)
+        idf = (np.log((1 + len(texts)) / (1 + document_frequency)) + 1).astype(np.float32)
     untrained.idf = idf
     features = untrained.features(texts)
     classifier = LogisticRegression(
@@ -292,5 +312,10 @@ def fit_hashed_linear(
     weights = classifier.coef_[0].astype(np.float32)
     weights[np.abs(weights) < 1e-3] = 0.0
     return HashedLinearModel(
-        chosen, weights, float(classifier.intercept_[0]), idf=idf, threshold=threshold
+        chosen,
+        weights,
+        float(classifier.intercept_[0]),
+        idf=idf,
+        threshold=threshold,
+        binary=binary,
     )

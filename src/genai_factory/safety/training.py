@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import hashlib
 import json
 import random
@@ -37,11 +38,16 @@ from genai_factory.safety.textclf import HashedLinearModel, HashingConfig, fit_h
 
 Rows = list[tuple[str, bool]]
 INJECTION_CONFIG = HashingConfig(char_ngrams=(1, 4), word_ngrams=(1, 2))
-INJECTION_C, INJECTION_THRESHOLD = 100.0, 0.5
+#: Decision thresholds are chosen by cross-validation on the training rows (:func:`oof_threshold`).
+INJECTION_C = 100.0
+MIN_BLOCK_THRESHOLD = 0.5
 #: How many SQuAD questions serve as benign negatives (see :func:`benign_negatives`).
 BENIGN_QUESTIONS = 3000
 TOXICITY_CONFIG = INJECTION_CONFIG  # same features: a text is hashed once for both guards
-TOXICITY_C, TOXICITY_THRESHOLD = 10.0, 0.4
+TOXICITY_C = 10.0
+#: Tweets are short and noisy: naive-Bayes weighted n-gram presence beats TF-IDF there
+#: (3-fold cross-validation on the training part: F1 0.971 against 0.967).
+TOXICITY_WEIGHTING = "nb"
 
 
 def read_labelled_csv(path: Path, text_col: str, label_col: str, positives: Sequence[str]) -> Rows:
@@ -116,7 +122,13 @@ def _manifest(name: str, digest: str, **extra: Any) -> dict[str, Any]:
 
 
 def _fit(
-    rows: Rows, config: HashingConfig, c: float, threshold: float, *, balanced: bool = True
+    rows: Rows,
+    config: HashingConfig,
+    c: float,
+    threshold: float,
+    *,
+    balanced: bool = True,
+    weighting: str = "idf",
 ) -> HashedLinearModel:
     return fit_hashed_linear(
         [canonical(t) for t, _ in rows],
@@ -125,7 +137,47 @@ def _fit(
         c=c,
         threshold=threshold,
         balanced=balanced,
+        weighting=weighting,
     )
+
+
+def oof_threshold(
+    rows: Rows,
+    config: HashingConfig,
+    c: float,
+    *,
+    balanced: bool,
+    weighting: str = "idf",
+    folds: int = 5,
+    seed: int = 0,
+) -> tuple[float, dict[str, float]]:
+    """The decision threshold with the best out-of-fold F1 on the training ``rows`` (stratified
+    ``folds``-fold cross-validation), and the F1 per threshold: chosen without the held-out parts.
+    """
+    from sklearn.model_selection import StratifiedKFold
+
+    labels = np.asarray([int(y) for _, y in rows])
+    texts = [canonical(t) for t, _ in rows]
+    scores = np.zeros(len(rows))
+    splitter = StratifiedKFold(folds, shuffle=True, random_state=seed)
+    for train_index, test_index in splitter.split(np.zeros(len(rows)), labels):
+        model = fit_hashed_linear(
+            [texts[i] for i in train_index],
+            labels[train_index].tolist(),
+            config=config,
+            c=c,
+            balanced=balanced,
+            weighting=weighting,
+        )
+        scores[test_index] = model.scores([texts[i] for i in test_index])
+    f1_by_threshold: dict[str, float] = {}
+    for threshold in np.arange(0.2, 0.81, 0.05):
+        guess = scores >= threshold
+        tp = int(np.sum(guess & (labels == 1)))
+        wrong = int(np.sum(guess != (labels == 1)))
+        f1_by_threshold[f"{threshold:.2f}"] = round(2 * tp / (2 * tp + wrong), 4) if tp else 0.0
+    best = max(f1_by_threshold, key=lambda t: (f1_by_threshold[t], -abs(float(t) - 0.5)))
+    return float(best), f1_by_threshold
 
 
 def benign_negatives(datasets: Path) -> tuple[Rows, list[Path]]:
@@ -174,13 +226,13 @@ def train_injection(
     negatives, negative_files = benign_negatives(datasets)
     files += negative_files
     started = time.perf_counter()
-    model = _fit(
-        deepset_train + jailbreak_train + negatives,
-        INJECTION_CONFIG,
-        INJECTION_C,
-        INJECTION_THRESHOLD,
-        balanced=False,
-    )
+    training_rows = deepset_train + jailbreak_train + negatives
+    threshold, cv_f1 = oof_threshold(training_rows, INJECTION_CONFIG, INJECTION_C, balanced=False)
+    # A block needs at least even odds: below 0.5 the classifier itself finds the text more likely
+    # benign, and cross-validated F1 gains down there are within noise (see cv_f1_by_threshold)
+    # while benign prompts that talk about prompts and instructions start to be refused.
+    threshold = max(threshold, MIN_BLOCK_THRESHOLD)
+    model = _fit(training_rows, INJECTION_CONFIG, INJECTION_C, threshold, balanced=False)
     seconds = time.perf_counter() - started
     model = as_saved(model)  # measure the float16 weights that ship, not the float32 ones
     guard = InjectionGuard(model)
@@ -196,12 +248,13 @@ def train_injection(
             deepset_train + deepset_val + jailbreak_train + jailbreak_dev + negatives,
             INJECTION_CONFIG,
             INJECTION_C,
-            INJECTION_THRESHOLD,
+            threshold,
             balanced=False,
         )
     model.manifest = _manifest(
         "injection",
         data_hash(files),
+        cv_f1_by_threshold=cv_f1,
         metrics=metrics,
         training_seconds=round(seconds, 2),
         final_fit=final_fit,
@@ -224,7 +277,17 @@ def train_toxicity(datasets: Path, out: Path, *, final_fit: str = "train") -> di
     # that neutral prose is clean (without them, short neutral answers score near the prior).
     negatives, negative_files = benign_negatives(datasets)
     started = time.perf_counter()
-    model = _fit(train + negatives, TOXICITY_CONFIG, TOXICITY_C, TOXICITY_THRESHOLD)
+    threshold, cv_f1 = oof_threshold(
+        train + negatives,
+        TOXICITY_CONFIG,
+        TOXICITY_C,
+        balanced=True,
+        weighting=TOXICITY_WEIGHTING,
+        folds=3,
+    )
+    model = _fit(
+        train + negatives, TOXICITY_CONFIG, TOXICITY_C, threshold, weighting=TOXICITY_WEIGHTING
+    )
     seconds = time.perf_counter() - started
     model = as_saved(model)  # measure the float16 weights that ship, not the float32 ones
     from genai_factory.safety.toxicity import ToxicityGuard
@@ -232,14 +295,22 @@ def train_toxicity(datasets: Path, out: Path, *, final_fit: str = "train") -> di
     guard = ToxicityGuard(model)
     metrics = {"toxicity_holdout": _measure(lambda t: guard.score(t) >= guard.threshold, held)}
     if final_fit == "all":
-        model = _fit(train + held + negatives, TOXICITY_CONFIG, TOXICITY_C, TOXICITY_THRESHOLD)
+        model = _fit(
+            train + held + negatives,
+            TOXICITY_CONFIG,
+            TOXICITY_C,
+            threshold,
+            weighting=TOXICITY_WEIGHTING,
+        )
     model.manifest = _manifest(
         "toxicity",
         data_hash([path, *negative_files]),
+        cv_f1_by_threshold=cv_f1,
         metrics=metrics,
         benign_negatives=len(negatives),
         class_weight="balanced",
         features=repr(TOXICITY_CONFIG),
+        weighting=TOXICITY_WEIGHTING,
         training_seconds=round(seconds, 2),
         final_fit=final_fit,
         c=TOXICITY_C,
@@ -249,13 +320,57 @@ def train_toxicity(datasets: Path, out: Path, *, final_fit: str = "train") -> di
     return model.manifest
 
 
-def train_names(out: Path, *, sentences: int = 40_000, seed: int = 0) -> dict[str, Any]:
+def prose_texts(datasets: Path) -> list[str]:
+    """Running prose to learn ordinary vocabulary from (only words, never labels): the user
+    guide, SQuAD 2.0 paragraphs and questions, SciFact abstracts and the jailbreak-set prompts.
+    Not the deepset prompts (lower-cased copy) nor the tweets (names often written in lower case).
+    """
+    from genai_factory.config import bundled_docs_dir
+
+    texts = [p.read_text(encoding="utf-8") for p in sorted(bundled_docs_dir().glob("*.md"))]
+    for path, fields in (
+        (datasets / "squad_v2" / "qa.jsonl", ("context", "question")),
+        (datasets / "scifact" / "corpus.jsonl", ("title", "text")),
+    ):
+        if path.is_file():
+            with path.open(encoding="utf-8") as handle:
+                records = [json.loads(line) for line in handle]
+            texts += list(dict.fromkeys(str(r[f]) for r in records for f in fields))
+    prompts = datasets / "jailbreak" / "train.csv"
+    if prompts.is_file():
+        texts += [t for t, _ in read_labelled_csv(prompts, "prompt", "type", ["jailbreak"])]
+    return texts
+
+
+def choose_o_margin(
+    classifier: Any, hasher: Any, held: list[Any], gazetteers: Any
+) -> tuple[float, dict[str, float]]:
+    """The margin (0 to 3) with the best token F1 on ``held`` sentences, and the scores per margin."""
+    from genai_factory.safety.pii_names import features_for_training
+
+    rows, labels = features_for_training(held, gazetteers)
+    truth = np.asarray(labels)
+    logits = np.asarray(classifier.decision_function(hasher.transform(rows)))
+    scores: dict[str, float] = {}
+    for margin in (0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0):
+        guess = (logits - np.array([margin, 0.0, 0.0])).argmax(axis=1)
+        tp = int(np.sum((guess == truth) & (truth > 0)))
+        fp = int(np.sum((guess > 0) & (guess != truth)))
+        fn = int(np.sum((truth > 0) & (guess != truth)))
+        scores[str(margin)] = round(2 * tp / (2 * tp + fp + fn), 4) if tp else 0.0
+    best = max(scores, key=lambda m: (scores[m], -float(m)))
+    return float(best), scores
+
+
+def train_names(
+    out: Path, *, datasets: Path | None = None, sentences: int = 40_000, seed: int = 0
+) -> dict[str, Any]:
     """Train and save the name/location tagger on synthetic sentences; return its manifest."""
     from sklearn.feature_extraction import FeatureHasher
     from sklearn.linear_model import SGDClassifier
 
     from genai_factory.config import bundled_docs_dir
-    from genai_factory.safety.ner_data import synthetic_sentences
+    from genai_factory.safety.ner_data import TEMPLATES, ordinary_words, synthetic_sentences
     from genai_factory.safety.pii_names import (
         LABELS,
         N_FEATURES,
@@ -266,16 +381,39 @@ def train_names(out: Path, *, sentences: int = 40_000, seed: int = 0) -> dict[st
     )
 
     started = time.perf_counter()
-    gazetteers = load_gazetteers()
-    data = list(synthetic_sentences(sentences, seed=seed, docs_dir=bundled_docs_dir()))
-    rows, labels = features_for_training(data, gazetteers)
+    prose = prose_texts(datasets) if datasets is not None else []
+    gazetteers = dataclasses.replace(load_gazetteers(), common_words=ordinary_words(prose))
     hasher = FeatureHasher(n_features=N_FEATURES, input_type="string", alternate_sign=False)
-    classifier = SGDClassifier(loss="log_loss", alpha=1e-6, max_iter=30, tol=None, random_state=0)
-    classifier.fit(hasher.transform(rows), np.asarray(labels))
+
+    def fit(data: list[Any]) -> Any:
+        rows, labels = features_for_training(data, gazetteers)
+        classifier = SGDClassifier(
+            loss="log_loss", alpha=1e-6, max_iter=30, tol=None, random_state=0
+        )
+        classifier.fit(hasher.transform(rows), np.asarray(labels))
+        return classifier
+
+    # The O margin: how much easier a token becomes a name or place than the classifier's own
+    # decision. Chosen on sentences of templates held out of a first fit (new phrasings, as real
+    # text brings), then the tagger is fitted on every template.
+    held_templates = TEMPLATES[::5]
+    fit_templates = tuple(t for t in TEMPLATES if t not in held_templates)
+    docs = bundled_docs_dir()
+    first = fit(
+        list(synthetic_sentences(sentences // 2, seed=seed, docs_dir=docs, templates=fit_templates))
+    )
+    held = list(synthetic_sentences(5000, seed=seed + 1, docs_dir=docs, templates=held_templates))
+    margin, held_scores = choose_o_margin(first, hasher, held, gazetteers)
+    data = list(synthetic_sentences(sentences, seed=seed, docs_dir=docs))
+    classifier = fit(data)
     weights = classifier.coef_.T.astype(np.float32).copy()
     weights[np.abs(weights) < 0.02] = 0.0
-    tagger = NameTagger(weights, classifier.intercept_.astype(np.float32), gazetteers)
-    digest = hashlib.sha256(json.dumps(data).encode()).hexdigest()  # all sentences, docs included
+    bias = classifier.intercept_.astype(np.float32)
+    bias[0] -= margin
+    tagger = NameTagger(weights, bias, gazetteers)
+    digest = hashlib.sha256(  # all sentences (docs included) and the vocabulary
+        json.dumps([data, sorted(gazetteers.common_words)]).encode()
+    ).hexdigest()
     manifest = _manifest(
         "pii_names",
         digest,
@@ -284,6 +422,10 @@ def train_names(out: Path, *, sentences: int = 40_000, seed: int = 0) -> dict[st
         labels=list(LABELS),
         training_seconds=round(time.perf_counter() - started, 2),
         data="synthetic sentences (genai_factory.safety.ner_data), Faker values, our templates",
+        o_margin=margin,
+        held_out_templates=held_scores,
+        ordinary_words=len(gazetteers.common_words),
+        ordinary_words_from=f"{len(prose)} texts (see prose_texts)",
     )
     save_tagger(tagger, out, "pii_names", manifest)
     return manifest
@@ -310,7 +452,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.guard in ("toxicity", "all"):
         results["toxicity"] = train_toxicity(args.datasets, args.out, final_fit=args.final_fit)
     if args.guard in ("names", "all"):
-        results["pii_names"] = train_names(args.out)
+        results["pii_names"] = train_names(args.out, datasets=args.datasets)
     print(json.dumps(results, indent=2))
 
 

@@ -31,6 +31,7 @@ from genai_factory.gateway.metered import MeteredModel
 from genai_factory.gateway.middleware import GatewayMiddleware
 from genai_factory.gateway.service import GatewayService
 from genai_factory.llm.base import ChatModel
+from genai_factory.mlops.champion import ChampionWatcher
 from genai_factory.observability.assembly import Telemetry, open_telemetry
 from genai_factory.observability.metrics import Metrics
 from genai_factory.observability.middleware import ObservabilityMiddleware
@@ -44,7 +45,9 @@ from genai_factory.service.routes import (
     health,
     metrics,
     openai_compat,
+    ops,
     sessions,
+    ui,
 )
 
 log = structlog.get_logger(__name__)
@@ -54,6 +57,14 @@ ReadyHook = Callable[[Components], None]
 
 async def _start(app: FastAPI, parts: Components, on_ready: ReadyHook | None) -> None:
     try:
+        if parts.swappable is not None:
+            # Serve the registry's champion from the start, and follow later promotions.
+            watcher = ChampionWatcher(parts.settings, parts.swappable, parts.worker)
+            try:
+                await watcher.check()
+            except Exception as exc:  # an unreachable registry must not stop the service
+                log.warning("champion_unavailable", error=str(exc), serving="base")
+            app.state.champion_task = asyncio.create_task(watcher.run())
         log.info("loading_models", model=parts.model.name, embedder=parts.embedder.name)
         await parts.warm_up()
         report = await parts.ingest_bundled()
@@ -114,12 +125,15 @@ def create_app(
         if parts.safety is not None:
             telemetry.set_redactor(parts.safety.redactor())  # no PII in the interaction log
         app.state.startup_error = None
+        app.state.champion_task = None
         app.state.startup_task = asyncio.create_task(_start(app, parts, on_ready))
         try:
             yield
         finally:
-            app.state.startup_task.cancel()
-            await asyncio.gather(app.state.startup_task, return_exceptions=True)
+            tasks = [t for t in (app.state.startup_task, app.state.champion_task) if t is not None]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
             await parts.aclose()
             await telemetry.aclose()
             await gateway.aclose()
@@ -132,7 +146,7 @@ def create_app(
     app.state.metrics = registry
     install_error_handlers(app)
     routers = [health.router, assistant.router, documents.router, openai_compat.router]
-    routers += [feedback.router, sessions.router, admin_router]
+    routers += [feedback.router, sessions.router, admin_router, ops.router, ui.router]
     if resolved.observability.metrics_enabled:
         routers.append(metrics.router)
     app.add_middleware(GatewayMiddleware, render_error=error_response)

@@ -17,6 +17,12 @@ class GenerateRequest(BaseModel):
     mode: Literal["auto", "chat", "rag", "agent"] = "auto"
     max_tokens: int | None = Field(default=None, ge=1, le=4096)
     stream: bool = Field(default=False, description="Answer as server-sent events.")
+    reveal_pii: bool = Field(
+        default=False,
+        description="Map reversible-redaction placeholders in the answer back to the original "
+        "values (needs safety.reversible_redaction and an admin key; the model, the session "
+        "history and the logs still only see placeholders).",
+    )
 
     @field_validator("query")
     @classmethod

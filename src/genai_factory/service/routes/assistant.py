@@ -13,6 +13,8 @@ from fastapi.responses import StreamingResponse
 from genai_factory.assistant.assembly import Components
 from genai_factory.assistant.service import AssistantAnswer
 from genai_factory.assistant.streaming import StreamEnd, StreamEvent
+from genai_factory.exceptions import InvalidRequestError
+from genai_factory.gateway.admin import admin_key, gateway
 from genai_factory.gateway.context import bind_trace_id
 from genai_factory.observability.assembly import Telemetry, request_key_id
 from genai_factory.service.deps import ready_components, telemetry
@@ -42,6 +44,13 @@ def _check_length(body: GenerateRequest, limit: int) -> None:
         )
 
 
+async def _check_reveal(request: Request, parts: Components) -> None:
+    """``reveal_pii`` needs reversible redaction and an admin key (401/403 as the admin API)."""
+    if not parts.settings.safety.reversible_redaction:
+        raise InvalidRequestError("reveal_pii needs safety.reversible_redaction to be on")
+    await admin_key(request, gateway(request))
+
+
 async def _claim_session(parts: Components, session_id: str | None) -> None:
     """Create the session for the request's key, or check that the key owns it (403)."""
     history = parts.assistant.history
@@ -67,15 +76,25 @@ async def generate(
     with tele.observing(
         ENDPOINT, body.query, trace_id=trace_id, mode=body.mode, session_id=body.session_id
     ) as seen:
+        if body.reveal_pii:
+            await _check_reveal(request, parts)
         await _claim_session(parts, body.session_id)
         if body.stream:
             events = parts.assistant.stream(
-                body.query, mode=body.mode, session_id=body.session_id, max_tokens=body.max_tokens
+                body.query,
+                mode=body.mode,
+                session_id=body.session_id,
+                max_tokens=body.max_tokens,
+                reveal_pii=body.reveal_pii,
             )
             ready = await primed(events)
         else:
             seen.answer = await parts.assistant.generate(
-                body.query, mode=body.mode, session_id=body.session_id, max_tokens=body.max_tokens
+                body.query,
+                mode=body.mode,
+                session_id=body.session_id,
+                max_tokens=body.max_tokens,
+                reveal_pii=body.reveal_pii,
             )
     if body.stream:
         return sse_response(_sse(ready, tele, body, trace_id))

@@ -4,9 +4,10 @@ Any OpenAI client works against it (``base_url=http://HOST:PORT/v1``, ``api_key=
 A completion runs the configured model chain (retry, breaker, fallbacks) behind the gateway, exactly
 like ``/v1/assistant/generate``: its tokens count against the key's limits and its cost against its
 budget, and it is written to the interaction log. It is the model alone, without retrieval or the
-assistant's system prompt. ``model`` must name a configured model (the primary or a fallback); the
-chain answers either way, and the response's ``model`` says which model did. The completion id is
-``chatcmpl-<trace id>``.
+assistant's system prompt; the ``chat`` route's safety guards screen the user messages and the
+answer, streamed or not (:mod:`genai_factory.service.chat_guards`). ``model`` must name a
+configured model (the primary or a fallback); the chain answers either way, and the response's
+``model`` says which model did. The completion id is ``chatcmpl-<trace id>``.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from genai_factory.messages import (
     Usage,
 )
 from genai_factory.observability.assembly import Telemetry
+from genai_factory.service.chat_guards import ChatSafety
 from genai_factory.service.deps import components, ready_components, telemetry
 from genai_factory.service.openai_schemas import (
     FINISH_REASONS,
@@ -125,14 +127,18 @@ async def chat_completions(
     options = _options(body, settings)
     trace_id: str = request.state.trace_id
     text = _request_text(messages)
+    guards = ChatSafety(parts.safety.pipeline if parts.safety is not None else None)
     started = time.perf_counter()
     if body.stream:
         with tele.observing(ENDPOINT, text, trace_id=trace_id, mode="chat"):
-            deltas = await primed(parts.model.stream(messages, options))
+            messages = guards.screen_messages(messages)
+            deltas = await primed(guards.stream(parts.model.stream(messages, options)))
         stream = _Stream(tele, settings, trace_id, messages, text, started, body.include_usage())
         return sse_response(stream.events(deltas))
     with tele.observing(ENDPOINT, text, trace_id=trace_id, mode="chat") as seen:
+        messages = guards.screen_messages(messages)
         response = await parts.model.chat(messages, options)
+        response = response.model_copy(update={"text": guards.answer(response.text)})
         seen.answer = _as_answer(response, trace_id, started, settings)
     return ChatCompletion(
         id=f"chatcmpl-{trace_id}",

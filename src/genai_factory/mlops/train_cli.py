@@ -1,0 +1,275 @@
+"""``genai-factory train``: build the fine-tuning set, fine-tune the LLM, train the guards.
+
+``train data`` splits SQuAD-format questions by article title and writes the training JSONL (plus
+the held-out questions for ``eval qa``); ``train llm`` fine-tunes the served GGUF with LoRA, exports
+a new GGUF and registers it as the ``challenger``; ``train guard`` retrains one safety classifier
+and registers its artefacts. Each run is an MLflow run. Errors print one ``error:`` line (exit 2
+for bad input, 1 otherwise).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from genai_factory.command_runner import ConfigOption, err, run_command
+from genai_factory.config import Settings, load_settings
+from genai_factory.exceptions import GenAIFactoryError, InvalidRequestError
+
+T = TypeVar("T")
+
+train_app = typer.Typer(
+    help="Fine-tune the LLM and train the guard classifiers.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
+RegisterOption = Annotated[
+    bool, typer.Option("--register/--no-register", help="Register the result as challenger.")
+]
+DatasetsOption = Annotated[
+    Path,
+    typer.Option("--datasets", envvar="GENAI_DATASETS", help="The evaluation datasets directory."),
+]
+
+
+def _settings(config: Path | None) -> Settings:
+    try:
+        return load_settings(config)
+    except GenAIFactoryError as exc:
+        err.print(f"[red]error:[/red] {exc.message}", highlight=False)
+        raise typer.Exit(2) from None
+
+
+def _run(work: Callable[[], T]) -> T:
+    """Run blocking work with the package's error handling (one line, exit code)."""
+
+    async def call() -> T:
+        return work()
+
+    return run_command(call)
+
+
+def _fail(message: str) -> None:
+    err.print(f"[red]error:[/red] {message}", highlight=False)
+    raise typer.Exit(2)
+
+
+@train_app.command("data")
+def data_command(
+    squad: Annotated[Path, typer.Option("--squad", help="SQuAD-format questions (JSONL).")],
+    out: Annotated[Path, typer.Option("--out", help="The training JSONL to write.")],
+    titles_from: Annotated[
+        Path | None,
+        typer.Option(
+            "--titles-from",
+            help='Training titles: a split file ({"train": [...]}) or one title per line.',
+        ),
+    ] = None,
+    holdout_share: Annotated[
+        float, typer.Option("--holdout-share", help="Share of titles held out (no --titles-from).")
+    ] = 0.5,
+    heldout_out: Annotated[
+        Path | None,
+        typer.Option("--heldout-out", help="Also write the held-out questions (for eval qa)."),
+    ] = None,
+    feedback: Annotated[
+        bool,
+        typer.Option("--feedback/--no-feedback", help="Add well-rated interactions of the log."),
+    ] = True,
+    config: ConfigOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Build the fine-tuning set: SQuAD split by article title, plus liked interactions."""
+    from genai_factory.mlops.training import data as training_data
+
+    settings = _settings(config)
+
+    def work() -> dict[str, Any]:
+        records = training_data.read_squad(squad)
+        if titles_from is not None:
+            split = training_data.split_by_titles(records, training_data.read_titles(titles_from))
+        else:
+            split = training_data.split_titles((r.title for r in records), holdout_share)
+        train_records = [r for r in records if r.title in split.train]
+        examples = training_data.squad_examples(train_records)
+        liked = training_data.feedback_examples(settings) if feedback else []
+        written = training_data.write_examples([*examples, *liked], out)
+        split_file = out.with_name(f"{out.stem}.split.json")
+        split_file.write_text(json.dumps(split.as_dict(), indent=2), encoding="utf-8")
+        report: dict[str, Any] = {
+            "out": str(out),
+            "examples": written,
+            "squad": len(examples),
+            "unanswerable": sum(r.is_impossible for r in train_records),
+            "feedback": len(liked),
+            "split": split.as_dict(),
+            "split_file": str(split_file),
+        }
+        if heldout_out is not None:
+            held = [r for r in records if r.title in split.heldout]
+            report["heldout_questions"] = training_data.write_records(held, heldout_out)
+            report["heldout_out"] = str(heldout_out)
+        return report
+
+    report = _run(work)
+    if as_json:
+        typer.echo(json.dumps(report))
+        return
+    typer.echo(
+        f"wrote {report['examples']} examples to {out} ({report['squad']} SQuAD, "
+        f"{report['unanswerable']} of them unanswerable; {report['feedback']} from feedback)"
+    )
+    typer.echo(f"train titles:    {', '.join(report['split']['train'])}")
+    typer.echo(f"held-out titles: {', '.join(report['split']['heldout'])}")
+    if heldout_out is not None:
+        typer.echo(f"wrote {report['heldout_questions']} held-out questions to {heldout_out}")
+
+
+@contextmanager
+def _training_bars(steps: int, enabled: bool) -> Iterator[Any]:
+    """A stage spinner and a step bar showing the latest loss."""
+    from genai_factory.mlops.training.finetune import Hooks
+
+    if not enabled:
+        yield Hooks()
+        return
+    bars = Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("loss {task.fields[loss]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=err,
+    )
+    with bars:
+        stage_task = bars.add_task("starting", total=None, loss="-")
+        step_task = bars.add_task("steps", total=steps, loss="-", visible=False)
+
+        def stage(name: str) -> None:
+            bars.update(stage_task, description=name)
+            if name == "training":
+                bars.update(step_task, visible=True)
+
+        def step(index: int, loss: float) -> None:
+            bars.update(step_task, completed=index, loss=f"{loss:.3f}")
+
+        yield Hooks(stage=stage, step=step)
+        bars.update(stage_task, description="done", total=1, completed=1)
+
+
+@train_app.command("llm")
+def llm_command(
+    data: Annotated[Path, typer.Option("--data", help="Training JSONL (see `train data`).")],
+    steps: Annotated[int, typer.Option(help="Optimiser steps.")] = 150,
+    lr: Annotated[float, typer.Option("--lr", help="Peak learning rate.")] = 1e-3,
+    rank: Annotated[int, typer.Option(help="LoRA rank.")] = 8,
+    batch_size: Annotated[int, typer.Option("--batch-size", help="Examples per step.")] = 4,
+    max_len: Annotated[
+        int, typer.Option("--max-len", help="Longest example in tokens (longer ones skipped).")
+    ] = 384,
+    seed: Annotated[int, typer.Option(help="Seed of the shuffle and the adapters.")] = 0,
+    base: Annotated[
+        str, typer.Option(help="Model to start from: base, champion, challenger, N, or a .gguf.")
+    ] = "base",
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Output directory (default: <data_dir>/training/llm-<time>)."),
+    ] = None,
+    register: RegisterOption = True,
+    config: ConfigOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """LoRA-fine-tune the LLM on CPU, export an F16 GGUF, register it as challenger."""
+    from genai_factory.mlops.training.finetune import train_llm
+    from genai_factory.mlops.training.lora import LoraSettings
+
+    settings = _settings(config)
+    if not data.is_file():
+        _fail(f"no such file: {data}")
+    try:
+        lora = LoraSettings(
+            steps=steps, lr=lr, rank=rank, batch_size=batch_size, max_len=max_len, seed=seed
+        )
+    except InvalidRequestError as exc:
+        _fail(exc.message)
+        return
+
+    def work() -> Any:
+        with _training_bars(steps, not as_json) as hooks:
+            return train_llm(
+                settings, data, lora, base_ref=base, out=out, register=register, hooks=hooks
+            )
+
+    result = _run(work)
+    if as_json:
+        typer.echo(json.dumps({k: v for k, v in result.as_dict().items() if k != "losses"}))
+        return
+    typer.echo(f"model:   {result.gguf}")
+    typer.echo(
+        f"loss:    {result.first_loss:.3f} → {result.last_loss:.3f} over {steps} steps "
+        f"({result.examples} examples, {result.skipped_too_long} too long, "
+        f"{result.train_seconds:.0f} s)"
+    )
+    typer.echo(f"run:     {result.run_id}")
+    if result.registered_version is not None:
+        typer.echo(
+            f"registered {settings.mlops.llm_name} version {result.registered_version} "
+            f"({', '.join(result.aliases) or 'no alias'})"
+        )
+
+
+@train_app.command("guard")
+def guard_command(
+    guard: Annotated[str, typer.Option("--guard", help="injection | toxicity | names")],
+    datasets: DatasetsOption = Path("../shared/datasets"),
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Artefact directory (default: <data_dir>/training/guard-...)."),
+    ] = None,
+    register: RegisterOption = True,
+    config: ConfigOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Retrain one guard classifier, track the run, register the artefacts as challenger."""
+    from genai_factory.mlops.training.guards import GUARDS, train_guard
+
+    if guard not in GUARDS:
+        _fail(f"unknown guard {guard!r}: choose one of {', '.join(GUARDS)}")
+    settings = _settings(config)
+
+    def work() -> Any:
+        with err.status(f"training the {guard} guard"):
+            return train_guard(settings, guard, datasets, out=out, register=register)
+
+    result = _run(work)
+    if as_json:
+        typer.echo(json.dumps(result.__dict__))
+        return
+    typer.echo(f"artefacts: {result.directory} ({result.version})")
+    for name, value in sorted(result.metrics.items()):
+        typer.echo(f"  {name:40} {value:.4f}")
+    typer.echo(f"run:       {result.run_id}")
+    if result.registered_version is not None:
+        typer.echo(
+            f"registered {settings.mlops.guard_prefix}{guard} version "
+            f"{result.registered_version} ({', '.join(result.aliases) or 'no alias'})"
+        )
