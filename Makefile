@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 FIND_LINKS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels,)
 PIP := $(BIN)/pip install --disable-pip-version-check $(FIND_LINKS) -c constraints.txt
 
-.PHONY: install run test lint typecheck unit bench services clean
+.PHONY: install run test lint typecheck unit bench demo services clean
 
 install: $(STAMP)
 
@@ -44,6 +44,10 @@ test: $(STAMP) services lint typecheck
 
 bench: $(STAMP)
 	$(BIN)/python bench/llm_overhead.py
+
+# The MLOps loop closing on embedded defaults (examples/drift_demo; about 3-5 minutes).
+demo: $(STAMP)
+	$(BIN)/python examples/drift_demo/run.py
 
 clean:
 	rm -rf $(VENV) .genai .pytest_cache .mypy_cache .ruff_cache

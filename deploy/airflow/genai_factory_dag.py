@@ -34,6 +34,7 @@ COMMANDS = {
     "drift": "genai-factory jobs drift --json --report {reports}/drift-{{{{ts_nodash}}}}.html",
     "reindex": "genai-factory jobs reindex --json",
     "train_guard": "genai-factory train guard --guard injection --datasets /data/datasets --json",
+    "loop": "genai-factory jobs loop --once --json --report {reports}/loop-{{{{ts_nodash}}}}.html",
 }
 #: Drift found (3) → success, so the re-index downstream runs; no drift (0) → skipped (99).
 DRIFT_GATE = (
@@ -103,3 +104,15 @@ with DAG(
     BashOperator(
         task_id="train_guard", bash_command=_command("train_guard"), env=ENV, append_env=True
     )
+
+with DAG(
+    dag_id="genai_factory_loop",
+    description="The whole loop once a day: drift → re-index → gates → promotion.",
+    schedule="0 2 * * *",
+    start_date=datetime(2026, 1, 1),
+    catchup=False,
+    max_active_runs=1,
+    default_args=DEFAULTS,
+    tags=["genai-factory", "mlops"],
+):
+    BashOperator(task_id="loop", bash_command=_command("loop"), env=ENV, append_env=True)

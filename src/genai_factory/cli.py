@@ -291,6 +291,11 @@ def search(
 
 def main() -> None:
     """Entry point of the ``genai-factory`` script."""
+    from genai_factory.observability.logging import configure_logging
+
+    # Until a command configures logging from its settings: warnings only, and on stderr, so
+    # stdout carries nothing but the command's own output (``--json`` stays parseable).
+    configure_logging("warning")
     app()
 
 

@@ -43,6 +43,7 @@ def test_cronjobs_forbid_concurrency_and_run_real_commands() -> None:
     assert {c["metadata"]["name"] for c in cronjobs} >= {
         "genai-factory-reindex",
         "genai-factory-drift",
+        "genai-factory-loop",
     }
     for cronjob in cronjobs:
         spec = cronjob["spec"]
@@ -78,7 +79,7 @@ def test_airflow_commands_exist_in_the_cli() -> None:
         and any(isinstance(t, ast.Name) and t.id == "COMMANDS" for t in node.targets)
     ]
     table = ast.literal_eval(commands)
-    assert set(table) == {"drift", "reindex", "train_guard"}
+    assert set(table) == {"drift", "reindex", "train_guard", "loop"}
     for template in table.values():
         _parse(shlex.split(template.format(reports="/data/reports")))
 

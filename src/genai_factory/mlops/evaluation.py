@@ -370,8 +370,12 @@ async def arun_suite(
     )
     champion: dict[str, float] | None = None
     champion_reports: list[QAReport] = []
-    notes = []
+    notes: list[str] = []
     ref = spec.candidates.champion
+    if ref == "champion" and not _champion_exists(settings, ref, model_factory):
+        # Nothing promoted yet: the service serves the model as shipped, so guard against that.
+        ref = "base"
+        notes.append("no champion registered: compared with the base model as shipped")
     if ref is not None and _champion_exists(settings, ref, model_factory):
         try:
             champion, champion_reports = await _candidate(

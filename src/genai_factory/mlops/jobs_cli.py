@@ -47,11 +47,16 @@ def _fail(message: str, code: int) -> None:
 
 
 def _settings(config: Path | None, code: int = 1) -> Settings:
+    from genai_factory.observability.logging import configure_logging
+
     try:
-        return load_settings(config)
+        settings = load_settings(config)
     except GenAIFactoryError as exc:
         _fail(exc.message, code)
         raise AssertionError("unreachable") from None
+    # Logs go to stderr, so stdout carries only the command's output (``--json``).
+    configure_logging("warning" if settings.log_level == "info" else settings.log_level)
+    return settings
 
 
 def _run(work: Callable[[], Awaitable[T]]) -> T:
@@ -250,3 +255,67 @@ def scheduler_command(
         scheduler.start()
     except (KeyboardInterrupt, SystemExit):
         scheduler.shutdown(wait=False)
+
+
+# -- loop --------------------------------------------------------------------------------------
+@jobs_app.command("loop")
+def loop_command(
+    once: Annotated[
+        bool,
+        typer.Option(
+            "--once/--no-once",
+            help="Run one pass and exit (the scheduler repeats it: mlops.schedules.loop).",
+        ),
+    ] = True,
+    train_data: Annotated[
+        Path | None,
+        typer.Option("--train-data", help="Also fine-tune a challenger LLM on this JSONL file."),
+    ] = None,
+    train_steps: Annotated[
+        int | None, typer.Option("--train-steps", min=1, help="Training steps (default 150).")
+    ] = None,
+    suite: Annotated[
+        Path | None,
+        typer.Option("--suite", help="Evaluation suite gating the promotion (mlops.eval_suite)."),
+    ] = None,
+    no_reindex: Annotated[
+        bool, typer.Option("--no-reindex", help="Do not rebuild the index on drift.")
+    ] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Act even when no drift is found.")
+    ] = False,
+    report: Annotated[
+        Path | None, typer.Option("--report", help="Write the drift report (HTML) here.")
+    ] = None,
+    config: ConfigOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """One pass: drift → re-index and/or fine-tune → evaluate → promote, all recorded in MLflow."""
+    from genai_factory.mlops.loop import run_loop
+
+    if not once:
+        _fail("the loop runs one pass at a time; schedule it with mlops.schedules.loop", 2)
+
+    settings = _settings(config)
+
+    def show(step: str) -> None:
+        err.print(f"[bold]loop[/bold] → {step}", highlight=False)
+
+    async def work() -> Any:
+        return await run_loop(
+            settings,
+            train_data=train_data,
+            train_steps=train_steps,
+            suite=suite,
+            reindex=not no_reindex,
+            force=force,
+            report=report,
+            on_step=show,
+        )
+
+    result = _run(work)
+    if as_json:
+        typer.echo(json.dumps(result.as_dict()))
+    else:
+        typer.echo(result.summary())
+        err.print(f"[dim]MLflow run {result.run_id}[/dim]", highlight=False)

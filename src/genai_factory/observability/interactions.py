@@ -129,6 +129,8 @@ def record_answer(
     """The record of a request that got ``answer`` (``status="cancelled"`` for a cut stream)."""
     dumped = answer.model_dump(mode="json")
     details = {k: v for k, v in dumped.items() if k not in COLUMN_FIELDS}
+    # The drift monitor compares retrieval quality over time from these.
+    details["retrieval_scores"] = [round(c.score, 4) for c in answer.citations]
     return InteractionRecord(
         trace_id=answer.trace_id,
         endpoint=endpoint,
