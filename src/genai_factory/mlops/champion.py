@@ -1,4 +1,4 @@
-"""Serve the registry's ``champion`` LLM and follow promotions without a restart.
+"""Serve the registry's ``champion`` LLM and guards, and follow promotions without a restart.
 
 At start-up the service asks the registry for the champion of ``mlops.llm_name``; while it runs it
 asks again every ``mlops.poll_s`` seconds. A new champion (a promotion or a rollback) is downloaded,
@@ -6,6 +6,11 @@ loaded on the shared model worker *beside* the serving one, then swapped in with
 :meth:`SwappableModel.swap`: requests already running finish on the old weights, new ones go to the
 new weights, none fails. When no champion is registered (or the alias is removed) the model as
 shipped is served.
+
+Guard classifiers follow the same rule: the champion of each ``<guard_prefix><guard>`` registered
+model (``train guard`` registers challengers) is read before the data directory's and the shipped
+artefacts (:func:`genai_factory.safety.registry.artefact_dirs`), and a change of champion rebuilds
+the guards in place (:meth:`SafetyService.load`), again without a restart.
 
 The registry is only consulted when it exists: an embedded data directory without ``mlflow.db``
 means nothing was ever registered, and MLflow is not even imported.
@@ -25,6 +30,7 @@ from genai_factory.llm.base import ChatModel
 from genai_factory.llm.llamacpp import LlamaCppModel
 from genai_factory.llm.swappable import SwappableModel
 from genai_factory.llm.worker import ModelWorker
+from genai_factory.safety.registry import SafetyService
 
 log = structlog.get_logger(__name__)
 
@@ -56,13 +62,42 @@ def lookup_champion(settings: Settings) -> Champion:
     return Champion(str(found.version), resolve_llm(settings, str(found.version)))
 
 
-class ChampionWatcher:
-    """Keeps a :class:`SwappableModel` serving the registry's champion LLM."""
+#: The guard classifiers ``train guard`` registers (``<guard_prefix><guard>``).
+GUARDS = ("injection", "toxicity", "names")
 
-    def __init__(self, settings: Settings, target: SwappableModel, worker: ModelWorker) -> None:
+
+def guard_champions(settings: Settings) -> dict[str, tuple[int, Path]]:
+    """Each guard's champion version and local artefact directory (blocking)."""
+    if not registry_exists(settings):
+        return {}
+    from genai_factory.mlops.registry import ModelRegistry
+
+    registry = ModelRegistry(settings)
+    found: dict[str, tuple[int, Path]] = {}
+    for guard in GUARDS:
+        name = f"{settings.mlops.guard_prefix}{guard}"
+        version = registry.by_alias(name, "champion")
+        if version is not None:
+            found[guard] = (version.version, registry.download(name, version.version))
+    return found
+
+
+class ChampionWatcher:
+    """Keeps the service on the registry's champions: the LLM (through a :class:`SwappableModel`)
+    and the guard classifiers (through the :class:`SafetyService`); either may be ``None``."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        target: SwappableModel | None,
+        worker: ModelWorker,
+        safety: SafetyService | None = None,
+    ) -> None:
         self.settings = settings
         self.target = target
         self.worker = worker
+        self.safety = safety
+        self._guards: dict[str, int] | None = None
         self._lock = asyncio.Lock()
 
     def _build(self, champion: Champion) -> ChatModel:
@@ -81,18 +116,36 @@ class ChampionWatcher:
         )
 
     async def check(self) -> bool:
-        """Swap to the current champion if it changed. Returns True when a swap happened."""
+        """Follow the current champions. Returns True when something was swapped."""
         async with self._lock:
-            champion = await asyncio.to_thread(lookup_champion, self.settings)
-            if champion.version == self.target.version:
-                return False
-            model = self._build(champion)
-            load = getattr(model, "load", None)
-            if load is not None:
-                await load()
-            await self.target.swap(model, version=champion.version)
-            log.info("champion_serving", version=champion.version, model=model.name)
-            return True
+            guards = await self._check_guards()
+            return await self._check_llm() or guards
+
+    async def _check_guards(self) -> bool:
+        if self.safety is None:
+            return False
+        found = await asyncio.to_thread(guard_champions, self.settings)
+        versions = {guard: version for guard, (version, _) in found.items()}
+        previous, self._guards = self._guards, versions
+        if previous is None or previous == versions:
+            return False  # the first look: the service's warm-up loads the guards itself
+        await self.safety.load()
+        log.info("guard_champions_serving", versions=versions)
+        return True
+
+    async def _check_llm(self) -> bool:
+        if self.target is None:
+            return False
+        champion = await asyncio.to_thread(lookup_champion, self.settings)
+        if champion.version == self.target.version:
+            return False
+        model = self._build(champion)
+        load = getattr(model, "load", None)
+        if load is not None:
+            await load()
+        await self.target.swap(model, version=champion.version)
+        log.info("champion_serving", version=champion.version, model=model.name)
+        return True
 
     async def run(self) -> None:
         """Poll until cancelled; a failed check is logged and retried at the next poll."""

@@ -11,6 +11,8 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import structlog
+
 from genai_factory.config import GuardSpec, RouteSafety, Settings
 from genai_factory.exceptions import ConfigurationError
 from genai_factory.safety.artefacts import GuardResources, load_resources, packaged_dir
@@ -21,6 +23,8 @@ from genai_factory.safety.pii import PIIDetector, PIIGuard
 from genai_factory.safety.pipeline import RoutePolicy, SafetyPipeline, VerdictHook
 from genai_factory.safety.redaction import redact
 from genai_factory.safety.toxicity import ToxicityGuard
+
+log = structlog.get_logger(__name__)
 
 GuardFactory = Callable[[GuardSpec, GuardResources], Guard]
 
@@ -73,8 +77,17 @@ def build_policy(route: RouteSafety, resources: GuardResources) -> RoutePolicy:
 
 
 def artefact_dirs(settings: Settings) -> list[Path]:
-    """Where artefacts are looked for: the data directory's, then the packaged ones."""
-    return [settings.safety_dir(), packaged_dir()]
+    """Where artefacts are looked for, first match wins: the registry's champion of each guard
+    (when the service serves champions), the data directory's, then the packaged ones."""
+    champions: list[Path] = []
+    if settings.mlops.serve_champion:
+        from genai_factory.mlops.champion import guard_champions
+
+        try:
+            champions = [directory for _, directory in guard_champions(settings).values()]
+        except Exception as exc:  # an unreachable registry must not take the guards down
+            log.warning("guard_champions_unavailable", error=str(exc))
+    return [*champions, settings.safety_dir(), packaged_dir()]
 
 
 class SafetyService:

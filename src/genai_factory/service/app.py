@@ -57,9 +57,9 @@ ReadyHook = Callable[[Components], None]
 
 async def _start(app: FastAPI, parts: Components, on_ready: ReadyHook | None) -> None:
     try:
-        if parts.swappable is not None:
-            # Serve the registry's champion from the start, and follow later promotions.
-            watcher = ChampionWatcher(parts.settings, parts.swappable, parts.worker)
+        if parts.settings.mlops.serve_champion and (parts.swappable or parts.safety):
+            # Serve the registry's champions from the start, and follow later promotions.
+            watcher = ChampionWatcher(parts.settings, parts.swappable, parts.worker, parts.safety)
             try:
                 await watcher.check()
             except Exception as exc:  # an unreachable registry must not stop the service

@@ -3,8 +3,9 @@
 The training itself is :mod:`genai_factory.safety.training` (the same code that produced the
 shipped artefacts); this module runs it into a fresh directory, logs its manifest (parameters, the
 data hash, every held-out metric) to an MLflow run and registers the directory as the
-``challenger`` of ``<guard_prefix><guard>``. Nothing is deployed: the service keeps reading
-``<data_dir>/safety`` until a promotion puts the new artefacts there.
+``challenger`` of ``<guard_prefix><guard>``. Nothing is deployed until ``models promote`` makes
+it the champion: the service then loads it ahead of ``<data_dir>/safety`` and the shipped
+artefacts, without a restart (:mod:`genai_factory.mlops.champion`).
 """
 
 from __future__ import annotations
