@@ -177,9 +177,12 @@ class SafetyViolation(GenAIFactoryError):
 
     code = "safety_violation"
 
-    def __init__(self, message: str, *, reason: str) -> None:
+    def __init__(self, message: str, *, reason: str, guard: str = "", stage: str = "") -> None:
         super().__init__(message)
         self.reason = reason
+        #: The guard that blocked (``injection``) and where (``input``, ``output``), if known.
+        self.guard = guard
+        self.stage = stage
 
 
 class BudgetExceeded(GenAIFactoryError):

@@ -21,6 +21,7 @@ def test_train_data_writes_split_training_and_heldout(qa_file: Path, cli_env: Pa
     out = cli_env.parent / "train.jsonl"
     held = cli_env.parent / "held.jsonl"
     args = ["train", "data", "--squad", str(qa_file), "--out", str(out), "--heldout-out", str(held)]
+    args += ["--unanswerable-share", "1"]  # keep every question of the tiny file
     result = runner.invoke(app, [*args, "--json"])
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
@@ -38,12 +39,27 @@ def test_train_data_writes_split_training_and_heldout(qa_file: Path, cli_env: Pa
     assert json.loads(again.output)["split"] == split
 
 
+def test_train_data_caps_unanswerable_rows_by_default(qa_file: Path, cli_env: Path) -> None:
+    out = cli_env.parent / "train.jsonl"
+    args = ["train", "data", "--squad", str(qa_file), "--out", str(out), "--json"]
+    report = json.loads(runner.invoke(app, args).output)
+    # one answerable and one unanswerable question per title: a 0.25 cap leaves no room for it
+    assert report["unanswerable_share"] == 0.25
+    assert (report["squad"], report["unanswerable"], report["unanswerable_dropped"]) == (1, 0, 1)
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [row["answer"] for row in rows] != ["unanswerable"] and len(rows) == 1
+    half = json.loads(runner.invoke(app, [*args, "--unanswerable-share", "0.5"]).output)
+    assert (half["squad"], half["unanswerable"], half["unanswerable_dropped"]) == (2, 1, 0)
+
+
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
         (["--squad", "missing.jsonl"], "no such file"),
         (["--holdout-share", "1.5"], "strictly between 0 and 1"),
         (["--titles-from", "nowhere.txt"], "no such file"),
+        (["--unanswerable-share", "-0.1"], "between 0 and 1"),
+        (["--unanswerable-share", "1.5"], "between 0 and 1"),
     ],
 )
 def test_train_data_errors(qa_file: Path, cli_env: Path, extra: list[str], message: str) -> None:

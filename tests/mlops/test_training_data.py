@@ -12,6 +12,8 @@ from genai_factory.config import Settings
 from genai_factory.exceptions import InvalidRequestError
 from genai_factory.mlops.qa import ABSTAIN, qa_prompt
 from genai_factory.mlops.training.data import (
+    SquadRecord,
+    cap_unanswerable,
     feedback_examples,
     read_examples,
     read_squad,
@@ -64,6 +66,50 @@ def test_split_rejects_bad_shares_and_single_titles() -> None:
     with pytest.raises(InvalidRequestError):
         split_titles(["only"], 0.5)
     assert len(split_titles(["a", "b"], 0.01).heldout) == 1  # always at least one of each
+
+
+def _records(answerable: int, impossible: int) -> list[SquadRecord]:
+    records = [
+        SquadRecord(
+            id=f"q{i:03d}",
+            title="T",
+            context="c",
+            question=f"question {i}?",
+            is_impossible=i >= answerable,
+            answers=() if i >= answerable else ("a",),
+            raw={},
+        )
+        for i in range(answerable + impossible)
+    ]
+    # interleave, so that order preservation is visible
+    return records[::2] + records[1::2]
+
+
+def test_cap_unanswerable_bounds_the_share_and_keeps_every_answerable() -> None:
+    records = _records(answerable=30, impossible=30)
+    kept = cap_unanswerable(records, 0.25, seed=0)
+    impossible = [r for r in kept if r.is_impossible]
+    assert [r for r in kept if not r.is_impossible] == [r for r in records if not r.is_impossible]
+    assert len(impossible) == 10  # 10 of 40 = 0.25
+    assert kept == [r for r in records if r in kept]  # the input order is kept
+    # at most the share, rounding down: 30 answerable at 0.2 allow 7.5 -> 7
+    assert sum(r.is_impossible for r in cap_unanswerable(records, 0.2)) == 7
+    assert cap_unanswerable(records, 1.0) == records
+    assert all(not r.is_impossible for r in cap_unanswerable(records, 0.0))
+    # fewer unanswerable questions than allowed: all of them stay
+    few = _records(answerable=30, impossible=3)
+    assert cap_unanswerable(few, 0.25) == few
+
+
+def test_cap_unanswerable_is_seeded_and_independent_of_file_order() -> None:
+    records = _records(answerable=30, impossible=30)
+    ids = {r.id for r in cap_unanswerable(records, 0.25, seed=0)}
+    assert {r.id for r in cap_unanswerable(list(reversed(records)), 0.25, seed=0)} == ids
+    assert {r.id for r in cap_unanswerable(records, 0.25, seed=0)} == ids
+    assert {r.id for r in cap_unanswerable(records, 0.25, seed=1)} != ids
+    for share in (-0.1, 1.1):
+        with pytest.raises(InvalidRequestError):
+            cap_unanswerable(records, share)
 
 
 def test_squad_examples_use_the_evaluation_prompt_and_abstention(tmp_path: Path) -> None:

@@ -118,3 +118,59 @@ def test_pii_guard_actions(resources: GuardResources) -> None:
     reversible = PIIGuard(detector).check(text, GuardContext(vault=vault))
     assert reversible.text == "my email is <EMAIL_ADDRESS_1>"
     assert PIIGuard(detector).check("nothing here", GuardContext()).action == "allow"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("my registered number is 0961-7596216, please check", ("PHONE_NUMBER", "0961-7596216")),
+        ("Ring the office on 030 1234567 tomorrow.", ("PHONE_NUMBER", "030 1234567")),
+    ],
+)
+def test_national_phone_formats_with_a_trunk_prefix(text: str, expected: tuple[str, str]) -> None:
+    assert expected in kinds(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "My driver's license number is 6940579",
+        "Your order number is 5130634.",
+        "My driver's license number is U62928788557186",  # Luhn-valid digits inside an identifier
+    ],
+)
+def test_identifiers_are_not_phones_or_cards(text: str) -> None:
+    assert kinds(text) == []
+
+
+def _names(resources: GuardResources, text: str) -> list[tuple[str, str]]:
+    return [(f.kind, text[f.start : f.end]) for f in PIIDetector(resources.names).find(text)]
+
+
+def test_one_entity_gets_one_label(resources: GuardResources) -> None:
+    # Each word alone may read as a place or a person; the full name is one person.
+    text = "The name on the account is wrong, please change it to Sofia Lima"
+    assert _names(resources, text) == [("PERSON", "Sofia Lima")]
+
+
+@pytest.mark.parametrize(
+    ("text", "address"),
+    [
+        ("Verda lives on 33 avenue de Provence street.", "33 avenue de Provence"),
+        ("Ship it to Via dei Fiorentini 17 by Friday.", "Via dei Fiorentini 17"),
+    ],
+)
+def test_addresses_keep_their_house_number_and_street_word(
+    resources: GuardResources, text: str, address: str
+) -> None:
+    found = _names(resources, text)
+    assert ("LOCATION", address) in found, found
+
+
+def test_companies_and_honorifics_are_not_people_or_places(resources: GuardResources) -> None:
+    for text in ("I work for Aunt Bertha Inc", "I work for Pixia Corp.", "Excuse me, Sir bot."):
+        assert _names(resources, text) == [], text
+    # A real name beside an honorific is still found.
+    assert ("PERSON", "Margaret Thompson") in _names(
+        resources, "Excuse me, Sir, is Margaret Thompson in today?"
+    )

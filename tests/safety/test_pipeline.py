@@ -50,6 +50,7 @@ def test_a_block_raises_with_the_reason_code_and_is_counted() -> None:
     with pytest.raises(SafetyViolation) as caught:
         pipeline.check_input("an evil plan")
     assert caught.value.reason == "bad_word"
+    assert (caught.value.guard, caught.value.stage) == ("block_word", "input")
     assert pipeline.stats["input:block_word:block:bad_word"] == 1
 
 
@@ -69,7 +70,7 @@ def test_context_screening_drops_and_reports() -> None:
     pipeline = SafetyPipeline({"default": RoutePolicy(context=(BlockWord("inject"),))})
     kept, dropped = pipeline.screen_context([("a", "fine"), ("b", "inject me"), ("c", "ok")])
     assert kept == [0, 2]
-    assert dropped == [{"source_id": "b", "reason": "bad_word"}]
+    assert dropped == [{"source_id": "b", "reason": "bad_word", "guard": "block_word"}]
     assert pipeline.stats["context:dropped"] == 1
 
 

@@ -29,6 +29,7 @@ from rich.progress import (
 from genai_factory.command_runner import ConfigOption, err, run_command
 from genai_factory.config import Settings, load_settings
 from genai_factory.exceptions import GenAIFactoryError, InvalidRequestError
+from genai_factory.mlops.training.data import DEFAULT_UNANSWERABLE_SHARE
 
 T = TypeVar("T")
 
@@ -93,12 +94,22 @@ def data_command(
         bool,
         typer.Option("--feedback/--no-feedback", help="Add well-rated interactions of the log."),
     ] = True,
+    unanswerable_share: Annotated[
+        float,
+        typer.Option(
+            "--unanswerable-share",
+            help="Most unanswerable SQuAD rows may make up of the set (1: keep all).",
+        ),
+    ] = DEFAULT_UNANSWERABLE_SHARE,
+    seed: Annotated[int, typer.Option(help="Seed of the unanswerable sample.")] = 0,
     config: ConfigOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Build the fine-tuning set: SQuAD split by article title, plus liked interactions."""
     from genai_factory.mlops.training import data as training_data
 
+    if not 0.0 <= unanswerable_share <= 1.0:
+        _fail("--unanswerable-share must be between 0 and 1")
     settings = _settings(config)
 
     def work() -> dict[str, Any]:
@@ -107,7 +118,8 @@ def data_command(
             split = training_data.split_by_titles(records, training_data.read_titles(titles_from))
         else:
             split = training_data.split_titles((r.title for r in records), holdout_share)
-        train_records = [r for r in records if r.title in split.train]
+        titled = [r for r in records if r.title in split.train]
+        train_records = training_data.cap_unanswerable(titled, unanswerable_share, seed)
         examples = training_data.squad_examples(train_records)
         liked = training_data.feedback_examples(settings) if feedback else []
         written = training_data.write_examples([*examples, *liked], out)
@@ -118,6 +130,9 @@ def data_command(
             "examples": written,
             "squad": len(examples),
             "unanswerable": sum(r.is_impossible for r in train_records),
+            "unanswerable_dropped": len(titled) - len(train_records),
+            "unanswerable_share": unanswerable_share,
+            "seed": seed,
             "feedback": len(liked),
             "split": split.as_dict(),
             "split_file": str(split_file),
@@ -134,7 +149,8 @@ def data_command(
         return
     typer.echo(
         f"wrote {report['examples']} examples to {out} ({report['squad']} SQuAD, "
-        f"{report['unanswerable']} of them unanswerable; {report['feedback']} from feedback)"
+        f"{report['unanswerable']} of them unanswerable, {report['unanswerable_dropped']} "
+        f"unanswerable left out; {report['feedback']} from feedback)"
     )
     typer.echo(f"train titles:    {', '.join(report['split']['train'])}")
     typer.echo(f"held-out titles: {', '.join(report['split']['heldout'])}")

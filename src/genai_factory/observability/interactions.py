@@ -175,6 +175,10 @@ def record_failure(
     safety = None
     if isinstance(exc, SafetyViolation):
         status, safety = "blocked", {"blocked": True, "reason": exc.reason}
+        if exc.guard:  # which guard blocked, so the operations page can count per guard
+            safety["guard"] = exc.guard
+        if exc.stage:
+            safety["stage"] = exc.stage
     elif isinstance(exc, asyncio.CancelledError | GeneratorExit):
         status, code = "cancelled", "cancelled"
     return InteractionRecord(

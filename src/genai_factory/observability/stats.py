@@ -123,7 +123,8 @@ def guard_events_of(safety: Any) -> list[tuple[str, str, str]]:
 
     An answered request holds the safety report (``input`` and ``output`` verdicts, and the
     ``dropped_sources`` a guard removed from the retrieved context); a blocked request holds
-    ``{"blocked": true, "reason": ...}``, named by its guard when the record has one.
+    ``{"blocked": true, "reason": ..., "guard": ..., "stage": ...}`` (records written before the
+    guard and stage were kept fall back to the reason and ``request``).
     """
     if not isinstance(safety, Mapping):
         return []

@@ -13,7 +13,8 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 
 from genai_factory.messages import ChatDelta, ScoredChunk
-from genai_factory.safety.pipeline import SafetyPipeline, SafetyReport
+from genai_factory.safety.guard import Verdict
+from genai_factory.safety.pipeline import SafetyPipeline, SafetyReport, merge_verdicts
 from genai_factory.safety.redaction import RedactionVault
 
 #: The policy that input guards use for each requested mode (before the route is known).
@@ -64,13 +65,30 @@ class RequestSafety:
         """``deltas`` released only after the output guards checked them (hold-back buffer)."""
         if self.pipeline is None:
             return deltas
-        return self.pipeline.guard_stream(
+        verdicts: list[Verdict] = []
+        guarded = self.pipeline.guard_stream(
             deltas,
             route=route,
             sources=[hit.chunk.text for hit in hits],
             system_prompt=self.system_prompt,
             vault=self.vault,
+            verdicts=verdicts,
         )
+        return self._reported(guarded, verdicts)
+
+    async def _reported(
+        self, guarded: AsyncIterator[ChatDelta], verdicts: list[Verdict]
+    ) -> AsyncIterator[ChatDelta]:
+        """``guarded``, adding the output verdicts to the report once the stream is over (also
+        when it ends early: what was checked until then is reported)."""
+        try:
+            async for delta in guarded:
+                yield delta
+        finally:
+            closer = getattr(guarded, "aclose", None)
+            if closer is not None:
+                await closer()
+            self.report.output += merge_verdicts(verdicts)
 
     def restore(self, text: str) -> str:
         """Placeholders mapped back to the original values (only for authorised callers)."""

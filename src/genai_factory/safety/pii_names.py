@@ -197,35 +197,78 @@ class NameTagger:
             n_features=N_FEATURES, input_type="string", alternate_sign=False, dtype=np.float32
         )
 
-    def label_tokens(self, text: str) -> list[tuple[int, int, str]]:
-        """``(start, end, label)`` of every candidate token labelled other than ``O``."""
+    def _scored(self, text: str) -> tuple[list[tuple[int, int, str]], list[int], Any]:
+        """Tokens, the indices of the candidates among them, and the candidates' logits."""
         tokens = tokenize(text)
         candidates = [i for i, t in enumerate(tokens) if is_candidate(t[2], self.gazetteers)]
         if not candidates:
-            return []
+            return tokens, [], np.zeros((0, len(LABELS)), dtype=np.float32)
         rows = [token_features(tokens, i, text, self.gazetteers) for i in candidates]
         features = self._hasher.transform(rows)
-        logits = np.asarray(features @ self.weights) + self.bias
-        best = logits.argmax(axis=1)
+        return tokens, candidates, np.asarray(features @ self.weights) + self.bias
+
+    def label_tokens(self, text: str) -> list[tuple[int, int, str]]:
+        """``(start, end, label)`` of every candidate token labelled other than ``O``."""
+        tokens, candidates, logits = self._scored(text)
         return [
             (tokens[i][0], tokens[i][1], LABELS[label])
-            for i, label in zip(candidates, best, strict=True)
+            for i, label in zip(candidates, logits.argmax(axis=1), strict=True)
             if label != 0
         ]
 
     def find(self, text: str) -> list[Finding]:
         """Entity spans: neighbouring tokens of one label merge (across spaces, commas, newlines).
 
-        A span that is only a number, or one ordinary word no name or place list knows, is
-        dropped (see the module docstring).
+        Then entity-level fixes a token classifier cannot make alone: neighbouring tagged words
+        separated by one space are one entity and get one label (the larger summed score, so
+        ``Sofia Lima`` is not half place, half person); a place is extended backwards over the
+        house number and street words before it (``33 avenue de Provence``); a name followed
+        or ended by a company suffix (``Inc``, ``GmbH``) is an organisation, not a person or
+        place; a span that is only a number, an honorific (``Sir``) or one ordinary word no
+        name or place list knows is dropped (see the module docstring).
         """
+        tokens, candidates, logits = self._scored(text)
+        labelled = [
+            (i, int(label), logits[row])
+            for row, (i, label) in enumerate(zip(candidates, logits.argmax(axis=1), strict=True))
+            if label != 0
+        ]
+        labels = _unify_adjacent(labelled, tokens, text)
         spans: list[Finding] = []
-        for start, end, label in self.label_tokens(text):
+        for i, label in labels:
+            start, end = tokens[i][0], tokens[i][1]
             if spans and spans[-1].kind == label and _joinable(text[spans[-1].end : start], label):
                 spans[-1] = Finding(label, spans[-1].start, end)
             else:
                 spans.append(Finding(label, start, end))
-        return [span for span in spans if self._plausible(text[span.start : span.end])]
+        spans = [self._extend_address(span, tokens, text) for span in spans]
+        return [
+            span
+            for span in spans
+            if self._plausible(text[span.start : span.end]) and not _company(span, tokens, text)
+        ]
+
+    def _extend_address(
+        self, span: Finding, tokens: Sequence[tuple[int, int, str]], text: str
+    ) -> Finding:
+        """Extend a place backwards over house numbers and street words (``Via``, ``Rue``, ``Box``)
+        separated from it by single spaces; glue words (``de``, ``dei``) only between them."""
+        if span.kind != "LOCATION":
+            return span
+        index = next((i for i, t in enumerate(tokens) if t[0] == span.start), None)
+        if index is None:
+            return span
+        start = edge = span.start  # edge: the start of the last word looked at
+        position = index - 1
+        while position >= 0 and text[tokens[position][1] : edge] == " ":
+            word = tokens[position][2].casefold()
+            if _HOUSE_NUMBER.fullmatch(word) or word in self.gazetteers.location_words:
+                start = tokens[position][0]
+            elif word not in _ADDRESS_GLUE:
+                break
+            edge = tokens[position][0]
+            position -= 1
+        return Finding(span.kind, start, span.end) if start != span.start else span
 
     def _plausible(self, value: str) -> bool:
         if not any(c.isalpha() for c in value):
@@ -234,13 +277,75 @@ class NameTagger:
         if len(words) != 1:
             return True
         folded = words[0].casefold()
+        if folded in _HONORIFICS:
+            return False
         return folded not in self.gazetteers.common_words or self.gazetteers.knows_name(folded)
 
 
 _WORDS = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)?")
 
 
-_ADDRESS_GLUE = frozenset({"of", "and", "de", "la", "le", "du", "di", "del", "von", "van"})
+_ADDRESS_GLUE = frozenset(
+    {"of", "and", "de", "des", "la", "le", "du", "di", "dei", "del", "della", "von", "van"}
+)
+_HOUSE_NUMBER = re.compile(r"\d{1,6}[a-z]?")
+_HONORIFICS = frozenset(
+    (  # noqa: SIM905 (a word list reads better as one string)
+        "sir madam madame mr mrs ms miss dr prof lord lady herr frau monsieur mademoiselle "
+        "señor señora signor signora"
+    ).split()
+)
+#: Words that end a company name (``Aunt Bertha Inc``, ``Pixia Corp.``): a span followed or
+#: ended by one is an organisation. Kept short: two-letter codes such as ``AB`` or ``SA`` are
+#: also provinces and states in addresses.
+_COMPANY_SUFFIXES = frozenset(
+    (  # noqa: SIM905
+        "inc inc. corp corp. corporation incorporated llc l.l.c. ltd ltd. limited plc gmbh "
+        "group gruppe groep company co. solutions technologies systems holdings partners agency "
+        "ratings software insurance s.a. s.p.a. sarl s.a.r.l. s.r.l. s.r.o. oy oyj kft. zrt."
+    ).split()
+)
+
+
+def _unify_adjacent(
+    labelled: Sequence[tuple[int, int, Any]], tokens: Sequence[tuple[int, int, str]], text: str
+) -> list[tuple[int, str]]:
+    """One label per run of tagged tokens separated by single spaces: the label with the larger
+    summed score over the run."""
+    result: list[tuple[int, str]] = []
+    run: list[tuple[int, int, Any]] = []
+
+    def flush() -> None:
+        if run:
+            total = sum(scores for _, _, scores in run)
+            label = LABELS[1 + int(np.argmax(total[1:]))]
+            result.extend((i, label) for i, _, _ in run)
+            run.clear()
+
+    for item in labelled:
+        if run:
+            previous = run[-1][0]
+            adjacent = (
+                item[0] == previous + 1 and text[tokens[previous][1] : tokens[item[0]][0]] == " "
+            )
+            if not adjacent:
+                flush()
+        run.append(item)
+    flush()
+    return result
+
+
+def _company(span: Finding, tokens: Sequence[tuple[int, int, str]], text: str) -> bool:
+    """Whether the span's last word, or the word right after it, is a company suffix."""
+    words = text[span.start : span.end].split()
+    if words and words[-1].casefold() in _COMPANY_SUFFIXES:
+        return True
+    following = next((t for t in tokens if t[0] >= span.end), None)
+    if following is None or text[span.end : following[0]] not in (" ", ", "):
+        return False
+    return following[2].casefold() in _COMPANY_SUFFIXES
+
+
 _ADDRESS_GAP = re.compile(r"[\w .,\n\t'-]{0,14}")
 
 

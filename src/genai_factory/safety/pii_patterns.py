@@ -20,7 +20,8 @@ _EMAIL = re.compile(
 _URL_CREDENTIALS = re.compile(
     r"\b[a-z][a-z0-9+.-]*://[^\s/:@]+:[^\s/@]+@[^\s<>\"']+", re.IGNORECASE
 )
-_CARD = re.compile(r"(?<![\d-])\d(?:[ -]?\d){11,18}(?![\d-])")
+#: Not glued to letters: ``U62928788557186`` is an identifier (a licence number), not a card.
+_CARD = re.compile(r"(?<![\w-])\d(?:[ -]?\d){11,18}(?![\w-])")
 _IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}\b", re.IGNORECASE)
 _SSN = re.compile(r"(?<![\d-])(\d{3})([- ])(\d{2})\2(\d{4})(?![\d-])")
 _IPV4 = re.compile(r"(?<![\d.])(?:\d{1,3}\.){3}\d{1,3}(?![\d.]|\.\d)")
@@ -34,6 +35,13 @@ _PHONE_CONTEXT = re.compile(
     r"whatsapp|sms|text me)\W{0,3}(?:\w+\W+){0,3}$",
     re.IGNORECASE,
 )
+#: Numbers named as something else: "license number is 6940579" is not a phone number.
+_OTHER_NUMBER = re.compile(
+    r"(?:licen[cs]e|passport|account|order|invoice|ticket|policy|id|member|customer|tracking|"
+    r"serial|case|reference|ref)\W+(?:\w+\W+){0,2}$",
+    re.IGNORECASE,
+)
+_PHONE_WORD = re.compile(r"phone|tel\b|fax|mobile|cell|whatsapp|sms|call", re.IGNORECASE)
 _PHONE_SUFFIX = re.compile(r"^\s*-?\s*(?:office|fax|mobile|cell|home|work)\b", re.IGNORECASE)
 _CARD_CONTEXT = re.compile(
     r"(?:card|cc|credit|debit|visa|mastercard|amex|maestro|payment)\W+(?:\w+\W+){0,4}$",
@@ -145,8 +153,10 @@ def _phone_shape_ok(candidate: str, *, in_context: bool, before_word: bool) -> b
     if len(groups) == 1:
         return international and len(digits) >= 9
     if len(groups) == 2 and not international:
-        # "450 0840" is a phone; "704 1436 Redbud Drive" is a house and street number.
-        return all(3 <= len(g) <= 4 for g in groups) and not before_word
+        # "450 0840" is a phone; "704 1436 Redbud Drive" is a house and street number. A trunk
+        # prefix and a subscriber number ("0961-7596216", "030 1234567") is a national format.
+        trunk = groups[0].startswith("0") and 2 <= len(groups[0]) <= 5 and 5 <= len(groups[1]) <= 8
+        return (all(3 <= len(g) <= 4 for g in groups) or trunk) and not before_word
     return max(len(g) for g in groups) <= 5 and min(len(g) for g in groups[1:]) >= 2
 
 
@@ -156,10 +166,10 @@ def _phones(text: str) -> Iterator[Finding]:
         end = m.start() + len(candidate)
         if re.match(r"\d{4}-\d{2}-\d{2}", candidate):
             continue
-        in_context = bool(
-            _PHONE_CONTEXT.search(text, max(0, m.start() - 40), m.start())
-            or _PHONE_SUFFIX.match(text, end)
-        )
+        before = text[max(0, m.start() - 40) : m.start()]
+        if _OTHER_NUMBER.search(before) and not _PHONE_WORD.search(before):
+            continue
+        in_context = bool(_PHONE_CONTEXT.search(before) or _PHONE_SUFFIX.match(text, end))
         before_word = bool(re.match(r"\s+[A-Z]", text[end : end + 2]))
         if _phone_shape_ok(candidate, in_context=in_context, before_word=before_word):
             yield Finding("PHONE_NUMBER", m.start(), end)

@@ -121,6 +121,8 @@ class SafetyPipeline:
                 raise SafetyViolation(
                     f"the {context.surface} was blocked by the {verdict.guard} guard",
                     reason=verdict.reason or verdict.guard,
+                    guard=verdict.guard,
+                    stage=context.surface,
                 )
             if verdict.action == "redact" and verdict.text is not None:
                 checked.text = verdict.text
@@ -148,7 +150,7 @@ class SafetyPipeline:
             try:
                 self._run(guards, text, context)
             except SafetyViolation as exc:
-                dropped.append({"source_id": source_id, "reason": exc.reason})
+                dropped.append({"source_id": source_id, "reason": exc.reason, "guard": exc.guard})
                 self.stats["context:dropped"] += 1
                 continue
             kept.append(position)
@@ -186,12 +188,16 @@ class SafetyPipeline:
         sources: Sequence[str] = (),
         system_prompt: str = "",
         vault: RedactionVault | None = None,
+        verdicts: list[Verdict] | None = None,
     ) -> AsyncIterator[ChatDelta]:
         """Yield the deltas of ``deltas`` with their text checked through a hold-back buffer.
 
         Whole-answer guards (groundedness) run once the stream has ended and can only report,
         since the text is already with the client. A block raises :class:`SafetyViolation`.
+        Every flagged verdict (one per released segment) is appended to ``verdicts`` if given,
+        so the caller can report them (see :func:`merge_verdicts`).
         """
+        sink: list[Verdict] = verdicts if verdicts is not None else []
         context = self._output_context(route, sources, system_prompt, vault)
         guards = self.policy(route).output
         streamed = tuple(g for g in guards if g.name not in WHOLE_ANSWER_GUARDS)
@@ -199,7 +205,9 @@ class SafetyPipeline:
 
         def check(window: str, segment: str) -> str:
             self._run(streamed, window, context, record=False)  # blocks across the cut
-            return self._run(streamed, segment, context).text
+            checked = self._run(streamed, segment, context)
+            sink.extend(checked.verdicts)
+            return checked.text
 
         def spans(text: str) -> list[Finding]:
             return [f for g in streamed for f in g.check(text, context).findings]
@@ -231,4 +239,23 @@ class SafetyPipeline:
         if tail:
             yield ChatDelta(text=tail)
         if at_end:
-            self._run(at_end, "".join(full), context)
+            sink.extend(self._run(at_end, "".join(full), context).verdicts)
+
+
+def merge_verdicts(verdicts: Sequence[Verdict]) -> list[dict[str, Any]]:
+    """Summaries of ``verdicts`` with one entry per guard, action and reason.
+
+    A stream is checked segment by segment, so one guard may flag several segments of one
+    answer; the report lists it once, with the union of the kinds found and the highest score.
+    """
+    merged: dict[tuple[str, str, str | None], dict[str, Any]] = {}
+    for verdict in verdicts:
+        summary = verdict.summary()
+        key = (verdict.guard, verdict.action, verdict.reason)
+        if key not in merged:
+            merged[key] = summary
+            continue
+        entry = merged[key]
+        entry["kinds"] = sorted(set(entry["kinds"]) | set(summary["kinds"]))
+        entry["score"] = max(entry["score"], summary["score"])
+    return list(merged.values())

@@ -40,6 +40,11 @@ Rows = list[tuple[str, bool]]
 INJECTION_CONFIG = HashingConfig(char_ngrams=(1, 4), word_ngrams=(1, 2))
 #: Decision thresholds are chosen by cross-validation on the training rows (:func:`oof_threshold`).
 INJECTION_C = 100.0
+#: TF-IDF weights. Naive-Bayes weighted presence (as for toxicity, C=30) was tried: 5-fold
+#: cross-validation on the training rows gave out-of-fold F1 0.981 against 0.969 on the jailbreak
+#: prompts but 0.826 against 0.841 on the deepset prompts, and with the rules it fell to F1 0.844
+#: on deepset val and refused 10 % of the benign unseen-style prompts, so it is not used.
+INJECTION_WEIGHTING = "idf"
 MIN_BLOCK_THRESHOLD = 0.5
 #: How many SQuAD questions serve as benign negatives (see :func:`benign_negatives`).
 BENIGN_QUESTIONS = 3000
@@ -227,12 +232,21 @@ def train_injection(
     files += negative_files
     started = time.perf_counter()
     training_rows = deepset_train + jailbreak_train + negatives
-    threshold, cv_f1 = oof_threshold(training_rows, INJECTION_CONFIG, INJECTION_C, balanced=False)
+    threshold, cv_f1 = oof_threshold(
+        training_rows, INJECTION_CONFIG, INJECTION_C, balanced=False, weighting=INJECTION_WEIGHTING
+    )
     # A block needs at least even odds: below 0.5 the classifier itself finds the text more likely
     # benign, and cross-validated F1 gains down there are within noise (see cv_f1_by_threshold)
     # while benign prompts that talk about prompts and instructions start to be refused.
     threshold = max(threshold, MIN_BLOCK_THRESHOLD)
-    model = _fit(training_rows, INJECTION_CONFIG, INJECTION_C, threshold, balanced=False)
+    model = _fit(
+        training_rows,
+        INJECTION_CONFIG,
+        INJECTION_C,
+        threshold,
+        balanced=False,
+        weighting=INJECTION_WEIGHTING,
+    )
     seconds = time.perf_counter() - started
     model = as_saved(model)  # measure the float16 weights that ship, not the float32 ones
     guard = InjectionGuard(model)
@@ -250,6 +264,7 @@ def train_injection(
             INJECTION_C,
             threshold,
             balanced=False,
+            weighting=INJECTION_WEIGHTING,
         )
     model.manifest = _manifest(
         "injection",
@@ -261,6 +276,7 @@ def train_injection(
         c=INJECTION_C,
         class_weight="none",
         features=repr(INJECTION_CONFIG),
+        weighting=INJECTION_WEIGHTING,
         benign_negatives=len(negatives),
         note="metrics: fit on the training parts, measured on the held-out parts "
         "(rules + classifier, as the guard runs)",

@@ -8,8 +8,11 @@ pins the training titles explicitly instead.
 
 Every row is a chat (``messages``) and the ``answer`` the assistant should give. SQuAD rows use the
 exact prompt the evaluation uses (:func:`genai_factory.mlops.qa.qa_prompt`), so the model learns
-the format it is measured with; unanswerable questions teach the abstention answer. Interaction-log
-rows are requests whose answer got a positive rating (``interaction_feedback.rating > 0``).
+the format it is measured with; unanswerable questions teach the abstention answer. About half of
+SQuAD 2.0 is unanswerable, and training on that mix taught the model to abstain rather than to
+extract (fewer answers, lower F1 on the answerable questions), so :func:`cap_unanswerable` keeps
+only a seeded sample of them. Interaction-log rows are requests whose answer got a positive rating
+(``interaction_feedback.rating > 0``).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import random
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +28,10 @@ from typing import Any
 
 from genai_factory.config import Settings
 from genai_factory.exceptions import ConfigurationError, InvalidRequestError
+
+#: Default upper bound on the share of unanswerable SQuAD rows in the training set (see the
+#: "Fine-tuning" section of ``docs/mlops.md`` for the runs behind it).
+DEFAULT_UNANSWERABLE_SHARE = 0.25
 
 #: Fields every SQuAD-format record must have (``/work/shared/datasets/squad_v2/qa.jsonl``).
 SQUAD_FIELDS = ("id", "title", "context", "question", "is_impossible", "answers")
@@ -164,6 +172,29 @@ def split_by_titles(records: Sequence[SquadRecord], train_titles: Iterable[str])
     if not wanted:
         raise InvalidRequestError("no training title given")
     return TitleSplit(train=tuple(sorted(wanted)), heldout=tuple(sorted(present - wanted)))
+
+
+def cap_unanswerable(
+    records: Sequence[SquadRecord], share: float, seed: int = 0
+) -> list[SquadRecord]:
+    """Keep every answerable record and at most ``share`` of the result unanswerable.
+
+    ``share`` is an upper bound, not a target: when there are fewer unanswerable records than it
+    allows, all are kept (``1.0`` keeps everything, ``0.0`` drops them all). The unanswerable
+    records kept are a sample drawn with ``seed`` from the records ordered by id, so the choice
+    depends on the records and the seed only, not on the file order; the result keeps the input
+    order.
+    """
+    if not 0.0 <= share <= 1.0:
+        raise InvalidRequestError("the unanswerable share must be between 0 and 1")
+    impossible = sorted((r for r in records if r.is_impossible), key=lambda r: r.id)
+    answerable = len(records) - len(impossible)
+    if share >= 1.0:
+        allowed = len(impossible)
+    else:
+        allowed = min(len(impossible), math.floor(share * answerable / (1.0 - share) + 1e-9))
+    kept = {id(r) for r in random.Random(seed).sample(impossible, allowed)}
+    return [r for r in records if not r.is_impossible or id(r) in kept]
 
 
 def squad_examples(records: Iterable[SquadRecord]) -> list[TrainingExample]:
