@@ -32,7 +32,9 @@ from genai_factory.testing.fault_server import EMBEDDINGS_PATH, Fault, FaultServ
 pytestmark = pytest.mark.integration
 
 HELLO = [Message.user("hello")]
-FAST_FAIL_S = 0.005
+#: An open breaker answers without a network call or a retry: well under the retry backoff
+#: (10 ms, 20 ms, ...) these tests configure, with room for a loaded CI machine.
+FAST_FAIL_S = 0.025
 
 
 @pytest.fixture
