@@ -13,16 +13,14 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from genai_factory.command_runner import ConfigOption, err, run_command
+from genai_factory.command_runner import ConfigOption, err, run_command, stage_bars
 from genai_factory.config import Settings, load_settings
 from genai_factory.exceptions import GenAIFactoryError
 
@@ -69,28 +67,6 @@ def _run(work: Callable[[], Awaitable[T]]) -> T:
         raise
 
 
-@contextmanager
-def _stages(enabled: bool) -> Iterator[Callable[[str], Callable[[int, int], None]] | None]:
-    if not enabled:
-        yield None
-        return
-    bars = Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=err,
-        transient=True,
-    )
-    with bars:
-
-        def stage(name: str) -> Callable[[int, int], None]:
-            task = bars.add_task(name, total=None)
-            return lambda done, total: bars.update(task, completed=done, total=total)
-
-        yield stage
-
-
 # -- reindex -----------------------------------------------------------------------------------
 @jobs_app.command("reindex")
 def reindex_command(
@@ -107,7 +83,7 @@ def reindex_command(
     settings = _settings(config)
 
     async def work() -> Any:
-        with _stages(sys.stderr.isatty()) as stage:
+        with stage_bars(sys.stderr.isatty()) as stage:
             return await run_reindex(settings, force=force, track=not no_track, progress=stage)
 
     result = _run(work)

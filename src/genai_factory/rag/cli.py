@@ -11,15 +11,12 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from genai_factory.command_runner import ConfigOption, err, run_command
+from genai_factory.command_runner import ConfigOption, err, run_command, stage_bars
 from genai_factory.config import Settings, load_settings
 from genai_factory.exceptions import GenAIFactoryError
 
@@ -104,28 +101,6 @@ def rollback(config: ConfigOption = None, as_json: JsonOption = False) -> None:
     _activate(config, None, as_json)
 
 
-@contextmanager
-def _stage_bars(enabled: bool) -> Iterator[Callable[[str], Callable[[int, int], None]] | None]:
-    if not enabled:
-        yield None
-        return
-    bars = Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=err,
-        transient=True,
-    )
-    with bars:
-
-        def stage(name: str) -> Callable[[int, int], None]:
-            task = bars.add_task(name, total=None)
-            return lambda done, total: bars.update(task, completed=done, total=total)
-
-        yield stage
-
-
 def retrieval_command(
     corpus: Annotated[Path, typer.Option("--corpus", help="BEIR corpus.jsonl.")],
     queries: Annotated[Path, typer.Option("--queries", help="BEIR queries.jsonl.")],
@@ -142,7 +117,7 @@ def retrieval_command(
             _fail(f"no such file: {path}")
 
     async def work() -> Any:
-        with _stage_bars(sys.stderr.isatty()) as stage:
+        with stage_bars(sys.stderr.isatty()) as stage:
             return await run_retrieval_eval(settings, corpus, queries, qrels, progress=stage)
 
     result = run_command(work)
