@@ -46,6 +46,8 @@ from genai_factory.safety.training import read_labelled_csv, split
 ROOT = Path(__file__).resolve().parents[1]
 DATASETS = ROOT.parent / "shared" / "datasets"
 UNSEEN = ROOT / "tests" / "safety" / "data" / "unseen_styles.csv"
+#: Benign only: its row's F1 is 0 by definition; the false-positive rate is the figure.
+BENIGN_CHAT = ROOT / "tests" / "safety" / "data" / "benign_chat.csv"
 PII_SNIPPETS = (
     " Contact Maria Kowalski at maria.kowalski@example.com or +44 20 7946 0958.",
     " My card is 4111 1111 1111 1111 and my IBAN is DE89 3704 0044 0532 0130 00.",
@@ -215,6 +217,7 @@ def run_metrics(args: argparse.Namespace) -> None:
             "injection",
         ),
         "unseen styles (tests/safety/data)": (UNSEEN, "injection"),
+        "benign chat requests (tests/safety/data)": (BENIGN_CHAT, "injection"),
         "toxicity hold-out (20 % of dev, seed 0)": (
             _write_csv(tox_held, out / "toxicity_holdout.csv"),
             "toxicity",

@@ -27,11 +27,11 @@ OVERRIDE_VERBS = (
     "stop_following do_not_follow don't_follow no_longer_follow do_not_obey stop_obeying "
     "ignorier vergiss vergessen missacht uberspring befolge_nicht hor_auf "
     "ignorez oublie oubliez contourne ne_respecte ne_tiens_pas_compte ne_suis_plus "
-    "ignora olvida omite descarta no_sigas haz_caso_omiso deja_de_seguir "
+    "ignora olvid omite descarta no_sigas haz_caso_omiso deja_de_seguir "
     "dimentica tralascia non_seguire non_rispettare "
     "esqueca desconsidere nao_siga deixe_de_seguir "
     "negeer vergeet volg_niet "
-    "zignoruj ignoruj zapomnij pomin nie_przestrzegaj nie_stosuj "
+    "zignoruj ignoruj zapomnij pomin nie_przestrzegaj nie_stosuj zaboravi "
     "игнорир проигнорир забуд не_следуи не_выполняи не_соблюдаи "
     "unut gormezden yok_say dikkate_alma "
     "忽略 忘记 无视 忽视 不要遵循 無視 忘れ"
@@ -39,19 +39,20 @@ OVERRIDE_VERBS = (
 TARGET_NOUNS = (
     "instruction rule guideline directive prompt constraint restriction polic programming "
     "guardrail safety filter training "
-    "anweisung regel richtlinie vorgabe befehl vorschrift einschrank "
+    "anweisung regel richtlinie vorgabe befehl vorschrift einschrank instruktion ausfuhrung "
     "consigne regle contrainte securite "
     "instruccion regla directriz directiva restriccion norma indicacion "
     "istruzion regol direttiv vincol restrizion "
     "instruc regra diretriz restric "
     "instructie richtlijn "
-    "polecen instrukcj zasad regul ograniczen "
+    "polecen instrukcj instrukcij zasad regul ograniczen "
     "инструкц правил указани ограничени "
     "talimat kural yonerge "
     "指令 指示 规则 提示 限制 ルール"
 )
-EVERYTHING = "everything alles tout todo tutto wszystko все всё"
-FORGET_VERBS = "forget vergiss oublie olvida dimentica esqueca zapomnij забуд vergeet unut"
+EVERYTHING = "everything alles tout todo tutto wszystko все всё sve"
+ABOVE = "above obig ci-dessus arriba sopra acima hierboven powyzej выше yukaridaki"
+FORGET_VERBS = "forget vergiss oublie olvid dimentica esqueca zapomnij забуд vergeet unut"
 POSSESSIVES = (
     "your yours ihre ihren deine deinen deiner votre vos tes ton ta tu tus tuo tua tuoi seu sua "
     "seus suas je jouw twoj twoje twoich swoj swoje swoich тво сво senin 你的"
@@ -72,6 +73,12 @@ LIMITS = (
     "regol restric cenzur ограничени цензур einschrank zensur beperking regel"
 )
 UNRESTRICTED = "unrestricted unfiltered uncensored amoral unethical unbound unchained jailbroken"
+#: Words that make a "rule" a tool's setting, not the assistant's instruction ("ignore a lint
+#: rule", "skip the firewall rule").
+TOOL_RULES = (
+    "lint linter eslint pylint ruff flake8 mypy css firewall iptables routing validation spam "
+    "mail inbox cache compiler warning style formatting"
+)
 
 
 def _trie_pattern(words: list[str]) -> str:
@@ -133,13 +140,24 @@ def _rule(name: str, family: str, pattern: str) -> Rule:
 
 def _override_rules() -> list[Rule]:
     verbs, targets = _alternation(OVERRIDE_VERBS), _alternation(TARGET_NOUNS)
+    not_a_tool = "".join(rf"(?<!\b{word} )" for word in TOOL_RULES.split())
     return [
-        _rule("override_instructions", "instruction_override", verbs + _gap(5) + targets),
+        _rule(
+            "override_instructions", "instruction_override", verbs + _gap(5) + not_a_tool + targets
+        ),
         _rule("instructions_overridden", "instruction_override", targets + _gap(2) + verbs),
         _rule(
             "forget_everything",
             "instruction_override",
             _alternation(FORGET_VERBS) + r"\W+" + _alternation(EVERYTHING, stem=False),
+        ),
+        _rule(
+            "ignore_the_above",
+            "instruction_override",
+            _alternation(OVERRIDE_VERBS)
+            + r"(?:\W+(?:all|everything|the|that|what|text|words|is|was|written|said|i|you))*\W+"
+            + _alternation(ABOVE)
+            + r"(?!\W*(?:table|figure|chart|image|example|code|list)s?\b)",
         ),
         _rule(
             "ignore_the_request",
@@ -180,13 +198,27 @@ def _extraction_rules() -> list[Rule]:
     ]
 
 
+#: "Developer mode" on a phone, browser or console is a setting, not a persona.
+_DEVICES = (
+    r"(?:my|the|your|an?|this|android|ios|iphone|ipad|windows|chrome|firefox|pixel|samsung|"
+    r"xiaomi|xbox|playstation|mac|macos|edge)\b"
+)
+DEVICE = rf"(?!\W+(?:on|in|for|of)\W+{_DEVICES})"
+AFTER_ON = rf"(?!\W+{_DEVICES})"
+
+
 def _persona_rules() -> list[Rule]:
     return [
         _rule(
             "do_anything_now",
             "jailbreak_persona",
             r"\bdo anything now\b|\b(?:enable|enabled|activate|activated|enter)\W+developer mode\b"
-            r"|\bdeveloper mode\W+(?:enabled|activated|on)\b|\byou are (?:now )?jailbroken\b"
+            + DEVICE
+            + r"|\bdeveloper mode\W+(?:enabled|activated)\b"
+            + DEVICE
+            + r"|\bdeveloper mode\W+on\b"
+            + AFTER_ON
+            + r"|\byou are (?:now )?jailbroken\b"
             r"|\bstay in character\b",
         ),
         _rule(

@@ -28,6 +28,8 @@ from sklearn.utils import murmurhash3_32
 from genai_factory.exceptions import ConfigurationError
 
 FORMAT = "genai-factory/hashed-linear/1"
+#: How n-gram counts become features (see :func:`fit_hashed_linear`).
+WEIGHTINGS = ("idf", "nb", "idf+nb")
 
 
 @dataclass(frozen=True)
@@ -155,6 +157,31 @@ def _text_counts(config: HashingConfig, text: str) -> tuple[NDArray[np.int64], N
     return unique, summed
 
 
+def _l2(values: NDArray[np.float64]) -> NDArray[np.float64]:
+    norm = float(np.sqrt(values @ values))
+    return values / norm if norm > 0 else values
+
+
+def _unseen_scales(model: HashedLinearModel, seen: NDArray[np.bool_]) -> list[float] | None:
+    """The (idf, nb ratio) scales the model gives features outside ``seen``, or ``None`` when it
+    does not know them (a model whose seen features were not recorded)."""
+    if model.seen is None or bool(seen.all()):
+        return None
+    unseen = int(np.flatnonzero(~seen)[0])
+    idf = float(model.idf[unseen]) if model.idf is not None else 1.0
+    ratio = float(model.nb_ratio[unseen]) if model.nb_ratio is not None else 0.0
+    return [idf, ratio]
+
+
+def _as_matrix(
+    rows: Sequence[tuple[NDArray[np.int64], NDArray[np.float64]]], width: int
+) -> sparse.csr_matrix:
+    indptr = np.cumsum([0, *(len(indices) for indices, _ in rows)])
+    indices = np.concatenate([r[0] for r in rows]) if rows else np.zeros(0, np.int64)
+    values = np.concatenate([r[1] for r in rows]) if rows else np.zeros(0)
+    return sparse.csr_matrix((values, indices, indptr), shape=(len(rows), width))
+
+
 @dataclass
 class HashedLinearModel:
     """Logistic scores of texts: ``sigmoid(features · weights + bias)``.
@@ -162,6 +189,10 @@ class HashedLinearModel:
     Features: sub-linear term frequency (``1 + log(count)``) times inverse document frequency,
     L2-normalised per text; or, with ``binary``, presence (1) times a per-feature weight (the
     naive-Bayes log-count ratio of :func:`fit_hashed_linear`'s ``weighting="nb"``), L2-normalised.
+    With ``nb_ratio`` and ``nb_weights`` (``weighting="idf+nb"``) the model reads two views of the
+    same n-grams at once, TF-IDF of all n-grams and naive-Bayes weighted presence of the word
+    n-grams, each L2-normalised, with one weight vector per view learnt jointly: the n-grams are
+    hashed once, the second view costs a second dot product.
     ``texts`` should already be normalised the way the training texts were.
     """
 
@@ -172,9 +203,19 @@ class HashedLinearModel:
     threshold: float = 0.5
     manifest: dict[str, Any] = field(default_factory=dict)
     binary: bool = False
+    nb_ratio: NDArray[np.float32] | None = None
+    nb_weights: NDArray[np.float32] | None = None
+    #: Features some training text had (saved with their scales); ``None``: non-zero weights.
+    seen: NDArray[np.bool_] | None = None
 
     def __post_init__(self) -> None:
         self._weights64 = self.weights.astype(np.float64)
+        self._nb_weights64 = None if self.nb_weights is None else self.nb_weights.astype(np.float64)
+
+    @property
+    def views(self) -> int:
+        """How many views of the n-grams the model reads (1, or 2 for ``idf+nb``)."""
+        return 1 if self.nb_ratio is None else 2
 
     def row(self, text: str) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
         """The non-zero feature indices of ``text`` and their (normalised) values."""
@@ -182,24 +223,36 @@ class HashedLinearModel:
         values = np.ones_like(counts) if self.binary else 1.0 + np.log(counts)
         if self.idf is not None:
             values = values * self.idf[indices]
-        norm = float(np.sqrt(values @ values))
-        return indices, values / norm if norm > 0 else values
+        return indices, _l2(values)
+
+    def nb_row(self, text: str) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
+        """The second view of ``text``: n-gram presence times its naive-Bayes ratio, normalised."""
+        if self.nb_ratio is None:
+            raise ValueError("this model has a single view")
+        indices, _ = _text_counts(self.config, text)
+        return indices, _l2(self.nb_ratio[indices].astype(np.float64))
 
     def features(self, texts: Sequence[str]) -> sparse.csr_matrix:
-        """Features of ``texts`` as a sparse matrix (one row each, ``2 * n_features`` columns)."""
-        rows = [self.row(text) for text in texts]
-        indptr = np.cumsum([0, *(len(indices) for indices, _ in rows)])
-        indices = np.concatenate([r[0] for r in rows]) if rows else np.zeros(0, np.int64)
-        values = np.concatenate([r[1] for r in rows]) if rows else np.zeros(0)
-        shape = (len(rows), 2 * self.config.n_features)
-        return sparse.csr_matrix((values, indices, indptr), shape=shape)
+        """Features of ``texts`` as a sparse matrix (one row each, ``2 * n_features`` columns per
+        view, views side by side)."""
+        matrix = _as_matrix([self.row(text) for text in texts], 2 * self.config.n_features)
+        if self.nb_ratio is None:
+            return matrix
+        second = _as_matrix([self.nb_row(text) for text in texts], 2 * self.config.n_features)
+        return sparse.hstack([matrix, second], format="csr")
 
     def scores(self, texts: Sequence[str]) -> NDArray[np.float64]:
         """Probability of the positive class for each text."""
         logits = np.zeros(len(texts))
         for position, text in enumerate(texts):
             indices, values = self.row(text)
-            logits[position] = values @ self._weights64[indices] + self.bias
+            logit = values @ self._weights64[indices] + self.bias
+            if self._nb_weights64 is not None and self.nb_ratio is not None:
+                presence = self.nb_ratio[indices].astype(np.float64)
+                norm = float(np.sqrt(presence @ presence))
+                if norm > 0:
+                    logit += (presence @ self._nb_weights64[indices]) / norm
+            logits[position] = logit
         return 1.0 / (1.0 + np.exp(-logits))
 
     @property
@@ -209,17 +262,27 @@ class HashedLinearModel:
     def save(self, directory: Path, name: str) -> Path:
         """Write ``name.npz`` and ``name.json`` into ``directory``; return the manifest path."""
         directory.mkdir(parents=True, exist_ok=True)
-        nonzero = np.flatnonzero(self.weights).astype(np.int32)
-        np.savez_compressed(
-            directory / f"{name}.npz",
-            indices=nonzero,
-            values=self.weights[nonzero].astype(np.float16),
-            idf=(self.idf if self.idf is not None else np.ones_like(self.weights))[nonzero].astype(
+        # Scales are kept wherever a training text had the n-gram (not only where a weight is
+        # non-zero): the norm of a text's features depends on all of them, so the loaded model
+        # scores exactly as the trained one did.
+        seen = self.seen if self.seen is not None else self.weights != 0
+        kept = np.flatnonzero(seen).astype(np.int32)
+        arrays: dict[str, Any] = {  # (numpy's stub types a dict of arrays as allow_pickle)
+            "indices": kept,
+            "values": self.weights[kept].astype(np.float16),
+            "idf": (self.idf if self.idf is not None else np.ones_like(self.weights))[kept].astype(
                 np.float16
             ),
-        )
+        }
+        if self.nb_ratio is not None and self.nb_weights is not None:
+            arrays["nb_values"] = self.nb_weights[kept].astype(np.float16)
+            arrays["nb_ratio"] = self.nb_ratio[kept].astype(np.float16)
+        np.savez_compressed(directory / f"{name}.npz", **arrays)
         manifest = {
             **self.manifest,
+            "views": ["idf", "nb"] if self.views == 2 else ["nb" if self.binary else "idf"],
+            # The scales of n-grams no training text had (they count in a text's norm).
+            "unseen_scales": _unseen_scales(self, seen),
             "format": FORMAT,
             "bias": self.bias,
             "threshold": self.threshold,
@@ -252,8 +315,17 @@ class HashedLinearModel:
             with np.load(manifest_path.with_suffix(".npz"), allow_pickle=False) as arrays:
                 weights = np.zeros(2 * config.n_features, dtype=np.float32)
                 weights[arrays["indices"]] = arrays["values"].astype(np.float32)
-                idf = np.ones(2 * config.n_features, dtype=np.float32)
+                defaults = manifest.get("unseen_scales") or [1.0, 0.0]
+                idf = np.full(2 * config.n_features, float(defaults[0]), dtype=np.float32)
                 idf[arrays["indices"]] = arrays["idf"].astype(np.float32)
+                seen = np.zeros(2 * config.n_features, dtype=bool)
+                seen[arrays["indices"]] = True
+                nb_ratio = nb_weights = None
+                if "nb_ratio" in arrays:
+                    nb_weights = np.zeros(2 * config.n_features, dtype=np.float32)
+                    nb_weights[arrays["indices"]] = arrays["nb_values"].astype(np.float32)
+                    nb_ratio = np.full(2 * config.n_features, float(defaults[1]), np.float32)
+                    nb_ratio[arrays["indices"]] = arrays["nb_ratio"].astype(np.float32)
         except (OSError, KeyError, ValueError) as exc:
             raise ConfigurationError(f"cannot read guard artefact {manifest_path}: {exc}") from exc
         return cls(
@@ -264,6 +336,9 @@ class HashedLinearModel:
             threshold=float(manifest["threshold"]),
             manifest=manifest,
             binary=bool(manifest.get("binary", False)),
+            nb_ratio=nb_ratio,
+            nb_weights=nb_weights,
+            seen=seen if "unseen_scales" in manifest else None,
         )
 
 
@@ -284,38 +359,54 @@ def fit_hashed_linear(
     log-count ratio between the classes (Wang & Manning's NBSVM features, with a logistic
     regression on top), L2-normalised: it weighs n-grams by how much they tell the classes apart
     before the classifier sees them, which helps on short, noisy texts such as tweets.
+    ``weighting="idf+nb"``: TF-IDF of all n-grams and NB-weighted presence of the word n-grams side
+    by side, one logistic regression over the two (it learns how much to trust each n-gram in each
+    weighting).
     """
     from sklearn.linear_model import LogisticRegression
 
+    if weighting not in WEIGHTINGS:
+        raise ValueError(f"weighting must be one of {', '.join(WEIGHTINGS)}, not {weighting!r}")
     chosen = config or HashingConfig()
     binary = weighting == "nb"
-    untrained = HashedLinearModel(
-        chosen, np.zeros(2 * chosen.n_features, np.float32), 0.0, binary=binary
-    )
+    width = 2 * chosen.n_features
+    untrained = HashedLinearModel(chosen, np.zeros(width, np.float32), 0.0, binary=binary)
     counts = untrained.features(texts)
-    if binary:
+    y = np.asarray(labels)
+    document_frequency = np.bincount(counts.indices, minlength=width)
+    idf = (np.log((1 + len(texts)) / (1 + document_frequency)) + 1).astype(np.float32)
+    if weighting in ("nb", "idf+nb"):
         present = counts.copy()
         present.data[:] = 1.0
-        y = np.asarray(labels)
         p = 1.0 + np.asarray(present[y == 1].sum(axis=0)).ravel()
         q = 1.0 + np.asarray(present[y != 1].sum(axis=0)).ravel()
-        idf = np.log((p / p.sum()) / (q / q.sum())).astype(np.float32)
-    else:
-        document_frequency = np.bincount(counts.indices, minlength=2 * chosen.n_features)
-        idf = (np.log((1 + len(texts)) / (1 + document_frequency)) + 1).astype(np.float32)
+        ratio = np.log((p / p.sum()) / (q / q.sum())).astype(np.float32)
+    if weighting == "nb":
+        idf = ratio
     untrained.idf = idf
+    if weighting == "idf+nb":
+        # The second view reads word n-grams only, and only those some training text had: on
+        # character n-grams the ratios also learn punctuation and markup (JSON, YAML, code in
+        # jailbreak prompts), and benign technical text then looks like an attack.
+        ratio = ratio.copy()
+        ratio[: chosen.n_features] = 0.0
+        ratio[document_frequency == 0] = 0.0
+        untrained.nb_ratio = ratio
     features = untrained.features(texts)
     classifier = LogisticRegression(
-        C=c, max_iter=3000, class_weight="balanced" if balanced else None
+        C=c, max_iter=5000, class_weight="balanced" if balanced else None
     )
-    classifier.fit(features, np.asarray(labels))
-    weights = classifier.coef_[0].astype(np.float32)
-    weights[np.abs(weights) < 1e-3] = 0.0
+    classifier.fit(features, y)
+    coefficients = classifier.coef_[0].astype(np.float32)
+    coefficients[np.abs(coefficients) < 1e-3] = 0.0
     return HashedLinearModel(
         chosen,
-        weights,
+        coefficients[:width].copy(),
         float(classifier.intercept_[0]),
         idf=idf,
         threshold=threshold,
         binary=binary,
+        nb_ratio=ratio if weighting == "idf+nb" else None,
+        nb_weights=coefficients[width:].copy() if weighting == "idf+nb" else None,
+        seen=document_frequency > 0,
     )

@@ -21,6 +21,7 @@ import csv
 import dataclasses
 import hashlib
 import json
+import platform
 import random
 import tempfile
 import time
@@ -32,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from genai_factory.safety.evaluation import evaluate_binary
+from genai_factory.safety.hard_negatives import hard_negatives, technical_texts
 from genai_factory.safety.injection import InjectionGuard
 from genai_factory.safety.normalize import canonical
 from genai_factory.safety.textclf import HashedLinearModel, HashingConfig, fit_hashed_linear
@@ -40,18 +42,31 @@ Rows = list[tuple[str, bool]]
 INJECTION_CONFIG = HashingConfig(char_ngrams=(1, 4), word_ngrams=(1, 2))
 #: Decision thresholds are chosen by cross-validation on the training rows (:func:`oof_threshold`).
 INJECTION_C = 100.0
-#: TF-IDF weights. Naive-Bayes weighted presence (as for toxicity, C=30) was tried: 5-fold
-#: cross-validation on the training rows gave out-of-fold F1 0.981 against 0.969 on the jailbreak
-#: prompts but 0.826 against 0.841 on the deepset prompts, and with the rules it fell to F1 0.844
-#: on deepset val and refused 10 % of the benign unseen-style prompts, so it is not used.
-INJECTION_WEIGHTING = "idf"
+#: Two views of the n-grams in one logistic regression: TF-IDF of all n-grams and naive-Bayes
+#: weighted presence of the word n-grams (see :func:`fit_hashed_linear`), trained with benign
+#: prompts that use attack words and benign technical text (:mod:`.hard_negatives`). 5-fold
+#: cross-validation over the jailbreak prompts and over the deepset prompts, the other training
+#: rows always in, out-of-fold F1 at 0.5: 0.970 / 0.853, against 0.965 / 0.840 for TF-IDF alone
+#: without the extra negatives (the previous release) and 0.968 / 0.853 for the plain
+#: scikit-learn TF-IDF baseline; 1 of 60 everyday chat requests refused against 6. Presence
+#: ratios on character n-grams as well scored 0.976 / 0.850 but flagged 52 of 322 paragraphs of
+#: the user guide (code, JSON, YAML) at 0.5. Comparisons in docs/safety.md.
+INJECTION_WEIGHTING = "idf+nb"
+#: How many benign prompts that use attack vocabulary join the injection training rows.
+HARD_NEGATIVES = 600
+#: How many benign technical texts (code, SQL, JSON) join them.
+TECHNICAL_NEGATIVES = 600
 MIN_BLOCK_THRESHOLD = 0.5
 #: How many SQuAD questions serve as benign negatives (see :func:`benign_negatives`).
 BENIGN_QUESTIONS = 3000
 TOXICITY_CONFIG = INJECTION_CONFIG  # same features: a text is hashed once for both guards
 TOXICITY_C = 10.0
-#: Tweets are short and noisy: naive-Bayes weighted n-gram presence beats TF-IDF there
-#: (3-fold cross-validation on the training part: F1 0.971 against 0.967).
+#: Tweets are short and noisy: naive-Bayes weighted n-gram presence beats TF-IDF there (3-fold
+#: cross-validation on the training part, best threshold: F1 0.9708 against 0.9671). Tried and not
+#: adopted: both views (``idf+nb``: cross-validated 0.9721, hold-out 0.9739 against 0.9737 but a
+#: false-positive rate of 0.092 against 0.070); annotator-agreement sample weights (0.9724) and
+#: soft labels from the vote shares (0.9655); MiniLM sentence embeddings beside the n-grams
+#: (0.9740, for a transformer pass per text that the latency budget has no room for).
 TOXICITY_WEIGHTING = "nb"
 
 
@@ -102,7 +117,7 @@ def _code_hash() -> str:
     """SHA-256 of the modules that turn text into features (a change there is a new model)."""
     package = Path(__file__).resolve().parent
     digest = hashlib.sha256()
-    for name in ("normalize.py", "textclf.py", "pii_names.py", "ner_data.py"):
+    for name in ("normalize.py", "textclf.py", "pii_names.py", "ner_data.py", "hard_negatives.py"):
         digest.update((package / name).read_bytes())
     return digest.hexdigest()
 
@@ -230,8 +245,13 @@ def train_injection(
     )
     negatives, negative_files = benign_negatives(datasets)
     files += negative_files
+    hard = [(text, False) for text in hard_negatives(HARD_NEGATIVES)]
+    hard += [(text, False) for text in technical_texts(datasets, TECHNICAL_NEGATIVES)]
+    spider = datasets / "spider" / "dev_flat.jsonl"
+    if spider.is_file():
+        files.append(spider)
     started = time.perf_counter()
-    training_rows = deepset_train + jailbreak_train + negatives
+    training_rows = deepset_train + jailbreak_train + negatives + hard
     threshold, cv_f1 = oof_threshold(
         training_rows, INJECTION_CONFIG, INJECTION_C, balanced=False, weighting=INJECTION_WEIGHTING
     )
@@ -259,7 +279,7 @@ def train_injection(
         metrics["unseen_styles"] = _measure(lambda t: guard.score(t)[0] >= guard.threshold, rows)
     if final_fit == "all":
         model = _fit(
-            deepset_train + deepset_val + jailbreak_train + jailbreak_dev + negatives,
+            deepset_train + deepset_val + jailbreak_train + jailbreak_dev + negatives + hard,
             INJECTION_CONFIG,
             INJECTION_C,
             threshold,
@@ -278,6 +298,8 @@ def train_injection(
         features=repr(INJECTION_CONFIG),
         weighting=INJECTION_WEIGHTING,
         benign_negatives=len(negatives),
+        hard_negatives=len(hard),
+        python=platform.python_version(),  # the standard-library code among the negatives
         note="metrics: fit on the training parts, measured on the held-out parts "
         "(rules + classifier, as the guard runs)",
     )
