@@ -17,8 +17,13 @@ third-party re-uploads this project does not install), so it cannot be installed
 ``metrics``: every quality figure, each with the exact command that reproduces it, and the
 TF-IDF baseline on the same held-out data beside it.
 
+``cv``: out-of-fold F1 of the injection classifier's recipe over the jailbreak and deepset
+training prompts (5 folds), beside the previous release's recipe and the TF-IDF baseline: the
+comparison the shipped recipe was chosen by (the dev sets are small).
+
     .venv/bin/python bench/guards.py [latency] [--rounds 200] [--minilm]
     .venv/bin/python bench/guards.py metrics [--datasets ../shared/datasets]
+    .venv/bin/python bench/guards.py cv [--datasets ../shared/datasets]
 """
 
 from __future__ import annotations
@@ -271,11 +276,107 @@ def run_metrics(args: argparse.Namespace) -> None:
         print("  " + command)
 
 
+def _f1_at(scores: Sequence[float], labels: Sequence[int], threshold: float = 0.5) -> float:
+    tp = sum(1 for s, y in zip(scores, labels, strict=True) if s >= threshold and y)
+    wrong = sum(1 for s, y in zip(scores, labels, strict=True) if (s >= threshold) != bool(y))
+    return 2 * tp / (2 * tp + wrong) if tp else 0.0
+
+
+def run_cv(args: argparse.Namespace) -> None:
+    """Out-of-fold F1 (5 folds, threshold 0.5) over the jailbreak prompts and, in the same folds'
+    runs, over the deepset training prompts; every other training row is always in the training
+    part. Compares the shipped injection recipe with the previous release's and the baseline."""
+    import numpy as np
+    from sklearn.model_selection import StratifiedKFold
+
+    from genai_factory.safety.hard_negatives import hard_negatives, technical_texts
+    from genai_factory.safety.normalize import canonical
+    from genai_factory.safety.textclf import fit_hashed_linear
+    from genai_factory.safety.training import (
+        HARD_NEGATIVES,
+        INJECTION_C,
+        INJECTION_CONFIG,
+        INJECTION_WEIGHTING,
+        TECHNICAL_NEGATIVES,
+        benign_negatives,
+    )
+
+    datasets = args.datasets
+    deepset = read_labelled_csv(datasets / "prompt_injection" / "train.csv", "text", "label", ["1"])
+    jailbreak = list(
+        dict.fromkeys(
+            read_labelled_csv(datasets / "jailbreak" / "train.csv", "prompt", "type", ["jailbreak"])
+        )
+    )
+    squad, _ = benign_negatives(datasets)
+    extra = [
+        (t, False)
+        for t in hard_negatives(HARD_NEGATIVES) + technical_texts(datasets, TECHNICAL_NEGATIVES)
+    ]
+
+    def hashed(weighting: str, negatives: list[tuple[str, bool]]) -> Callable[..., Any]:
+        def fit(rows: list[tuple[str, bool]]) -> Callable[[list[str]], Any]:
+            rows = rows + negatives
+            model = fit_hashed_linear(
+                [canonical(t) for t, _ in rows],
+                [int(y) for _, y in rows],
+                config=INJECTION_CONFIG,
+                c=INJECTION_C,
+                balanced=False,
+                weighting=weighting,
+            )
+            return lambda texts: model.scores([canonical(t) for t in texts])
+
+        return fit
+
+    def baseline(rows: list[tuple[str, bool]]) -> Callable[[list[str]], Any]:
+        from sklearn.feature_extraction.text import TfidfVectorizer
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.pipeline import make_pipeline, make_union
+
+        model = make_pipeline(
+            make_union(
+                TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True),
+                TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True),
+            ),
+            LogisticRegression(max_iter=2000, C=10),
+        )
+        model.fit([t for t, _ in rows], [int(y) for _, y in rows])
+        return lambda texts: model.predict_proba(texts)[:, 1]
+
+    recipes = {
+        f"shipped ({INJECTION_WEIGHTING}, SQuAD + extra negatives)": hashed(
+            INJECTION_WEIGHTING, squad + extra
+        ),
+        "previous release (idf, SQuAD negatives)": hashed("idf", squad),
+        "scikit-learn TF-IDF baseline": baseline,
+    }
+    j_labels = np.asarray([int(y) for _, y in jailbreak])
+    d_labels = np.asarray([int(y) for _, y in deepset])
+    folds = 5
+    j_folds = StratifiedKFold(folds, shuffle=True, random_state=0).split(j_labels, j_labels)
+    d_folds = StratifiedKFold(folds, shuffle=True, random_state=0).split(d_labels, d_labels)
+    splits = list(zip(j_folds, d_folds, strict=True))
+    print(
+        f"{'recipe':<52} {'jailbreak F1':>12} {'deepset F1':>10}   ({folds} folds, threshold 0.5)"
+    )
+    for name, fit in recipes.items():
+        j_scores = np.zeros(len(jailbreak))
+        d_scores = np.zeros(len(deepset))
+        for (j_train, j_test), (d_train, d_test) in splits:
+            score = fit([jailbreak[i] for i in j_train] + [deepset[i] for i in d_train])
+            j_scores[j_test] = score([jailbreak[i][0] for i in j_test])
+            d_scores[d_test] = score([deepset[i][0] for i in d_test])
+        j_f1 = _f1_at(j_scores.tolist(), j_labels.tolist())
+        d_f1 = _f1_at(d_scores.tolist(), d_labels.tolist())
+        print(f"{name:<52} {j_f1:>12.4f} {d_f1:>10.4f}", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("what", nargs="?", choices=["latency", "metrics"], default="latency")
+    parser.add_argument("what", nargs="?", choices=["latency", "metrics", "cv"], default="latency")
     parser.add_argument("--datasets", type=Path, default=DATASETS)
     parser.add_argument("--rounds", type=int, default=200)
     parser.add_argument("--texts", type=int, default=40)
@@ -284,6 +385,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.what == "metrics":
         run_metrics(args)
+    elif args.what == "cv":
+        run_cv(args)
     else:
         run_latency(args)
 
