@@ -87,15 +87,20 @@ def texts_of_2000_chars(count: int, seed: int = 0) -> list[str]:
 
 def tfidf_baseline(datasets: Path) -> Any:
     """The anchor: char+word TF-IDF + logistic regression on the shared injection splits."""
-    from sklearn.feature_extraction.text import TfidfVectorizer
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline, make_union
-
     rows = read_labelled_csv(datasets / "prompt_injection" / "train.csv", "text", "label", ["1"])
     jail_train, _ = split(
         read_labelled_csv(datasets / "jailbreak" / "train.csv", "prompt", "type", ["jailbreak"])
     )
     rows += jail_train
+    return fit_tfidf_pipeline(rows)
+
+
+def fit_tfidf_pipeline(rows: Sequence[tuple[str, bool]]) -> Any:
+    """The baseline's model: char 2-5 + word 1-2 TF-IDF, logistic regression (C=10)."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline, make_union
+
     model = make_pipeline(
         make_union(
             TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True),
@@ -291,13 +296,13 @@ def run_cv(args: argparse.Namespace) -> None:
 
     from genai_factory.safety.hard_negatives import hard_negatives, technical_texts
     from genai_factory.safety.normalize import canonical
-    from genai_factory.safety.textclf import fit_hashed_linear
     from genai_factory.safety.training import (
         HARD_NEGATIVES,
         INJECTION_C,
         INJECTION_CONFIG,
         INJECTION_WEIGHTING,
         TECHNICAL_NEGATIVES,
+        _fit,
         benign_negatives,
     )
 
@@ -316,12 +321,11 @@ def run_cv(args: argparse.Namespace) -> None:
 
     def hashed(weighting: str, negatives: list[tuple[str, bool]]) -> Callable[..., Any]:
         def fit(rows: list[tuple[str, bool]]) -> Callable[[list[str]], Any]:
-            rows = rows + negatives
-            model = fit_hashed_linear(
-                [canonical(t) for t, _ in rows],
-                [int(y) for _, y in rows],
-                config=INJECTION_CONFIG,
-                c=INJECTION_C,
+            model = _fit(
+                rows + negatives,
+                INJECTION_CONFIG,
+                INJECTION_C,
+                0.5,
                 balanced=False,
                 weighting=weighting,
             )
@@ -330,18 +334,7 @@ def run_cv(args: argparse.Namespace) -> None:
         return fit
 
     def baseline(rows: list[tuple[str, bool]]) -> Callable[[list[str]], Any]:
-        from sklearn.feature_extraction.text import TfidfVectorizer
-        from sklearn.linear_model import LogisticRegression
-        from sklearn.pipeline import make_pipeline, make_union
-
-        model = make_pipeline(
-            make_union(
-                TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True),
-                TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True),
-            ),
-            LogisticRegression(max_iter=2000, C=10),
-        )
-        model.fit([t for t, _ in rows], [int(y) for _, y in rows])
+        model = fit_tfidf_pipeline(rows)
         return lambda texts: model.predict_proba(texts)[:, 1]
 
     recipes = {

@@ -248,10 +248,8 @@ class HashedLinearModel:
             indices, values = self.row(text)
             logit = values @ self._weights64[indices] + self.bias
             if self._nb_weights64 is not None and self.nb_ratio is not None:
-                presence = self.nb_ratio[indices].astype(np.float64)
-                norm = float(np.sqrt(presence @ presence))
-                if norm > 0:
-                    logit += (presence @ self._nb_weights64[indices]) / norm
+                presence = _l2(self.nb_ratio[indices].astype(np.float64))
+                logit += presence @ self._nb_weights64[indices]
             logits[position] = logit
         return 1.0 / (1.0 + np.exp(-logits))
 
