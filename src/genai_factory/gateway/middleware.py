@@ -3,8 +3,8 @@
 Pure ASGI, so it covers every route, present and future (``/docs`` too), except the probes in
 :data:`OPEN_PATHS`. It reads the gateway from ``app.state.gateway`` (set by the lifespan), opens the
 request's :class:`~genai_factory.gateway.context.RequestContext`, and writes the request's spend
-entries to the ledger just before the response starts (and again at the end, for streams), so a
-client that got its answer finds it in the ledger. Refusals are rendered by ``render_error`` (the
+entries to the ledger just before the response starts and, in a stream, before the first bytes
+sent after a model call settled, so a client that got its answer finds it in the ledger. Refusals are rendered by ``render_error`` (the
 service's error handler), because exceptions raised here never reach the route exception handlers.
 """
 
@@ -72,7 +72,10 @@ class GatewayMiddleware:
                 return
 
         async def send_after_recording(message: Message) -> None:
-            if message["type"] == "http.response.start":
+            # Charges settled so far are in the ledger before the client sees the bytes that
+            # follow them: the head of a whole response, and, in a stream, the chunk after the
+            # model call ended (its closing chunk and [DONE]), so "answered" implies "recorded".
+            if message["type"] == "http.response.start" or context.charges:
                 await gateway.record(context.take_charges())
             await send(message)
 
