@@ -15,7 +15,9 @@ default), and spaCy's authors publish their models on GitHub, not on PyPI (the P
 third-party re-uploads this project does not install), so it cannot be installed offline here.
 
 ``metrics``: every quality figure, each with the exact command that reproduces it, and the
-TF-IDF baseline on the same held-out data beside it.
+TF-IDF baseline on the same held-out data beside it. The shipped artefacts were refitted on every
+shared row, so the dev figures come from the same recipe fitted without the dev rows (trained into
+a temporary directory first); the shipped artefacts are scored on the sets they never saw.
 
 ``cv``: out-of-fold F1 of the injection classifier's recipe over the jailbreak and deepset
 training prompts (5 folds), beside the previous release's recipe and the TF-IDF baseline: the
@@ -189,14 +191,19 @@ def run_latency(args: argparse.Namespace) -> None:
     print("target: input guards p95 <= 10 ms; output guards p95 <= 10 ms")
 
 
-def _command(args: Sequence[str]) -> dict[str, Any]:
+def _command(args: Sequence[str], artefacts: Path | None = None) -> dict[str, Any]:
+    """Run ``genai-factory ARGS --json``, with the guard artefacts of ``artefacts`` if given."""
     shown = "genai-factory " + " ".join(args)
+    env = dict(os.environ)
+    if artefacts is not None:
+        env["GENAI_SAFETY__ARTEFACT_DIR"] = str(artefacts)
     result = subprocess.run(
         [str(Path(sys.executable).with_name("genai-factory")), *args, "--json"],
         capture_output=True,
         text=True,
         check=True,
         cwd=ROOT,
+        env=env,
     )
     body: dict[str, Any] = json.loads(result.stdout)
     body["command"] = shown
@@ -211,51 +218,77 @@ def _write_csv(rows: Sequence[tuple[str, bool]], path: Path) -> Path:
     return path
 
 
+def train_measured(datasets: Path, out: Path) -> Path:
+    """Fit the injection and toxicity guards the shipped way but without their held-out parts
+    (``--final-fit train``) into ``out``: the models the dev figures belong to. The shipped
+    artefacts were refitted on every shared row, the dev rows included."""
+    from genai_factory.safety.training import train_injection, train_toxicity
+
+    train_injection(datasets, out, unseen=UNSEEN, final_fit="train")
+    train_toxicity(datasets, out, final_fit="train")
+    return out
+
+
 def run_metrics(args: argparse.Namespace) -> None:
     datasets = args.datasets
     out = Path(tempfile.mkdtemp(prefix="guard-eval-"))
+    print("fitting the guards without their held-out rows (about a minute) ...", flush=True)
+    measured = train_measured(datasets, out / "measured")
     _, jail_dev = split(
         read_labelled_csv(datasets / "jailbreak" / "train.csv", "prompt", "type", ["jailbreak"])
     )
     _, tox_held = split(
         read_labelled_csv(datasets / "toxicity" / "dev.csv", "tweet", "class", ["0", "1"])
     )
+    # (file, guard, whether the shipped artefact was trained on it)
     sets = {
-        "deepset val": (datasets / "prompt_injection" / "val.csv", "injection"),
+        "deepset val": (datasets / "prompt_injection" / "val.csv", "injection", True),
         "jailbreak dev (20 % of train, seed 0)": (
             _write_csv(jail_dev, out / "jailbreak_dev.csv"),
             "injection",
+            True,
         ),
-        "unseen styles (tests/safety/data)": (UNSEEN, "injection"),
-        "benign chat requests (tests/safety/data)": (BENIGN_CHAT, "injection"),
+        "unseen styles (tests/safety/data)": (UNSEEN, "injection", False),
+        "benign chat requests (tests/safety/data)": (BENIGN_CHAT, "injection", False),
         "toxicity hold-out (20 % of dev, seed 0)": (
             _write_csv(tox_held, out / "toxicity_holdout.csv"),
             "toxicity",
+            True,
         ),
     }
     anchor = tfidf_baseline(datasets)
-    print(f"{'set':<42} {'F1':>6} {'P':>6} {'R':>6} {'FPR':>6} | {'tfidf F1':>8} {'FPR':>6}")
+    print(
+        "measured: fitted without the dev rows; shipped: refitted on all shared rows "
+        "(scored only where it never saw the rows)"
+    )
+    print(
+        f"{'set':<42} {'F1':>6} {'P':>6} {'R':>6} {'FPR':>6} | {'shipped F1':>10} {'FPR':>6} "
+        f"| {'tfidf F1':>8} {'FPR':>6}"
+    )
     commands = []
-    for name, (path, guard) in sets.items():
-        column = "text"
-        body = _command(
-            [
-                "eval",
-                "guard",
-                "--guard",
-                guard,
-                "--dataset",
-                str(path),
-                "--text-col",
-                column,
-                "--label-col",
-                "label",
-                "--positive",
-                "1",
-            ]
-        )
-        commands.append(body["command"])
-        rows = read_labelled_csv(path, column, "label", ["1"])
+    for name, (path, guard, shipped_saw_it) in sets.items():
+        command = [
+            "eval",
+            "guard",
+            "--guard",
+            guard,
+            "--dataset",
+            str(path),
+            "--text-col",
+            "text",
+            "--label-col",
+            "label",
+            "--positive",
+            "1",
+        ]
+        body = _command(command, artefacts=measured)
+        commands.append(f"GENAI_SAFETY__ARTEFACT_DIR={measured} {body['command']}")
+        shipped_text = f"{'(trained)':>10} {'':>6}"
+        if not shipped_saw_it:
+            shipped = _command(command)
+            commands.append(shipped["command"])
+            shipped_text = f"{shipped['f1']:>10.4f} {shipped['false_positive_rate']:>6.4f}"
+        rows = read_labelled_csv(path, "text", "label", ["1"])
         base = (
             ""
             if guard != "injection"
@@ -267,7 +300,9 @@ def run_metrics(args: argparse.Namespace) -> None:
             else f"{'-':>8} {'-':>6}"
         )
         print(
-            f"{name:<42} {body['f1']:>6.4f} {body['precision']:>6.4f} {body['recall']:>6.4f} {body['false_positive_rate']:>6.4f} | {base_text}"
+            f"{name:<42} {body['f1']:>6.4f} {body['precision']:>6.4f} {body['recall']:>6.4f} "
+            f"{body['false_positive_rate']:>6.4f} | {shipped_text} | {base_text}",
+            flush=True,
         )
     pii = _command(["eval", "pii", "--dataset", str(datasets / "pii" / "dev.json")])
     commands.append(pii["command"])
