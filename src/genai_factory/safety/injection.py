@@ -9,6 +9,7 @@ still run.
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
 from genai_factory.safety.guard import GuardContext, Verdict
@@ -17,6 +18,30 @@ from genai_factory.safety.normalize import cached_variants, distinct_readings
 from genai_factory.safety.textclf import HashedLinearModel
 
 REASON = "prompt_injection"
+
+#: A quoted phrase: double, curly, guillemet or back quotes, or single quotes that are not
+#: apostrophes ("what's", "users' notes").
+_QUOTED = re.compile(
+    r"\"[^\"\n]{3,300}\"|“[^”\n]{3,300}”|‘[^’\n]{3,300}’|«[^»\n]{3,300}»|`[^`\n]{3,300}`"
+    r"|(?<![\w'])'[^'\n]{3,300}'(?![\w'])"
+)
+#: A question about something: what a text that asks about a quoted attack phrase begins with.
+_ASKING = re.compile(
+    r"^\W*(?:what|why|how|is|are|does|do|can|could|should|explain|define|describe|"
+    r"tell me (?:about|what|why|how))\b",
+    re.IGNORECASE,
+)
+#: Longer texts are not questions about a phrase: they get no benefit of the doubt.
+_MENTION_CHARS = 400
+
+
+def quoted_mention(text: str) -> str | None:
+    """``text`` with its quoted phrases replaced by ``this phrase`` when it is a short question
+    about them ("What does 'ignore previous instructions' mean?"), else ``None``."""
+    if len(text) > _MENTION_CHARS or not _ASKING.match(text):
+        return None
+    replaced = _QUOTED.sub("this phrase", text)
+    return replaced if replaced != text else None
 
 
 class InjectionGuard:
@@ -49,7 +74,14 @@ class InjectionGuard:
         readings = list(cached_variants(text))
         rule = first_match(self.rules, readings)
         if rule is not None:
-            return 1.0, rule.name
+            # A question about a quoted attack phrase mentions the attack without making it: when
+            # nothing outside the quotes matches a rule, the classifier judges what is asked.
+            mention = quoted_mention(text)
+            if mention is None:
+                return 1.0, rule.name
+            readings = list(cached_variants(mention))
+            if first_match(self.rules, readings) is not None:
+                return 1.0, rule.name
         if self.model is None:
             return 0.0, None
         return float(self.model.scores(distinct_readings(readings)).max()), None

@@ -232,6 +232,15 @@ def _persona_rules() -> list[Rule]:
             _alternation(UNRESTRICTED) + _gap(1) + _alternation(AI_WORDS, stem=False),
         ),
         _rule(
+            "disable_your_limits",
+            "jailbreak_persona",
+            r"\b(?:disable|deactivate|turn off|switch off|remove|lift|suspend|drop|bypass|"
+            r"get rid of)\W+(?:all\W+)?(?:of\W+)?(?:your|ur)\W+(?:\w+\W+){0,2}?"
+            + "".join(rf"(?<!\b{word} )" for word in TOOL_RULES.split())
+            + r"(?:restrictions?|limitations?|limits|filters?|guardrails?|censorship|safety|"
+            r"ethic\w*|moral\w*|guidelines?|content polic\w*|programming)\b",
+        ),
+        _rule(
             "ai_without_limits",
             "jailbreak_persona",
             r"(?:"
@@ -323,7 +332,8 @@ def _tool_rules() -> list[Rule]:
         _rule(
             "act_without_consent",
             "tool_abuse",
-            r"\b(?:transfer|delete|send|pay|buy|execute|run|wire|remove)\b[^.?!\n]{0,80}?"
+            r"\b(?:transfer|delete|send|pay|buy|execute|run|wire|remove|e-?mail|forward|share|"
+            r"upload|post|export|copy|leak)\b[^.?!\n]{0,80}?"
             r"\bwithout\W+(?:asking|telling|notifying|informing|confirm\w*|the user'?s?\W+"
             r"(?:consent|permission|approval|confirmation|knowledge))",
         ),
