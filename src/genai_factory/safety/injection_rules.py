@@ -25,7 +25,8 @@ from genai_factory.safety.normalize import canonical
 OVERRIDE_VERBS = (
     "ignore disregard forget skip override bypass neglect abandon discard circumvent "
     "stop_following do_not_follow don't_follow no_longer_follow do_not_obey stop_obeying "
-    "ignorier vergiss vergessen missacht uberspring befolge_nicht hor_auf "
+    "deviating_from contrary_to "
+    "ignorier vergiss vergessen missacht uberspring befolge_nicht hor_auf abweichend "
     "ignorez oublie oubliez contourne ne_respecte ne_tiens_pas_compte ne_suis_plus "
     "ignora olvid omite descarta no_sigas haz_caso_omiso deja_de_seguir "
     "dimentica tralascia non_seguire non_rispettare "
@@ -276,7 +277,17 @@ def _hidden_rules() -> list[Rule]:
             "fake_authority",
             "hidden_instruction",
             r"\b(?:system|admin|administrator|developer|root)\W+(?:override|update|command|notice)\b"
-            r"|\bnew (?:instructions?|task|rules|directive|objective)\b\s*(?::|from\b)",
+            r"|\b(?:new|additional|further|updated) (?:instructions?|statement|task|order|command|"
+            r"rules|directive|objective)\b\s*(?:[:\-\u2013]|from\b)"
+            r"|\bneue (?:anweisung|aufgabe|instruktion|regel)\w*\s*[:\-\u2013]",
+        ),
+        _rule(
+            "interruption",
+            "hidden_instruction",
+            # "attention - stop -", "stop: write ...": a break that starts a new order
+            r"\b(?:attention|achtung|atencion|attenzione|uwaga)\s*[:\-\u2013!]+\s*(?:stop|stopp|halt)\b"
+            r"|\b(?:stop|stopp)\s*[:\-\u2013!]+\s*(?:write|say|print|tell|answer|ignore|forget|"
+            r"schreib\w*|sag\w*|antworte\w*|vergiss)\b",
         ),
         _rule(
             "injected_markup",
