@@ -53,6 +53,7 @@ from genai_factory.safety.training import read_labelled_csv, split
 ROOT = Path(__file__).resolve().parents[1]
 DATASETS = ROOT.parent / "shared" / "datasets"
 UNSEEN = ROOT / "tests" / "safety" / "data" / "unseen_styles.csv"
+UNSEEN_PROBE = ROOT / "tests" / "safety" / "data" / "unseen_probe.csv"
 #: Benign only: its row's F1 is 0 by definition; the false-positive rate is the figure.
 BENIGN_CHAT = ROOT / "tests" / "safety" / "data" / "benign_chat.csv"
 PII_SNIPPETS = (
@@ -249,6 +250,7 @@ def run_metrics(args: argparse.Namespace) -> None:
             True,
         ),
         "unseen styles (tests/safety/data)": (UNSEEN, "injection", False),
+        "second unseen probe (tests/safety/data)": (UNSEEN_PROBE, "injection", False),
         "benign chat requests (tests/safety/data)": (BENIGN_CHAT, "injection", False),
         "toxicity hold-out (20 % of dev, seed 0)": (
             _write_csv(tox_held, out / "toxicity_holdout.csv"),

@@ -141,7 +141,8 @@ def _rule(name: str, family: str, pattern: str) -> Rule:
 
 def _override_rules() -> list[Rule]:
     verbs, targets = _alternation(OVERRIDE_VERBS), _alternation(TARGET_NOUNS)
-    not_a_tool = "".join(rf"(?<!\b{word} )" for word in TOOL_RULES.split())
+    # ... nor the user's own instruction ("why does the model ignore my instruction?")
+    not_a_tool = "".join(rf"(?<!\b{word} )" for word in [*TOOL_RULES.split(), "my"])
     return [
         _rule(
             "override_instructions", "instruction_override", verbs + _gap(5) + not_a_tool + targets
@@ -264,7 +265,8 @@ def _hidden_rules() -> list[Rule]:
             "note_to_the_ai",
             "hidden_instruction",
             r"\b(?:note|message|instructions?|attention|important)\W+(?:\w+\W+){0,2}?"
-            r"(?:to|for)\W+(?:the\W+|all\W+|any\W+)?(?:\w+\W+)?" + ai,
+            # addressed to the AI reading it ("to the AI", "for any AI"), not about "a bot"
+            r"(?:to|for)\W+(?:the\W+|all\W+|any\W+)?(?!an?\W)(?:\w+\W+)?" + ai,
         ),
         _rule(
             "if_you_are_an_ai",
@@ -310,6 +312,7 @@ def _hidden_rules() -> list[Rule]:
 def _tool_rules() -> list[Rule]:
     destructive = (
         r"(?:drop\s+(?:table|database|schema)|truncate\s+table|delete\s+from\s+\w+|"
+        r"(?:curl|wget)\s[^|\n]{0,200}\|\s*(?:sudo\s+)?(?:ba|z)?sh\b|"
         r"rm\s+-\w*(?:rf|fr)\w*|mkfs|format\s+c:|shutdown\s+-)"
     )
     secrets = (
