@@ -56,6 +56,7 @@ UNSEEN = ROOT / "tests" / "safety" / "data" / "unseen_styles.csv"
 UNSEEN_PROBE = ROOT / "tests" / "safety" / "data" / "unseen_probe.csv"
 #: Benign only: its row's F1 is 0 by definition; the false-positive rate is the figure.
 BENIGN_CHAT = ROOT / "tests" / "safety" / "data" / "benign_chat.csv"
+BENIGN_SAME_WORDS = ROOT / "tests" / "safety" / "data" / "benign_same_words.csv"
 PII_SNIPPETS = (
     " Contact Maria Kowalski at maria.kowalski@example.com or +44 20 7946 0958.",
     " My card is 4111 1111 1111 1111 and my IBAN is DE89 3704 0044 0532 0130 00.",
@@ -252,6 +253,7 @@ def run_metrics(args: argparse.Namespace) -> None:
         "unseen styles (tests/safety/data)": (UNSEEN, "injection", False),
         "second unseen probe (tests/safety/data)": (UNSEEN_PROBE, "injection", False),
         "benign chat requests (tests/safety/data)": (BENIGN_CHAT, "injection", False),
+        "benign prompts with attack words (tests)": (BENIGN_SAME_WORDS, "injection", False),
         "toxicity hold-out (20 % of dev, seed 0)": (
             _write_csv(tox_held, out / "toxicity_holdout.csv"),
             "toxicity",

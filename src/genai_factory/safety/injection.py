@@ -14,21 +14,26 @@ from typing import Literal
 
 from genai_factory.safety.guard import GuardContext, Verdict
 from genai_factory.safety.injection_rules import Rule, default_rules, first_match
-from genai_factory.safety.normalize import cached_variants, distinct_readings
+from genai_factory.safety.normalize import cached_variants, deobfuscate, distinct_readings
 from genai_factory.safety.textclf import HashedLinearModel
 
 REASON = "prompt_injection"
 
 #: A quoted phrase: double, curly, guillemet or back quotes, or single quotes that are not
 #: apostrophes ("what's", "users' notes").
+#: A quoted phrase (up to 80 characters: a phrase asked about, not a payload): double, curly,
+#: guillemet or back quotes, or single quotes that are not apostrophes ("what's", "users' notes").
 _QUOTED = re.compile(
-    r"\"[^\"\n]{3,300}\"|“[^”\n]{3,300}”|‘[^’\n]{3,300}’|«[^»\n]{3,300}»|`[^`\n]{3,300}`"
-    r"|(?<![\w'])'[^'\n]{3,300}'(?![\w'])"
+    r"\"[^\"\n]{3,80}\"|“[^”\n]{3,80}”|‘[^’\n]{3,80}’|«[^»\n]{3,80}»|`[^`\n]{3,80}`"
+    r"|(?<![\w'])'[^'\n]{3,80}'(?![\w'])"
 )
-#: A question about something: what a text that asks about a quoted attack phrase begins with.
+#: A question about something: what a text that asks about a quoted phrase begins with. Not
+#: "how would you ..." or "can you ...": those ask the assistant to act on the phrase.
 _ASKING = re.compile(
-    r"^\W*(?:what|why|how|is|are|does|do|can|could|should|explain|define|describe|"
-    r"tell me (?:about|what|why|how))\b",
+    r"^\W*(?:what|why|which|who|is|are|does|do|explain|define|describe|"
+    r"tell me (?:about|what|why|how)|"
+    r"how (?:do|does|can|should|could) (?:i|we|people|companies|users|teams|attackers|developers|"
+    r"models|chatbots|assistants))\b",
     re.IGNORECASE,
 )
 #: Longer texts are not questions about a phrase: they get no benefit of the doubt.
@@ -73,15 +78,16 @@ class InjectionGuard:
         """The injection score in [0, 1] and the name of the matching rule, if any."""
         readings = list(cached_variants(text))
         rule = first_match(self.rules, readings)
-        if rule is not None:
-            # A question about a quoted attack phrase mentions the attack without making it: when
-            # nothing outside the quotes matches a rule, the classifier judges what is asked.
-            mention = quoted_mention(text)
-            if mention is None:
-                return 1.0, rule.name
+        # A question about a quoted phrase mentions it without making it ("What does 'ignore
+        # previous instructions' mean?", "Why do chatbots say 'As an AI language model'?"): the
+        # rules and the classifier judge what is asked, with the phrase replaced.
+        mention = quoted_mention(text)
+        # (not when the text also decodes to something: a quoted payload is not a phrase)
+        if mention is not None and set(readings) <= {readings[0], deobfuscate(readings[0])}:
             readings = list(cached_variants(mention))
-            if first_match(self.rules, readings) is not None:
-                return 1.0, rule.name
+            rule = first_match(self.rules, readings)
+        if rule is not None:
+            return 1.0, rule.name
         if self.model is None:
             return 0.0, None
         return float(self.model.scores(distinct_readings(readings)).max()), None

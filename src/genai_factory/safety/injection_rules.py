@@ -151,7 +151,11 @@ def _override_rules() -> list[Rule]:
         _rule(
             "forget_everything",
             "instruction_override",
-            _alternation(FORGET_VERBS) + r"\W+" + _alternation(EVERYTHING, stem=False),
+            _alternation(FORGET_VERBS)
+            + r"\W+"
+            + _alternation(EVERYTHING, stem=False)
+            # "forget everything (I said) about the blue dress" changes a topic, not the rules
+            + r"(?!(?:\W+\w+){0,3}?\W+about\W+(?:my|the|a|an|his|her|their|our|this|that)\b)",
         ),
         _rule(
             "ignore_the_above",
