@@ -2,9 +2,10 @@
 
 The text is read several ways (canonical, de-obfuscated, decoded base64/hex/rot13/Morse; see
 :mod:`~genai_factory.safety.normalize`). A verdict is positive when a rule matches any reading or
-the classifier's highest score over the readings reaches its threshold. The same detector screens
-retrieved chunks and tool outputs (indirect injection). Without a classifier artefact the rules
-still run.
+the classifier's highest score over the readings reaches its threshold. A short question about
+a quoted phrase is read with the phrase replaced (:func:`quoted_mention`). The same detector
+screens retrieved chunks and tool outputs (indirect injection). Without a classifier artefact the
+rules still run.
 """
 
 from __future__ import annotations
@@ -19,8 +20,6 @@ from genai_factory.safety.textclf import HashedLinearModel
 
 REASON = "prompt_injection"
 
-#: A quoted phrase: double, curly, guillemet or back quotes, or single quotes that are not
-#: apostrophes ("what's", "users' notes").
 #: A quoted phrase (up to 80 characters: a phrase asked about, not a payload): double, curly,
 #: guillemet or back quotes, or single quotes that are not apostrophes ("what's", "users' notes").
 _QUOTED = re.compile(
