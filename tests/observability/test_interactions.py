@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from genai_factory.assistant.service import AssistantAnswer
+from genai_factory.assistant.answer import AssistantAnswer
 from genai_factory.exceptions import ProviderUnavailable, SafetyViolation
 from genai_factory.messages import Citation, Usage
 from genai_factory.observability.interaction_store import (

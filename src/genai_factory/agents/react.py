@@ -110,6 +110,8 @@ class _Run:
     last_result: tuple[str, str] | None = None
     #: Set by a repeated action: the next call may only give the final answer.
     answer_next: bool = False
+    #: Tokens one model call may write.
+    step_max_tokens: int = 160
 
     def add_step(self, step: AgentStep) -> AgentStep:
         self.steps.append(step)
@@ -172,19 +174,24 @@ class ReActAgent:
         self.tool_first = tool_first
 
     async def run(
-        self, question: str, *, trace_id: str | None = None, model: ChatModel | None = None
+        self, question: str, *, trace_id: str | None = None, max_tokens: int | None = None
     ) -> AgentResult:
         """Answer ``question`` with the tools; never raises for a tool failure or a limit.
 
-        ``model`` replaces the agent's model for this run (the assistant passes its current
-        model, so wrappers added later, such as metering, apply to the agent too).
+        ``max_tokens`` caps the tokens of each model call of this run (below the limits'
+        ``step_max_tokens``, and never below ``MIN_STEP_TOKENS``), as it caps the answer on the
+        other routes.
         """
+        step_cap = self.limits.step_max_tokens
         run = _Run(
             question=question,
             trace_id=trace_id or uuid.uuid4().hex,
             started=time.perf_counter(),
-            chat_model=model or self.model,
+            chat_model=self.model,
             offered=list(self.tools.values()),
+            step_max_tokens=min(step_cap, max(max_tokens, MIN_STEP_TOKENS))
+            if max_tokens
+            else step_cap,
         )
         try:
             async with asyncio.timeout(self.limits.timeout_s):
@@ -292,7 +299,7 @@ class ReActAgent:
     ) -> tuple[ChatResponse, float] | None:
         """One model call, or ``None`` when the token budget cannot fit it."""
         left = self.limits.token_budget - run.usage.total_tokens - estimate_prompt_tokens(messages)
-        max_tokens = min(self.limits.step_max_tokens, left)
+        max_tokens = min(run.step_max_tokens, left)
         if max_tokens < MIN_STEP_TOKENS:
             return None
         options = make_options(ChatOptions(max_tokens=max_tokens, temperature=self.temperature))

@@ -1,7 +1,14 @@
 """Build the running components from settings: one place, used by the service and the CLI.
 
-The LLM and the embedder share one :class:`ModelWorker`, so their computations never overlap on a
-small machine. Tests pass their own model or embedder instead of the configured ones.
+:func:`assemble` builds the model chain once, whole, from the inside out: each backend behind its
+circuit breaker and retry policy, the primary in a swapper that can serve a promoted champion, the
+backends chained by a fallback model (``llm.registry.build_chat_model``), then
+:class:`~genai_factory.gateway.metered.MeteredModel` (each call charged to the requesting key, when
+the gateway enforces keys) and :class:`~genai_factory.observability.traced_model.TracedModel` (one
+span per call) outermost. The assistant and its agent run on that same chain; nothing is wrapped
+later. The LLM and the embedder share one :class:`ModelWorker`, so their computations never overlap
+on a small machine. Tests pass their own model or embedder instead of the configured ones (the
+metering and tracing wrappers still go around them).
 """
 
 from __future__ import annotations
@@ -16,11 +23,14 @@ from genai_factory.agents.assembly import build_agent
 from genai_factory.assistant.service import AssistantService
 from genai_factory.config import Settings
 from genai_factory.exceptions import ServiceNotReady
+from genai_factory.gateway.metered import MeteredModel
+from genai_factory.gateway.service import GatewayService
 from genai_factory.llm.base import ChatModel
 from genai_factory.llm.registry import build_chat_model
 from genai_factory.llm.swappable import SwappableModel
 from genai_factory.llm.worker import ModelWorker
 from genai_factory.memory.registry import build_session_store
+from genai_factory.observability.traced_model import TracedModel
 from genai_factory.rag.embedding import Embedder, get_embedder
 from genai_factory.rag.embedding_cache import CachedEmbedder
 from genai_factory.rag.index import IngestReport, Progress
@@ -99,8 +109,14 @@ def assemble(
     model: ChatModel | None = None,
     embedder: Embedder | None = None,
     on_breaker_change: Callable[[str, str], None] | None = None,
+    gateway: GatewayService | None = None,
+    safety: SafetyService | None = None,
 ) -> Components:
-    """Create (but do not load) every component named by ``settings``."""
+    """Create (but do not load) every component named by ``settings``.
+
+    ``gateway``: the process's gateway; with keys enforced, model calls are metered by it.
+    ``safety``: the guards, when the caller made them already (else made here when enabled).
+    """
     worker = ModelWorker(name="models")
     breaker_states: dict[str, str] = {}
 
@@ -117,19 +133,23 @@ def assemble(
         return swappable[0]
 
     serve_champion = settings.mlops.serve_champion and settings.llm.provider == "llamacpp"
-    chat_model = model or build_chat_model(
+    chain = model or build_chat_model(
         settings.llm,
         worker=worker,
         on_breaker_change=breaker_changed,
         wrap_primary=swapper if serve_champion else None,
     )
+    if gateway is not None and gateway.enforcing:
+        chain = MeteredModel(chain, gateway)
+    chat_model: ChatModel = TracedModel(chain)
     chosen_embedder = embedder or get_embedder(settings.embeddings, worker=worker)
     if embedder is None and settings.embeddings.cache:
         chosen_embedder = CachedEmbedder(chosen_embedder, settings.cache_dir())
     rag = settings.rag
     index = build_serving_index(settings, chosen_embedder)
     service = settings.service
-    safety = SafetyService(settings) if settings.safety.enabled else None
+    if safety is None and settings.safety.enabled:
+        safety = SafetyService(settings)
     assistant = AssistantService(
         chat_model,
         index,

@@ -6,75 +6,61 @@ The route is ``chat`` (the model alone), ``rag`` (retrieve, then answer from num
 RAG when the best retrieved chunk scores at least ``min_score``, else chat. Every answer carries its
 citations, usage and cost, per-stage latency, the model that answered and a trace id; an agent
 answer also carries its steps and whether a limit cut it short.
+
+Each request is one :class:`~genai_factory.assistant.turn.Turn`: prepared once, answered by the
+model's ``chat`` (:meth:`generate`), its ``stream`` (:meth:`stream`) or the agent, and finished
+once. :meth:`complete` and :meth:`stream_completion` answer a client-written conversation (the
+OpenAI-compatible route) through the same turn, without retrieval or our system prompt.
 """
 
 from __future__ import annotations
 
-import time
-import uuid
-from collections.abc import AsyncIterator, Mapping
-from typing import TYPE_CHECKING, Literal
-
-from pydantic import BaseModel, Field
+from collections.abc import AsyncIterator, Mapping, Sequence
 
 from genai_factory.agents.react import ReActAgent
-from genai_factory.agents.steps import AgentStep, StopReason
+from genai_factory.assistant.answer import (
+    AssistantAnswer,
+    Mode,
+    Route,
+    StreamDelta,
+    StreamEnd,
+    StreamEvent,
+    StreamStart,
+)
 from genai_factory.assistant.routing import DataTerms, data_terms_for, wants_agent
+from genai_factory.assistant.turn import Outcome, Turn
 from genai_factory.exceptions import InvalidRequestError
 from genai_factory.llm.base import ChatModel
-from genai_factory.llm.tokens import PriceLike, priced
+from genai_factory.llm.collector import DeltaCollector
+from genai_factory.llm.tokens import PriceLike
 from genai_factory.memory.protocol import SessionStore
-from genai_factory.messages import ChatOptions, Citation, FinishReason, Message, ScoredChunk, Usage
-from genai_factory.observability.tracing import current_trace_id, stage_span
+from genai_factory.messages import ChatOptions, Message, ScoredChunk
+from genai_factory.observability.tracing import stage_span
 from genai_factory.rag.index import SearchIndex
 from genai_factory.rag.prompting import build_chat_messages, build_rag_messages, citations_for
-from genai_factory.safety.gate import RequestSafety, SafetyGate
-from genai_factory.safety.pipeline import SafetyPipeline, SafetyReport
+from genai_factory.safety.gate import INPUT_ROUTE, SafetyGate
+from genai_factory.safety.pipeline import SafetyPipeline
 
-if TYPE_CHECKING:
-    from genai_factory.assistant.streaming import StreamEvent
-
-Mode = Literal["auto", "chat", "rag", "agent"]
 #: Small models sometimes echo the prompt's layout; an answer ends where a new question would begin.
 RAG_STOP = ("\nQuestion:", "\nContext:")
-Route = Literal["chat", "rag", "agent"]
-
-
-class AssistantAnswer(BaseModel):
-    """One answer of the assistant, as returned by the API and by ``genai-factory ask --json``."""
-
-    answer: str
-    citations: list[Citation] = Field(default_factory=list)
-    usage: Usage
-    latency_ms: float
-    model: str
-    trace_id: str
-    route: Route
-    finish_reason: FinishReason = "stop"
-    session_id: str | None = None
-    stages_ms: dict[str, float] = Field(default_factory=dict)
-    #: The agent's steps (tool, input, observation excerpt, timing) when the agent route ran.
-    steps: list[AgentStep] = Field(default_factory=list)
-    #: True when the agent stopped at a limit (``stop_reason``) and answered with its best effort.
-    limit_hit: bool = False
-    stop_reason: StopReason | None = None
-    #: What the guards did: input verdicts, dropped sources, output verdicts (``None``: guards off).
-    safety: SafetyReport | None = None
+#: The safety policy of client-written conversations (``/v1/chat/completions``).
+CONVERSATION_ROUTE = "chat"
 
 
 class AssistantService:
     """Answers questions with a chat model and, when useful, a knowledge index.
 
     Args:
-        model: the chat model (typically the retry/breaker/fallback chain).
+        model: the chat model (the chain built by ``assistant.assembly``).
         index: the knowledge index, or ``None`` for chat only.
         system_prompt: the assistant's instructions.
         top_k: sources retrieved per question.
         min_score: in ``auto`` mode, RAG runs only when the best source scores at least this.
         prices: model id → price, to fill ``usage.cost_usd``.
         history: session memory; ``None`` keeps no history.
-        agent: the agent of the agent route; ``None`` disables the route.
+        agent: the agent of the agent route (on the same model chain); ``None`` disables it.
         auto_agent: whether ``auto`` mode may choose the agent.
+        safety: the guards of every route; ``None`` turns them off.
     """
 
     def __init__(
@@ -112,6 +98,99 @@ class AssistantService:
         self._data_terms: DataTerms | None = None
         self._data_terms_read = False
 
+    # -- the four ways in --------------------------------------------------------------------
+
+    async def generate(
+        self,
+        query: str,
+        *,
+        mode: Mode = "auto",
+        session_id: str | None = None,
+        max_tokens: int | None = None,
+        reveal_pii: bool = False,
+        history: Sequence[Message] | None = None,
+    ) -> AssistantAnswer:
+        """Answer one question.
+
+        ``reveal_pii``: the caller is authorised to see the values behind reversible redaction
+        placeholders in the answer (the model and the session history only see placeholders).
+        ``history``: earlier turns supplied by the caller, used instead of the session's.
+        """
+        turn = await self._prepare(query, mode, session_id, max_tokens, reveal_pii, history)
+        return await self._answered(turn)
+
+    async def stream(
+        self,
+        query: str,
+        *,
+        mode: Mode = "auto",
+        session_id: str | None = None,
+        max_tokens: int | None = None,
+        reveal_pii: bool = False,
+        history: Sequence[Message] | None = None,
+    ) -> AsyncIterator[StreamEvent]:
+        """Answer one question as events (:mod:`~genai_factory.assistant.answer`): start, answer
+        deltas, end. Refusals (guards, limits, a failing backend) raise before the first event."""
+        turn = await self._prepare(query, mode, session_id, max_tokens, reveal_pii, history)
+        async for event in self._streamed(turn):
+            yield event
+
+    async def complete(
+        self, messages: Sequence[Message], options: ChatOptions, *, reveal_pii: bool = False
+    ) -> AssistantAnswer:
+        """Answer a client-written conversation with the model alone (route ``chat``)."""
+        return await self._answered(self._prepare_conversation(messages, options, reveal_pii))
+
+    async def stream_completion(
+        self, messages: Sequence[Message], options: ChatOptions, *, reveal_pii: bool = False
+    ) -> AsyncIterator[StreamEvent]:
+        """:meth:`complete` as events."""
+        turn = self._prepare_conversation(messages, options, reveal_pii)
+        async for event in self._streamed(turn):
+            yield event
+
+    # -- prepare -----------------------------------------------------------------------------
+
+    async def _prepare(
+        self,
+        query: str,
+        mode: Mode,
+        session_id: str | None,
+        max_tokens: int | None,
+        reveal: bool,
+        history: Sequence[Message] | None,
+    ) -> Turn:
+        turn = Turn(query, self.safety.start(mode, reveal=reveal), session_id=session_id)
+        with turn.timed("input_guards", when=turn.guarded):
+            turn.query = turn.safety.screen_query(query)
+            if history is not None:
+                history = turn.safety.screen_messages(history, INPUT_ROUTE.get(mode, mode))
+        turn.options = ChatOptions(
+            max_tokens=max_tokens or self.max_tokens, temperature=self.temperature
+        )
+        with turn.timed("routing"):
+            to_agent = await self._wants_agent(turn.query, mode)
+        if to_agent:
+            turn.route = "agent"
+            return turn
+        if history is None:
+            history = await self.history.get(session_id) if self.history and session_id else []
+        with turn.timed("retrieval"):
+            turn.route, hits = await self._retrieve(turn.query, mode)
+            turn.hits = turn.safety.screen(hits, turn.route)
+        turn.messages = self._prompt(turn, history)
+        return turn
+
+    def _prepare_conversation(
+        self, messages: Sequence[Message], options: ChatOptions, reveal: bool
+    ) -> Turn:
+        safety = self.safety.start(CONVERSATION_ROUTE, reveal=reveal, system_prompt="")
+        last_user = next((m.content for m in reversed(messages) if m.role == "user"), "")
+        turn = Turn(last_user, safety, options=options, remember=False)
+        with turn.timed("input_guards", when=turn.guarded):
+            turn.messages = safety.screen_messages(messages, CONVERSATION_ROUTE)
+        return turn
+
     async def _wants_agent(self, query: str, mode: Mode) -> bool:
         if mode == "agent":
             if self.agent is None:
@@ -135,131 +214,79 @@ class AssistantService:
             return "rag", hits
         return "chat", []
 
-    async def generate(
-        self,
-        query: str,
-        *,
-        mode: Mode = "auto",
-        session_id: str | None = None,
-        max_tokens: int | None = None,
-        reveal_pii: bool = False,
-    ) -> AssistantAnswer:
-        """Answer one question.
-
-        ``reveal_pii``: the caller is authorised to see the values behind reversible redaction
-        placeholders in the answer (the model and the session history only see placeholders).
-        """
-        started = time.perf_counter()
-        trace_id = current_trace_id() or uuid.uuid4().hex
-        stages: dict[str, float] = {}
-
-        mark = time.perf_counter()
-        guarded = self.safety.start(query, mode, reveal=reveal_pii)
-        query = guarded.query
-        if guarded.pipeline is not None:
-            stages["input_guards"] = _ms_since(mark)
-        mark = time.perf_counter()
-        if await self._wants_agent(query, mode):
-            stages["routing"] = _ms_since(mark)
-            return await self._agent_answer(query, trace_id, started, stages, session_id, guarded)
-        history = await self.history.get(session_id) if self.history and session_id else []
-        mark = time.perf_counter()
-        route, hits = await self._retrieve(query, mode)
-        hits = guarded.screen(hits, route)
-        stages["retrieval"] = _ms_since(mark)
-
-        if route == "rag":
-            messages = build_rag_messages(
-                query,
-                hits,
+    def _prompt(self, turn: Turn, history: Sequence[Message]) -> list[Message]:
+        if turn.route != "rag":
+            return list(
+                build_chat_messages(turn.query, system_prompt=self.system_prompt, history=history)
+            )
+        turn.options = turn.options.model_copy(update={"stop": RAG_STOP})
+        return list(
+            build_rag_messages(
+                turn.query,
+                turn.hits,
                 system_prompt=self.system_prompt,
                 history=history,
                 max_source_chars=self.source_chars,
             )
+        )
+
+    # -- middle ------------------------------------------------------------------------------
+
+    async def _answered(self, turn: Turn) -> AssistantAnswer:
+        if turn.route == "agent":
+            outcome = await self._run_agent(turn)
         else:
-            messages = build_chat_messages(query, system_prompt=self.system_prompt, history=history)
-        options = ChatOptions(
-            max_tokens=max_tokens or self.max_tokens,
-            temperature=self.temperature,
-            stop=RAG_STOP if route == "rag" else (),
+            with turn.timed("llm"):
+                response = await self.model.chat(turn.messages, turn.options)
+            outcome = turn.checked(response)
+        return await self._finish(turn, outcome)
+
+    async def _streamed(self, turn: Turn) -> AsyncIterator[StreamEvent]:
+        if turn.route == "agent":
+            outcome = await self._run_agent(turn)
+            yield self._start_event(turn)
+            if text := turn.safety.shown(outcome.text).strip():
+                yield StreamDelta(text=text)
+        else:
+            collector = DeltaCollector(model=self.model.name)
+            deltas = self.model.stream(turn.messages, turn.options)
+            pieces = turn.guarded_stream(deltas, collector)
+            try:
+                first = await anext(pieces, None)  # a refusal raises before the start event
+                yield self._start_event(turn)
+                if first:
+                    yield StreamDelta(text=first)
+                async for text in pieces:
+                    yield StreamDelta(text=text)
+            finally:
+                await pieces.aclose()
+            response = collector.response(turn.messages)
+            outcome = Outcome.of_response(response, response.text)
+        yield StreamEnd(answer=await self._finish(turn, outcome))
+
+    def _start_event(self, turn: Turn) -> StreamStart:
+        return StreamStart(
+            trace_id=turn.trace_id,
+            route=turn.route,
+            session_id=turn.session_id,
+            citations=citations_for("", turn.hits, excerpt_chars=self.excerpt_chars),
         )
 
-        mark = time.perf_counter()
-        response = await self.model.chat(messages, options)
-        stages["llm"] = _ms_since(mark)
-        mark = time.perf_counter()
-        text = guarded.answer(response.text, route, hits)
-        if guarded.pipeline is not None:
-            stages["output_guards"] = _ms_since(mark)
-
-        if self.history and session_id:
-            await self.history.append(session_id, [Message.user(query), Message.assistant(text)])
-        return AssistantAnswer(
-            answer=guarded.shown(text).strip(),
-            citations=citations_for(response.text, hits, excerpt_chars=self.excerpt_chars),
-            usage=priced(response.usage, response.model, self.prices),
-            latency_ms=_ms_since(started),
-            model=response.model,
-            trace_id=trace_id,
-            route=route,
-            finish_reason=response.finish_reason,
-            session_id=session_id,
-            stages_ms=stages,
-            safety=guarded.summary(),
-        )
-
-    async def _agent_answer(
-        self,
-        query: str,
-        trace_id: str,
-        started: float,
-        stages: dict[str, float],
-        session_id: str | None,
-        guarded: RequestSafety | None = None,
-    ) -> AssistantAnswer:
+    async def _run_agent(self, turn: Turn) -> Outcome:
         assert self.agent is not None
-        mark = time.perf_counter()
-        result = await self.agent.run(query, trace_id=trace_id, model=self.model)
-        stages["agent"] = _ms_since(mark)
-        answer = guarded.answer(result.answer, "agent") if guarded else result.answer
-        if self.history and session_id:
-            await self.history.append(session_id, [Message.user(query), Message.assistant(answer)])
-        return AssistantAnswer(
-            answer=guarded.shown(answer) if guarded else answer,
-            usage=priced(result.usage, result.model, self.prices),
-            latency_ms=_ms_since(started),
-            model=result.model,
-            trace_id=trace_id,
-            route="agent",
-            session_id=session_id,
-            stages_ms=stages,
-            steps=result.steps,
-            limit_hit=result.limit_hit,
-            stop_reason=result.stop_reason,
-            safety=guarded.summary() if guarded else None,
-        )
+        with turn.timed("agent"):
+            result = await self.agent.run(
+                turn.query, trace_id=turn.trace_id, max_tokens=turn.options.max_tokens
+            )
+        with turn.timed("output_guards", when=turn.guarded):
+            text = turn.safety.answer(result.answer, "agent")
+        return Outcome.of_agent(result, text)
 
-    def stream(
-        self,
-        query: str,
-        *,
-        mode: Mode = "auto",
-        session_id: str | None = None,
-        max_tokens: int | None = None,
-        reveal_pii: bool = False,
-    ) -> AsyncIterator[StreamEvent]:
-        """Answer one question as events: start, answer deltas, end (``assistant.streaming``)."""
-        from genai_factory.assistant.streaming import stream_answer
+    # -- finish ------------------------------------------------------------------------------
 
-        return stream_answer(
-            self,
-            query,
-            mode=mode,
-            session_id=session_id,
-            max_tokens=max_tokens,
-            reveal_pii=reveal_pii,
-        )
-
-
-def _ms_since(mark: float) -> float:
-    return round((time.perf_counter() - mark) * 1000, 2)
+    async def _finish(self, turn: Turn, outcome: Outcome) -> AssistantAnswer:
+        if self.history is not None and turn.session_id and turn.remember:
+            await self.history.append(
+                turn.session_id, [Message.user(turn.query), Message.assistant(outcome.text)]
+            )
+        return turn.finish(outcome, prices=self.prices, excerpt_chars=self.excerpt_chars)

@@ -24,9 +24,10 @@ from genai_factory.exceptions import ConfigurationError
 from genai_factory.gateway.budgets import BudgetCounter, Budgets, InProcessBudgetCounter
 from genai_factory.gateway.group_commit import GroupCommitLedger
 from genai_factory.gateway.keys import KeyStore
+from genai_factory.gateway.ledger import SpendLedger
 from genai_factory.gateway.pricing import PriceBook
 from genai_factory.gateway.ratelimit import InProcessRateLimiter, RateLimiter
-from genai_factory.gateway.service import GatewayService
+from genai_factory.gateway.service import GatewayHooks, GatewayService
 from genai_factory.gateway.sql_store import SqlKeyStore, SqlSpendLedger, open_engine
 
 log = structlog.get_logger(__name__)
@@ -98,7 +99,12 @@ async def _backends(
     )
 
 
-async def open_gateway(settings: Settings) -> GatewayService:
+#: Makes the gateway's observers once its key store and ledger are open (the cost monitor reads
+#: both): the telemetry's :meth:`~genai_factory.observability.assembly.Telemetry.gateway_hooks`.
+HooksFactory = Callable[[KeyStore, SpendLedger], GatewayHooks]
+
+
+async def open_gateway(settings: Settings, *, hooks: HooksFactory | None = None) -> GatewayService:
     """Open the key store, ledger and limit backends named by ``settings``; close with ``aclose``.
 
     Raises:
@@ -138,4 +144,5 @@ async def open_gateway(settings: Settings) -> GatewayService:
         enforcing=enforcing,
         key_cache_s=settings.auth.key_cache_s,
         closers=[ledger.flush, *closers, dispose],
+        hooks=hooks(keys, ledger) if hooks is not None else None,
     )

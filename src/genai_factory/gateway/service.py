@@ -45,6 +45,18 @@ MISSING_KEY = (
 
 
 @dataclass(frozen=True)
+class GatewayHooks:
+    """Observers of the gateway (metrics, the cost monitor), called synchronously.
+
+    ``on_refusal(reason)``: a limit or budget refused a request (``rpm``, ``tpm``,
+    ``tpm_exceeds_limit``, ``budget``). ``on_recorded(entries)``: spend rows were written.
+    """
+
+    on_refusal: Callable[[str], None] | None = None
+    on_recorded: Callable[[Sequence[SpendEntry]], None] | None = None
+
+
+@dataclass(frozen=True)
 class CallHold:
     """What :meth:`GatewayService.reserve_call` took for one model call; settle it once."""
 
@@ -68,6 +80,7 @@ class GatewayService:
         enforcing: whether requests need a key (limits and budgets apply only with a key).
         key_cache_s: how long a looked-up key is reused; a revocation elsewhere takes this long.
         closers: called by :meth:`aclose` (database engine, Redis client).
+        hooks: the observers of refusals and recorded spend.
     """
 
     def __init__(
@@ -81,6 +94,7 @@ class GatewayService:
         enforcing: bool,
         key_cache_s: float = 5.0,
         closers: Sequence[Callable[[], Awaitable[None]]] = (),
+        hooks: GatewayHooks | None = None,
     ) -> None:
         self.keys = keys
         self.ledger = ledger
@@ -92,15 +106,11 @@ class GatewayService:
         self._closers = list(closers)
         self._cache: dict[str, tuple[ApiKey | None, float]] = {}
         self._lookups: SingleFlight[ApiKey | None] = SingleFlight()
-        #: Observers (metrics, the cost monitor); set after construction, called synchronously.
-        #: ``on_refusal(reason)``: a limit or budget refused a request (``rpm``, ``tpm``,
-        #: ``tpm_exceeds_limit``, ``budget``). ``on_recorded(entries)``: spend rows were written.
-        self.on_refusal: Callable[[str], None] | None = None
-        self.on_recorded: Callable[[Sequence[SpendEntry]], None] | None = None
+        self.hooks = hooks or GatewayHooks()
 
     def _refused(self, reason: str) -> None:
-        if self.on_refusal is not None:
-            self.on_refusal(reason)
+        if self.hooks.on_refusal is not None:
+            self.hooks.on_refusal(reason)
 
     # -- keys ---------------------------------------------------------------------------------
 
@@ -283,9 +293,9 @@ class GatewayService:
         except Exception as exc:
             log.error("spend_ledger_write_failed", error=str(exc), rows=len(entries))
             return
-        if self.on_recorded is not None:
+        if self.hooks.on_recorded is not None:
             try:
-                self.on_recorded(entries)
+                self.hooks.on_recorded(entries)
             except Exception as exc:
                 log.error("spend_listener_failed", error=str(exc))
 

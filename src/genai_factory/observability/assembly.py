@@ -1,7 +1,8 @@
 """``Telemetry``: the observability of one application, opened in its lifespan.
 
 It holds the metrics (made in ``create_app``), the tracer provider, the interaction-log writer and
-the cost monitor, and hooks the gateway's refusals and spend into them. Routes report each answer
+the cost monitor, and makes the gateway's hooks (refusals and spend into them) when the gateway
+is opened. Routes report each answer
 or failure through :meth:`Telemetry.observing`, which feeds the pipeline metrics (stages, tokens,
 cost per model and key) and the interaction log in one place.
 """
@@ -20,9 +21,11 @@ import structlog
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import Tracer
 
-from genai_factory.config import Settings
+from genai_factory.config import ObservabilitySettings, Settings
 from genai_factory.gateway.context import current_request
-from genai_factory.gateway.service import GatewayService
+from genai_factory.gateway.keys import KeyStore
+from genai_factory.gateway.ledger import SpendLedger
+from genai_factory.gateway.service import GatewayHooks
 from genai_factory.observability.cost_monitor import CostMonitor
 from genai_factory.observability.interaction_store import (
     SqlInteractionLog,
@@ -40,7 +43,7 @@ from genai_factory.observability.metrics import Metrics
 from genai_factory.observability.tracing import TRACER_NAME, build_tracer_provider
 
 if TYPE_CHECKING:
-    from genai_factory.assistant.service import AssistantAnswer
+    from genai_factory.assistant.answer import AssistantAnswer
 
 log = structlog.get_logger(__name__)
 SPILL_FILE = "interactions.unwritten.jsonl"
@@ -67,15 +70,29 @@ class Telemetry:
     metrics: Metrics
     tracer_provider: TracerProvider
     interactions: InteractionWriter
-    cost_monitor: CostMonitor | None = None
     text_policy: TextPolicy = field(default_factory=TextPolicy)
+    settings: ObservabilitySettings = field(default_factory=ObservabilitySettings)
+    #: Made with the gateway's hooks (:meth:`gateway_hooks`).
+    cost_monitor: CostMonitor | None = None
 
     def __post_init__(self) -> None:
         self.tracer: Tracer = self.tracer_provider.get_tracer(TRACER_NAME)
 
-    def set_redactor(self, redact: Redactor | None) -> None:
-        """Redact request and answer texts before they are stored (the safety pipeline's hook)."""
-        self.text_policy = TextPolicy(store_text=self.text_policy.store_text, redact=redact)
+    def gateway_hooks(self, keys: KeyStore, ledger: SpendLedger) -> GatewayHooks:
+        """The gateway's observers: refusals counted, recorded spend checked against budgets by
+        a cost monitor made here (passed to ``open_gateway``, which calls it once)."""
+        webhook = self.settings.budget_alert_webhook
+        self.cost_monitor = CostMonitor(
+            keys=keys,
+            ledger=ledger,
+            share=self.settings.budget_alert_share,
+            metrics=self.metrics,
+            webhook_url=webhook,
+            http=httpx.AsyncClient(timeout=self.settings.webhook_timeout_s) if webhook else None,
+        )
+        return GatewayHooks(
+            on_refusal=self.metrics.refused, on_recorded=self.cost_monitor.spend_recorded
+        )
 
     def answered(
         self,
@@ -176,9 +193,9 @@ class Telemetry:
 
 
 async def open_telemetry(
-    settings: Settings, metrics: Metrics, gateway: GatewayService
+    settings: Settings, metrics: Metrics, *, redactor: Redactor | None = None
 ) -> Telemetry:
-    """Open the interaction log and the tracer provider, and hook the gateway into the metrics.
+    """Open the interaction log and the tracer provider. ``redactor`` cleans stored texts.
 
     Raises:
         ConfigurationError: the interaction log's database cannot be opened.
@@ -189,21 +206,10 @@ async def open_telemetry(
         SqlInteractionLog(engine), metrics=metrics, spill_path=settings.data_dir / SPILL_FILE
     )
     writer.start()
-    webhook = observability.budget_alert_webhook
-    monitor = CostMonitor(
-        keys=gateway.keys,
-        ledger=gateway.ledger,
-        share=observability.budget_alert_share,
-        metrics=metrics,
-        webhook_url=webhook,
-        http=httpx.AsyncClient(timeout=observability.webhook_timeout_s) if webhook else None,
-    )
-    gateway.on_refusal = metrics.refused
-    gateway.on_recorded = monitor.spend_recorded
     return Telemetry(
         metrics=metrics,
         tracer_provider=build_tracer_provider(observability),
         interactions=writer,
-        cost_monitor=monitor,
-        text_policy=TextPolicy(store_text=observability.store_text),
+        text_policy=TextPolicy(store_text=observability.store_text, redact=redactor),
+        settings=observability,
     )

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from genai_factory.exceptions import GenAIFactoryError, SafetyViolation
 
 if TYPE_CHECKING:
-    from genai_factory.assistant.service import AssistantAnswer
+    from genai_factory.assistant.answer import AssistantAnswer
 
 Redactor = Callable[[str], str]
 InteractionStatus = Literal["ok", "error", "blocked", "cancelled"]

@@ -1,10 +1,23 @@
-"""The safety steps of one assistant request, in the order the assistant takes them.
+"""The safety steps of one request, and the one rule for which text each guard surface sees.
 
-``SafetyGate.start(query, mode)`` runs the input guards before routing and returns a
-:class:`RequestSafety`, which then screens the retrieved chunks (indirect injection: flagged ones
-are dropped and reported), checks the answer (or guards its stream) and holds the
-:class:`~genai_factory.safety.pipeline.SafetyReport` returned with the answer. Without a pipeline
-every step passes the text through unchanged, so the assistant needs no ``if``.
+``SafetyGate.start(mode)`` opens a :class:`RequestSafety` for one request. Every route (the
+assistant's chat, RAG and agent routes, ``/v1/chat/completions``, and :class:`GuardedModel`)
+screens through it, by one rule:
+
+* text a user supplied goes through the **input** guards before a model sees it: the assistant's
+  query, and every ``user`` message of a client-written conversation (a client can put an injection
+  in an earlier turn as easily as in the last one). A redaction replaces the text;
+* text that reaches the model from elsewhere is **indirect** input and goes through the
+  **context** guards: retrieved chunks, tool outputs of the agent
+  (:class:`~genai_factory.safety.tools.ScreenedTool`) and ``tool`` messages of a conversation.
+  Flagged items are dropped (a tool message's content is withheld) and reported;
+* ``system`` messages are the caller's own instructions and ``assistant`` messages earlier model
+  output: they pass unchanged;
+* the answer goes through the **output** guards, whole or as a stream through the pipeline's
+  hold-back buffer.
+
+The :class:`~genai_factory.safety.pipeline.SafetyReport` of the request collects every verdict.
+Without a pipeline every step passes the text through unchanged, so callers need no ``if``.
 """
 
 from __future__ import annotations
@@ -12,26 +25,60 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 
-from genai_factory.messages import ChatDelta, ScoredChunk
+from genai_factory.messages import ChatDelta, Message, ScoredChunk
 from genai_factory.safety.guard import Verdict
 from genai_factory.safety.pipeline import SafetyPipeline, SafetyReport, merge_verdicts
 from genai_factory.safety.redaction import RedactionVault
 
 #: The policy that input guards use for each requested mode (before the route is known).
 INPUT_ROUTE = {"auto": "default", "chat": "chat", "rag": "rag", "agent": "agent"}
+#: What a conversation's ``tool`` message says instead of an output the context guards withheld.
+WITHHELD = "[tool output withheld by the safety guards: {reason}]"
 
 
 @dataclass
 class RequestSafety:
-    """The safety state of one request: the (possibly redacted) query and the report."""
+    """The safety state of one request: its vault of placeholders and its report."""
 
     pipeline: SafetyPipeline | None
-    system_prompt: str
-    query: str
+    system_prompt: str = ""
+    #: The policy of the input guards (``INPUT_ROUTE`` of the requested mode).
+    input_route: str = "default"
     vault: RedactionVault | None = None
     report: SafetyReport = field(default_factory=SafetyReport)
     #: Whether the caller is authorised to see the values behind reversible placeholders.
     reveal: bool = False
+
+    def screen_query(self, text: str) -> str:
+        """``text`` (user-supplied) after the input guards; raises ``SafetyViolation`` on a block."""
+        if self.pipeline is None:
+            return text
+        checked = self.pipeline.check_input(text, route=self.input_route, vault=self.vault)
+        self.report.input += checked.summaries()
+        return checked.text
+
+    def screen_messages(self, messages: Sequence[Message], route: str) -> list[Message]:
+        """A client-written conversation after the guards, by the rule of the module docstring."""
+        screened: list[Message] = []
+        for message in messages:
+            content = message.content
+            if message.role == "user" and content:
+                content = self.screen_query(content)
+            elif message.role == "tool" and content:
+                content = self._screen_tool(message, route)
+            changed = content != message.content
+            screened.append(message.model_copy(update={"content": content}) if changed else message)
+        return screened
+
+    def _screen_tool(self, message: Message, route: str) -> str:
+        if self.pipeline is None:
+            return message.content
+        source = message.tool_call_id or message.name or "tool"
+        _, dropped = self.pipeline.screen_context([(source, message.content)], route=route)
+        if not dropped:
+            return message.content
+        self.report.dropped_sources += dropped
+        return WITHHELD.format(reason=dropped[0]["reason"])
 
     def screen(self, hits: Sequence[ScoredChunk], route: str) -> list[ScoredChunk]:
         """The retrieved chunks the context guards let through (dropped ones are reported)."""
@@ -90,10 +137,6 @@ class RequestSafety:
                 await closer()
             self.report.output += merge_verdicts(verdicts)
 
-    def restore(self, text: str) -> str:
-        """Placeholders mapped back to the original values (only for authorised callers)."""
-        return self.vault.restore(text) if self.vault is not None else text
-
     def shown(self, text: str) -> str:
         """``text`` as the caller may see it: placeholders restored when ``reveal`` is set (the
         model, the session history and the logs keep the redacted text)."""
@@ -105,10 +148,7 @@ class RequestSafety:
         return restored
 
     def summary(self) -> SafetyReport | None:
-        report = self.report
-        if self.pipeline is None:
-            return None
-        return report
+        return None if self.pipeline is None else self.report
 
 
 def _dropped_positions(total: int, kept: Sequence[int]) -> list[int]:
@@ -117,24 +157,31 @@ def _dropped_positions(total: int, kept: Sequence[int]) -> list[int]:
 
 
 class SafetyGate:
-    """Starts the safety steps of each request (see the module docstring)."""
+    """Opens the safety state of each request (see the module docstring).
 
-    def __init__(self, pipeline: SafetyPipeline | None, system_prompt: str) -> None:
+    ``system_prompt`` is what the output guards keep from leaking (the assistant's instructions;
+    empty for a client-written conversation, which holds no instructions of ours).
+    """
+
+    def __init__(self, pipeline: SafetyPipeline | None, system_prompt: str = "") -> None:
         self.pipeline = pipeline
         self.system_prompt = system_prompt
 
-    def start(self, query: str, mode: str = "auto", *, reveal: bool = False) -> RequestSafety:
-        """Run the input guards of ``mode``'s policy (raises ``SafetyViolation`` on a block).
+    def start(
+        self, mode: str = "auto", *, reveal: bool = False, system_prompt: str | None = None
+    ) -> RequestSafety:
+        """The safety state of one request whose input guards use ``mode``'s policy.
 
         ``reveal``: the caller is authorised to get reversible placeholders mapped back in the
         answer (only has an effect with reversible redaction on).
         """
+        prompt = self.system_prompt if system_prompt is None else system_prompt
         if self.pipeline is None:
-            return RequestSafety(None, self.system_prompt, query)
-        vault = self.pipeline.new_vault()
-        checked = self.pipeline.check_input(query, route=INPUT_ROUTE.get(mode, mode), vault=vault)
-        request = RequestSafety(
-            self.pipeline, self.system_prompt, checked.text, vault, reveal=reveal
+            return RequestSafety(None, prompt)
+        return RequestSafety(
+            self.pipeline,
+            prompt,
+            input_route=INPUT_ROUTE.get(mode, mode),
+            vault=self.pipeline.new_vault(),
+            reveal=reveal,
         )
-        request.report.input = checked.summaries()
-        return request

@@ -1,9 +1,10 @@
 """``GuardedModel``: a ``ChatModel`` wrapper that runs a safety pipeline around another model.
 
-The last user message goes through the route's input guards (a block raises
-:class:`~genai_factory.exceptions.SafetyViolation`, a redaction replaces the message), and the
-answer through its output guards; streams are guarded through the hold-back buffer, so no unchecked
-text reaches the caller. Composes with the retry, breaker and fallback wrappers in any order.
+It screens the conversation and the answer exactly as the service's routes do, through
+:class:`~genai_factory.safety.gate.RequestSafety` (every ``user`` message through the input guards,
+``tool`` messages through the context guards, the answer through the output guards; streams
+through the hold-back buffer, so no unchecked text reaches the caller). Composes with the retry,
+breaker and fallback wrappers in any order.
 """
 
 from __future__ import annotations
@@ -12,8 +13,8 @@ from collections.abc import AsyncIterator, Sequence
 
 from genai_factory.llm.base import ChatModel
 from genai_factory.messages import ChatDelta, ChatOptions, ChatResponse, Message
+from genai_factory.safety.gate import RequestSafety, SafetyGate
 from genai_factory.safety.pipeline import SafetyPipeline
-from genai_factory.safety.redaction import RedactionVault
 
 
 class GuardedModel(ChatModel):
@@ -21,42 +22,27 @@ class GuardedModel(ChatModel):
 
     def __init__(self, inner: ChatModel, pipeline: SafetyPipeline, *, route: str = "chat") -> None:
         self.inner = inner
-        self.pipeline = pipeline
+        self.gate = SafetyGate(pipeline)
         self.route = route
         self.name = inner.name
 
-    def _guard_input(
-        self, messages: Sequence[Message]
-    ) -> tuple[list[Message], str, RedactionVault | None]:
-        guarded = list(messages)
-        vault = self.pipeline.new_vault()
-        system_prompt = next((m.content for m in guarded if m.role == "system"), "")
-        for position in range(len(guarded) - 1, -1, -1):
-            if guarded[position].role == "user":
-                message = guarded[position]
-                checked = self.pipeline.check_input(message.content, route=self.route, vault=vault)
-                guarded[position] = message.model_copy(update={"content": checked.text})
-                break
-        return guarded, system_prompt, vault
+    def _start(self, messages: Sequence[Message]) -> tuple[RequestSafety, list[Message]]:
+        system_prompt = next((m.content for m in messages if m.role == "system"), "")
+        safety = self.gate.start(self.route, system_prompt=system_prompt)
+        return safety, safety.screen_messages(messages, self.route)
 
     async def chat(
         self, messages: Sequence[Message], options: ChatOptions | None = None
     ) -> ChatResponse:
-        guarded, system_prompt, vault = self._guard_input(messages)
-        response = await self.inner.chat(guarded, options)
-        checked = self.pipeline.check_output(
-            response.text, route=self.route, system_prompt=system_prompt, vault=vault
-        )
-        return response.model_copy(update={"text": checked.text})
+        safety, screened = self._start(messages)
+        response = await self.inner.chat(screened, options)
+        return response.model_copy(update={"text": safety.answer(response.text, self.route)})
 
     async def stream(
         self, messages: Sequence[Message], options: ChatOptions | None = None
     ) -> AsyncIterator[ChatDelta]:
-        guarded, system_prompt, vault = self._guard_input(messages)
-        deltas = self.inner.stream(guarded, options)
-        async for delta in self.pipeline.guard_stream(
-            deltas, route=self.route, system_prompt=system_prompt, vault=vault
-        ):
+        safety, screened = self._start(messages)
+        async for delta in safety.stream(self.inner.stream(screened, options), self.route):
             yield delta
 
     def count_tokens(self, text: str) -> int:

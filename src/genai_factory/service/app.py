@@ -4,19 +4,20 @@ Start-up builds the components at once and loads them in the background: ``/heal
 immediately, ``/readyz`` turns 200 when the model is loaded and the knowledge base is indexed, and
 requests before that get a 503 with ``Retry-After``.
 
-The gateway (API keys, rate limits, budgets, spend ledger) opens first: its middleware guards every
-route but the probes, and when auth is on the model is wrapped in a ``MeteredModel`` so each call is
-charged to the requesting key (see ``docs/gateway.md``). Then the telemetry (tracing, interaction
-log, cost monitor; the Prometheus metrics are made here, one registry per app): its middleware is
-outermost, gives every request its trace id, root span and HTTP metrics, and the model is wrapped
-in a ``TracedModel`` (see ``docs/observability.md``).
+:func:`open_runtime` opens what the service runs on, once and in order: the telemetry (tracing,
+interaction log, cost monitor; the Prometheus metrics are made here, one registry per app), the
+gateway (API keys, rate limits, budgets, spend ledger) with the telemetry's hooks, and the
+components, whose model chain ends in a ``MeteredModel`` (each call charged to the requesting key
+when auth is on; ``docs/gateway.md``) and a ``TracedModel`` (``docs/observability.md``). The
+telemetry middleware is outermost: it gives every request its trace id, root span and HTTP metrics;
+the gateway middleware guards every route but the probes.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 
 import structlog
 from fastapi import FastAPI
@@ -27,7 +28,6 @@ from genai_factory.config import Settings, load_settings
 from genai_factory.exceptions import GenAIFactoryError
 from genai_factory.gateway.admin import router as admin_router
 from genai_factory.gateway.assembly import check_auth_binding, open_gateway
-from genai_factory.gateway.metered import MeteredModel
 from genai_factory.gateway.middleware import GatewayMiddleware
 from genai_factory.gateway.service import GatewayService
 from genai_factory.llm.base import ChatModel
@@ -35,8 +35,8 @@ from genai_factory.mlops.champion import ChampionWatcher
 from genai_factory.observability.assembly import Telemetry, open_telemetry
 from genai_factory.observability.metrics import Metrics
 from genai_factory.observability.middleware import ObservabilityMiddleware
-from genai_factory.observability.traced_model import TracedModel
 from genai_factory.rag.embedding import Embedder
+from genai_factory.safety.registry import SafetyService
 from genai_factory.service.errors import error_response, install_error_handlers
 from genai_factory.service.routes import (
     assistant,
@@ -86,13 +86,37 @@ async def _start(app: FastAPI, parts: Components, on_ready: ReadyHook | None) ->
         log.exception("startup_failed")
 
 
-async def _open_services(settings: Settings, registry: Metrics) -> tuple[GatewayService, Telemetry]:
-    gateway = await open_gateway(settings)
-    try:
-        return gateway, await open_telemetry(settings, registry, gateway)
-    except BaseException:
-        await gateway.aclose()
-        raise
+@asynccontextmanager
+async def open_runtime(
+    settings: Settings,
+    registry: Metrics,
+    *,
+    model: ChatModel | None = None,
+    embedder: Embedder | None = None,
+) -> AsyncIterator[tuple[Telemetry, GatewayService, Components]]:
+    """Open everything the service runs on, in dependency order, and close it in reverse.
+
+    The guards first (cheap until loaded: their redactor cleans the interaction log), then the
+    telemetry, then the gateway with the telemetry's hooks, then the components with the whole
+    model chain (``assistant.assembly``). Nothing is rewired afterwards.
+    """
+    safety = SafetyService(settings) if settings.safety.enabled else None
+    async with AsyncExitStack() as stack:
+        redactor = safety.redactor() if safety is not None else None
+        telemetry = await open_telemetry(settings, registry, redactor=redactor)
+        stack.push_async_callback(telemetry.aclose)
+        gateway = await open_gateway(settings, hooks=telemetry.gateway_hooks)
+        stack.push_async_callback(gateway.aclose)
+        parts = assemble(
+            settings,
+            model=model,
+            embedder=embedder,
+            on_breaker_change=registry.breaker_changed,
+            gateway=gateway,
+            safety=safety,
+        )
+        stack.push_async_callback(parts.aclose)
+        yield telemetry, gateway, parts
 
 
 def create_app(
@@ -109,34 +133,21 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        gateway, telemetry = await _open_services(resolved, registry)
-        app.state.gateway, app.state.telemetry = gateway, telemetry
-        try:
-            parts = assemble(
-                resolved, model=model, embedder=embedder, on_breaker_change=registry.breaker_changed
-            )
-        except BaseException:
-            await telemetry.aclose()
-            await gateway.aclose()
-            raise
-        metered = MeteredModel(parts.model, gateway) if gateway.enforcing else parts.model
-        parts.model = parts.assistant.model = TracedModel(metered)
-        app.state.components = parts
-        if parts.safety is not None:
-            telemetry.set_redactor(parts.safety.redactor())  # no PII in the interaction log
-        app.state.startup_error = None
-        app.state.champion_task = None
-        app.state.startup_task = asyncio.create_task(_start(app, parts, on_ready))
-        try:
-            yield
-        finally:
-            tasks = [t for t in (app.state.startup_task, app.state.champion_task) if t is not None]
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            await parts.aclose()
-            await telemetry.aclose()
-            await gateway.aclose()
+        runtime = open_runtime(resolved, registry, model=model, embedder=embedder)
+        async with runtime as (telemetry, gateway, parts):
+            app.state.gateway, app.state.telemetry = gateway, telemetry
+            app.state.components = parts
+            app.state.startup_error = None
+            app.state.champion_task = None
+            app.state.startup_task = asyncio.create_task(_start(app, parts, on_ready))
+            try:
+                yield
+            finally:
+                tasks = [app.state.startup_task, app.state.champion_task]
+                running = [task for task in tasks if task is not None]
+                for task in running:
+                    task.cancel()
+                await asyncio.gather(*running, return_exceptions=True)
 
     app = FastAPI(
         title="GenAI Factory — GenAI Assistant",

@@ -5,7 +5,8 @@ from __future__ import annotations
 from fastapi import Request
 
 from genai_factory.assistant.assembly import Components
-from genai_factory.exceptions import ServiceNotReady
+from genai_factory.exceptions import InvalidRequestError, ServiceNotReady
+from genai_factory.gateway.admin import admin_key, gateway
 from genai_factory.observability.assembly import Telemetry
 
 
@@ -30,3 +31,10 @@ def telemetry(request: Request) -> Telemetry:
     if found is None:
         raise ServiceNotReady("the service is starting")
     return found
+
+
+async def check_reveal(request: Request, parts: Components) -> None:
+    """``reveal_pii`` needs reversible redaction and an admin key (401/403 as the admin API)."""
+    if not parts.settings.safety.reversible_redaction:
+        raise InvalidRequestError("reveal_pii needs safety.reversible_redaction to be on")
+    await admin_key(request, gateway(request))

@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator
 
-from genai_factory.messages import FinishReason, Message, Usage
+from genai_factory.messages import Citation, FinishReason, Message, Usage
 
 OpenAIFinishReason = Literal["stop", "length"]
 #: Our finish reasons in OpenAI's vocabulary (a cut or failed answer still "stopped").
@@ -73,6 +73,17 @@ class ChatCompletionRequest(BaseModel):
     stream: bool = False
     stream_options: StreamOptions | None = None
     tools: list[dict[str, Any]] | None = None
+    #: GenAI Factory extensions (OpenAI clients send them with ``extra_body``).
+    mode: Literal["auto", "chat", "rag", "agent"] | None = Field(
+        default=None,
+        description="Run an assistant turn instead of the model alone: the last user message is "
+        "the question, earlier user and assistant messages its history (as on "
+        "/v1/assistant/generate; sampling options other than max_tokens are the service's).",
+    )
+    reveal_pii: bool = Field(
+        default=False,
+        description="As on /v1/assistant/generate: needs reversible redaction and an admin key.",
+    )
 
     @field_validator("n")
     @classmethod
@@ -141,6 +152,8 @@ class ChatCompletion(BaseModel):
     choices: list[Choice]
     usage: CompletionUsage
     system_fingerprint: None = None
+    #: GenAI Factory extension: the sources of an assistant turn (``mode``), cited or not.
+    citations: list[Citation] = Field(default_factory=list)
 
 
 class ChunkDelta(BaseModel):

@@ -5,18 +5,26 @@ budget, a failing backend) must be tried *before*: :func:`primed` takes the firs
 source now, in the route, where an exception still becomes a normal HTTP error, and returns a
 source that yields that item and the rest. An error after the headers is sent as the stream's last
 event, in the same body shape as an HTTP error.
+
+:func:`observed_sse` is the one loop that turns a turn's events into a route's wire format and
+reports the outcome exactly once: the answer (before the closing events are sent, so a client that
+reads the interaction log or the ledger right after the stream finds the rows), an error, or the
+client leaving (``cancelled``).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable, Iterable
 from typing import TypeVar
 
 import structlog
 from fastapi.responses import StreamingResponse
 
+from genai_factory.assistant.answer import StreamEnd, StreamEvent
 from genai_factory.exceptions import GenAIFactoryError
+from genai_factory.observability.assembly import Telemetry
 from genai_factory.service.errors import error_body, status_for
 
 T = TypeVar("T")
@@ -69,3 +77,54 @@ def stream_error(exc: BaseException, trace_id: str) -> str:
         return json.dumps(error_body(exc.code, message, trace_id))
     log.error("stream_failed", error_type=type(exc).__name__, trace_id=trace_id, exc_info=exc)
     return json.dumps(error_body("internal_error", "internal error; see the service log", trace_id))
+
+
+#: How a route writes one event of a turn on the wire (zero or more SSE events).
+Render = Callable[[StreamEvent], Iterable[bytes]]
+
+
+async def observed_sse(
+    events: AsyncIterator[StreamEvent],
+    render: Render,
+    tele: Telemetry,
+    *,
+    endpoint: str,
+    request_text: str,
+    trace_id: str,
+    mode: str | None = None,
+    session_id: str | None = None,
+    error_event: str | None = None,
+) -> AsyncIterator[bytes]:
+    """``events`` rendered by ``render``, with the outcome reported once (see the module doc)."""
+    started = time.perf_counter()
+    reported = False
+
+    def failed(exc: BaseException) -> None:
+        latency = round((time.perf_counter() - started) * 1000, 2)
+        tele.failed(
+            exc,
+            trace_id=trace_id,
+            endpoint=endpoint,
+            request_text=request_text,
+            latency_ms=latency,
+            mode=mode,
+            session_id=session_id,
+        )
+
+    try:
+        async for event in events:
+            if isinstance(event, StreamEnd):
+                tele.answered(event.answer, endpoint=endpoint, request_text=request_text, mode=mode)
+                reported = True
+            for data in render(event):
+                yield data
+    except Exception as exc:
+        reported = True
+        failed(exc)
+        yield sse_event(stream_error(exc, trace_id), error_event)
+    finally:
+        if not reported:
+            failed(GeneratorExit())
+        closer = getattr(events, "aclose", None)
+        if closer is not None:
+            await closer()

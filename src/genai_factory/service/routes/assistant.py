@@ -2,24 +2,20 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import AsyncIterator
+from collections.abc import Iterable
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import StreamingResponse
 
+from genai_factory.assistant.answer import AssistantAnswer, StreamEnd, StreamEvent
 from genai_factory.assistant.assembly import Components
-from genai_factory.assistant.service import AssistantAnswer
-from genai_factory.assistant.streaming import StreamEnd, StreamEvent
-from genai_factory.exceptions import InvalidRequestError
-from genai_factory.gateway.admin import admin_key, gateway
 from genai_factory.gateway.context import bind_trace_id
 from genai_factory.observability.assembly import Telemetry, request_key_id
-from genai_factory.service.deps import ready_components, telemetry
+from genai_factory.service.deps import check_reveal, ready_components, telemetry
 from genai_factory.service.schemas import GenerateRequest
-from genai_factory.service.sse import primed, sse_event, sse_response, stream_error
+from genai_factory.service.sse import observed_sse, primed, sse_event, sse_response
 
 router = APIRouter(prefix="/v1/assistant", tags=["assistant"])
 
@@ -44,18 +40,17 @@ def _check_length(body: GenerateRequest, limit: int) -> None:
         )
 
 
-async def _check_reveal(request: Request, parts: Components) -> None:
-    """``reveal_pii`` needs reversible redaction and an admin key (401/403 as the admin API)."""
-    if not parts.settings.safety.reversible_redaction:
-        raise InvalidRequestError("reveal_pii needs safety.reversible_redaction to be on")
-    await admin_key(request, gateway(request))
-
-
 async def _claim_session(parts: Components, session_id: str | None) -> None:
     """Create the session for the request's key, or check that the key owns it (403)."""
     history = parts.assistant.history
     if session_id is not None and history is not None:
         await history.claim(session_id, request_key_id())
+
+
+def _render(event: StreamEvent) -> Iterable[bytes]:
+    if isinstance(event, StreamEnd):
+        return (sse_event(event.answer.model_dump_json(), "end"),)
+    return (sse_event(event.model_dump_json(exclude={"event"}), event.event),)
 
 
 @router.post("/generate", response_model=AssistantAnswer, responses={200: SSE_DOC})
@@ -77,17 +72,18 @@ async def generate(
         ENDPOINT, body.query, trace_id=trace_id, mode=body.mode, session_id=body.session_id
     ) as seen:
         if body.reveal_pii:
-            await _check_reveal(request, parts)
+            await check_reveal(request, parts)
         await _claim_session(parts, body.session_id)
         if body.stream:
-            events = parts.assistant.stream(
-                body.query,
-                mode=body.mode,
-                session_id=body.session_id,
-                max_tokens=body.max_tokens,
-                reveal_pii=body.reveal_pii,
+            ready = await primed(
+                parts.assistant.stream(
+                    body.query,
+                    mode=body.mode,
+                    session_id=body.session_id,
+                    max_tokens=body.max_tokens,
+                    reveal_pii=body.reveal_pii,
+                )
             )
-            ready = await primed(events)
         else:
             seen.answer = await parts.assistant.generate(
                 body.query,
@@ -97,49 +93,18 @@ async def generate(
                 reveal_pii=body.reveal_pii,
             )
     if body.stream:
-        return sse_response(_sse(ready, tele, body, trace_id))
+        events = observed_sse(
+            ready,
+            _render,
+            tele,
+            endpoint=ENDPOINT,
+            request_text=body.query,
+            trace_id=trace_id,
+            mode=body.mode,
+            session_id=body.session_id,
+            error_event="error",
+        )
+        return sse_response(events)
     assert seen.answer is not None
     bind_trace_id(seen.answer.trace_id)
     return seen.answer
-
-
-async def _sse(
-    events: AsyncIterator[StreamEvent], tele: Telemetry, body: GenerateRequest, trace_id: str
-) -> AsyncIterator[bytes]:
-    """The events as SSE; the outcome (answer, error, or the client leaving) is reported."""
-    started = time.perf_counter()
-    reported = False
-    try:
-        async for event in events:
-            if isinstance(event, StreamEnd):
-                tele.answered(
-                    event.answer, endpoint=ENDPOINT, request_text=body.query, mode=body.mode
-                )
-                reported = True
-                yield sse_event(event.answer.model_dump_json(), "end")
-            else:
-                yield sse_event(event.model_dump_json(exclude={"event"}), event.event)
-    except Exception as exc:
-        reported = True
-        _failed(tele, exc, body, trace_id, started)
-        yield sse_event(stream_error(exc, trace_id), "error")
-    finally:
-        if not reported:
-            _failed(tele, GeneratorExit(), body, trace_id, started)
-        closer = getattr(events, "aclose", None)
-        if closer is not None:
-            await closer()
-
-
-def _failed(
-    tele: Telemetry, exc: BaseException, body: GenerateRequest, trace_id: str, started: float
-) -> None:
-    tele.failed(
-        exc,
-        trace_id=trace_id,
-        endpoint=ENDPOINT,
-        request_text=body.query,
-        latency_ms=round((time.perf_counter() - started) * 1000, 2),
-        mode=body.mode,
-        session_id=body.session_id,
-    )

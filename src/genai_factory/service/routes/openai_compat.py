@@ -3,9 +3,12 @@
 Any OpenAI client works against it (``base_url=http://HOST:PORT/v1``, ``api_key=<gateway key>``).
 A completion runs the configured model chain (retry, breaker, fallbacks) behind the gateway, exactly
 like ``/v1/assistant/generate``: its tokens count against the key's limits and its cost against its
-budget, and it is written to the interaction log. It is the model alone, without retrieval or the
-assistant's system prompt; the ``chat`` route's safety guards screen the user messages and the
-answer, streamed or not (:mod:`genai_factory.service.chat_guards`). ``model`` must name a
+budget, and it is written to the interaction log. By default it is the model alone, without retrieval or the
+assistant's system prompt, answered through the same assistant turn as ``/v1/assistant/generate``
+(:mod:`genai_factory.assistant.turn`): the ``chat`` policy's guards screen every user message
+(``tool`` messages as indirect input) and the answer, streamed or not. With the ``mode`` extension
+(``extra_body={"mode": "rag"}`` in the OpenAI client) it runs an assistant turn instead: the last
+user message is the question, earlier turns its history, and the response carries ``citations``. ``model`` must name a
 configured model (the primary or a fallback); the chain answers either way, and the response's
 ``model`` says which model did. The completion id is ``chatcmpl-<trace id>``.
 """
@@ -14,28 +17,24 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import StreamingResponse
 
-from genai_factory.assistant.assembly import Components
-from genai_factory.assistant.service import AssistantAnswer
-from genai_factory.config import Settings
-from genai_factory.exceptions import NotFoundError
-from genai_factory.llm.tokens import estimate_prompt_tokens, estimate_tokens, priced
-from genai_factory.messages import (
-    ChatDelta,
-    ChatOptions,
-    ChatResponse,
-    FinishReason,
-    Message,
-    Usage,
+from genai_factory.assistant.answer import (
+    AssistantAnswer,
+    StreamDelta,
+    StreamEvent,
+    StreamStart,
 )
+from genai_factory.assistant.assembly import Components
+from genai_factory.config import Settings
+from genai_factory.exceptions import InvalidRequestError, NotFoundError
+from genai_factory.messages import ChatOptions, FinishReason, Message
 from genai_factory.observability.assembly import Telemetry
-from genai_factory.service.chat_guards import ChatSafety
-from genai_factory.service.deps import components, ready_components, telemetry
+from genai_factory.service.deps import check_reveal, components, ready_components, telemetry
 from genai_factory.service.openai_schemas import (
     FINISH_REASONS,
     AssistantMessageOut,
@@ -49,7 +48,7 @@ from genai_factory.service.openai_schemas import (
     ModelCard,
     ModelList,
 )
-from genai_factory.service.sse import primed, sse_event, sse_response, stream_error
+from genai_factory.service.sse import observed_sse, primed, sse_event, sse_response
 
 router = APIRouter(prefix="/v1", tags=["openai"])
 
@@ -95,19 +94,45 @@ def _request_text(messages: Sequence[Message]) -> str:
     return json.dumps([{"role": m.role, "content": m.content} for m in messages])
 
 
-def _as_answer(
-    response: ChatResponse, trace_id: str, started: float, settings: Settings
+def _question(messages: Sequence[Message]) -> tuple[str, list[Message]]:
+    """An assistant turn's question (the last user message) and its history (earlier user and
+    assistant messages)."""
+    position = next((i for i in range(len(messages) - 1, -1, -1) if messages[i].role == "user"), -1)
+    if position < 0:
+        raise InvalidRequestError("an assistant turn (mode) needs a user message")
+    earlier = [m for m in messages[:position] if m.role in ("user", "assistant")]
+    return messages[position].content, earlier
+
+
+def _events(
+    parts: Components, body: ChatCompletionRequest, messages: list[Message], options: ChatOptions
+) -> AsyncIterator[StreamEvent]:
+    assistant = parts.assistant
+    if body.mode is None:
+        return assistant.stream_completion(messages, options, reveal_pii=body.reveal_pii)
+    query, history = _question(messages)
+    return assistant.stream(
+        query,
+        mode=body.mode,
+        max_tokens=options.max_tokens,
+        reveal_pii=body.reveal_pii,
+        history=history,
+    )
+
+
+async def _answer(
+    parts: Components, body: ChatCompletionRequest, messages: list[Message], options: ChatOptions
 ) -> AssistantAnswer:
-    elapsed = round((time.perf_counter() - started) * 1000, 2)
-    return AssistantAnswer(
-        answer=response.text,
-        usage=priced(response.usage, response.model, settings.llm.pricing),
-        latency_ms=elapsed,
-        model=response.model,
-        trace_id=trace_id,
-        route="chat",
-        finish_reason=response.finish_reason,
-        stages_ms={"llm": elapsed},
+    assistant = parts.assistant
+    if body.mode is None:
+        return await assistant.complete(messages, options, reveal_pii=body.reveal_pii)
+    query, history = _question(messages)
+    return await assistant.generate(
+        query,
+        mode=body.mode,
+        max_tokens=options.max_tokens,
+        reveal_pii=body.reveal_pii,
+        history=history,
     )
 
 
@@ -127,137 +152,76 @@ async def chat_completions(
     options = _options(body, settings)
     trace_id: str = request.state.trace_id
     text = _request_text(messages)
-    guards = ChatSafety(parts.safety.pipeline if parts.safety is not None else None)
-    started = time.perf_counter()
+    mode = body.mode or "chat"
+    with tele.observing(ENDPOINT, text, trace_id=trace_id, mode=mode) as seen:
+        if body.reveal_pii:
+            await check_reveal(request, parts)
+        if body.stream:
+            events = await primed(_events(parts, body, messages, options))
+        else:
+            seen.answer = await _answer(parts, body, messages, options)
     if body.stream:
-        with tele.observing(ENDPOINT, text, trace_id=trace_id, mode="chat"):
-            messages = guards.screen_messages(messages)
-            deltas = await primed(guards.stream(parts.model.stream(messages, options)))
-        stream = _Stream(tele, settings, trace_id, messages, text, started, body.include_usage())
-        return sse_response(stream.events(deltas))
-    with tele.observing(ENDPOINT, text, trace_id=trace_id, mode="chat") as seen:
-        messages = guards.screen_messages(messages)
-        response = await parts.model.chat(messages, options)
-        response = response.model_copy(update={"text": guards.answer(response.text)})
-        seen.answer = _as_answer(response, trace_id, started, settings)
+        chunks = _Chunks(trace_id, settings.llm.model, body.include_usage())
+        return sse_response(
+            observed_sse(
+                events,
+                chunks.render,
+                tele,
+                endpoint=ENDPOINT,
+                request_text=text,
+                trace_id=trace_id,
+                mode=mode,
+            )
+        )
+    answer = seen.answer
+    assert answer is not None
     return ChatCompletion(
         id=f"chatcmpl-{trace_id}",
         created=int(time.time()),
-        model=response.model,
+        model=answer.model,
         choices=[
             Choice(
-                message=AssistantMessageOut(content=response.text),
-                finish_reason=FINISH_REASONS[response.finish_reason],
+                message=AssistantMessageOut(content=answer.answer),
+                finish_reason=FINISH_REASONS[answer.finish_reason],
             )
         ],
-        usage=CompletionUsage.of(response.usage),
+        usage=CompletionUsage.of(answer.usage),
+        citations=answer.citations,
     )
 
 
-class _Stream:
-    """One streamed completion: turns model deltas into OpenAI chunks and reports the outcome."""
+class _Chunks:
+    """Renders a turn's events as OpenAI chunks: the role, the content pieces, then the finish
+    reason, the usage (when asked for) and ``[DONE]``."""
 
-    def __init__(
-        self,
-        tele: Telemetry,
-        settings: Settings,
-        trace_id: str,
-        messages: list[Message],
-        request_text: str,
-        started: float,
-        include_usage: bool,
-    ) -> None:
-        self.tele = tele
-        self.settings = settings
-        self.trace_id = trace_id
-        self.messages = messages
-        self.request_text = request_text
-        self.started = started
+    def __init__(self, trace_id: str, model: str, include_usage: bool) -> None:
+        self.id = f"chatcmpl-{trace_id}"
+        self.model = model
         self.include_usage = include_usage
         self.created = int(time.time())
-        self.model = settings.llm.model
-        self.pieces: list[str] = []
-        self.usage: Usage | None = None
-        self.finish: FinishReason = "stop"
 
     def _chunk(self, delta: ChunkDelta, finish: FinishReason | None = None) -> bytes:
         choice = ChunkChoice(delta=delta, finish_reason=FINISH_REASONS[finish] if finish else None)
         chunk = ChatCompletionChunk(
-            id=f"chatcmpl-{self.trace_id}", created=self.created, model=self.model, choices=[choice]
+            id=self.id, created=self.created, model=self.model, choices=[choice]
         )
         return sse_event(chunk.model_dump_json())
 
-    def _take(self, delta: ChatDelta) -> None:
-        self.model = delta.model or self.model
-        self.usage = delta.usage or self.usage
-        self.finish = delta.finish_reason or self.finish
-        if delta.text:
-            self.pieces.append(delta.text)
-
-    def _final_usage(self) -> Usage:
-        return self.usage or Usage(
-            prompt_tokens=estimate_prompt_tokens(self.messages),
-            completion_tokens=estimate_tokens("".join(self.pieces)),
-            estimated=True,
-        )
-
-    def _closing(self) -> list[bytes]:
-        events = [self._chunk(ChunkDelta(), self.finish)]
+    def render(self, event: StreamEvent) -> Iterable[bytes]:
+        if isinstance(event, StreamStart):
+            return (self._chunk(ChunkDelta(role="assistant", content="")),)
+        if isinstance(event, StreamDelta):
+            return (self._chunk(ChunkDelta(content=event.text)),)
+        answer = event.answer
+        self.model = answer.model or self.model
+        closing = [self._chunk(ChunkDelta(), answer.finish_reason)]
         if self.include_usage:
             usage = ChatCompletionChunk(
-                id=f"chatcmpl-{self.trace_id}",
+                id=self.id,
                 created=self.created,
                 model=self.model,
                 choices=[],
-                usage=CompletionUsage.of(self._final_usage()),
+                usage=CompletionUsage.of(answer.usage),
             )
-            events.append(sse_event(usage.model_dump_json()))
-        return [*events, sse_event("[DONE]")]
-
-    def _report(self) -> None:
-        response = ChatResponse(
-            text="".join(self.pieces),
-            usage=self._final_usage(),
-            finish_reason=self.finish,
-            model=self.model,
-        )
-        answer = _as_answer(response, self.trace_id, self.started, self.settings)
-        self.tele.answered(answer, endpoint=ENDPOINT, request_text=self.request_text, mode="chat")
-
-    async def events(self, deltas: AsyncIterator[ChatDelta]) -> AsyncIterator[bytes]:
-        reported = False
-        try:
-            yield self._chunk(ChunkDelta(role="assistant", content=""))
-            async for delta in deltas:
-                self._take(delta)
-                if delta.text:
-                    yield self._chunk(ChunkDelta(content=delta.text))
-            self._report()
-            reported = True
-            for event in self._closing():
-                yield event
-        except Exception as exc:
-            reported = True
-            self._failed(exc)
-            yield sse_event(stream_error(exc, self.trace_id))
-        finally:
-            if not reported:
-                self._failed(GeneratorExit())
-            await _close(deltas)
-
-    def _failed(self, exc: BaseException) -> None:
-        latency = round((time.perf_counter() - self.started) * 1000, 2)
-        self.tele.failed(
-            exc,
-            trace_id=self.trace_id,
-            endpoint=ENDPOINT,
-            request_text=self.request_text,
-            latency_ms=latency,
-            mode="chat",
-        )
-
-
-async def _close(source: AsyncIterator[object]) -> None:
-    closer = getattr(source, "aclose", None)
-    if closer is not None:
-        await closer()
+            closing.append(sse_event(usage.model_dump_json()))
+        return [*closing, sse_event("[DONE]")]
