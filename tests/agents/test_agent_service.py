@@ -12,12 +12,13 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from genai_factory.agents.calculator import CalculatorTool
-from genai_factory.agents.react import AgentLimits, ReActAgent
+from genai_factory.agents.react import ReActAgent
 from genai_factory.agents.tools import SqlQueryTool, SqlSchemaTool
+from genai_factory.assistant.assembly import assemble
 from genai_factory.assistant.service import AssistantService
 from genai_factory.config import Settings
 from genai_factory.exceptions import InvalidRequestError
+from genai_factory.observability.traced_model import TracedModel
 from genai_factory.service import create_app
 from genai_factory.testing.fakes import FakeChatModel, FakeEmbedder
 
@@ -133,16 +134,13 @@ def test_disabled_agent_refuses_mode_agent(fake_settings: Settings) -> None:
         assert auto.status_code == 200 and auto.json()["route"] in ("chat", "rag")
 
 
-async def test_service_passes_its_own_model_to_the_agent(shop_db: Path) -> None:
-    """A wrapper set on the assistant later (metering, guards) also sees the agent's calls."""
-    built_with = FakeChatModel(name="built-with")
-    current = FakeChatModel([FINAL], name="current")
-    tools = [SqlSchemaTool(str(shop_db)), SqlQueryTool(str(shop_db)), CalculatorTool()]
-    agent = ReActAgent(built_with, tools, limits=AgentLimits(max_steps=2))
-    assistant = AssistantService(built_with, None, system_prompt="s", agent=agent)
-    assistant.model = current
-    answer = await assistant.generate("How many customers?", mode="agent")
-    assert answer.model == "current" and built_with.calls == [] and len(current.calls) == 1
+def test_the_agent_runs_on_the_assembled_chain(fake_settings: Settings) -> None:
+    """The chain is built once: the agent's calls go through the same metering and tracing
+    wrappers as every other route, with nothing rewired after assembly."""
+    parts = assemble(fake_settings, model=FakeChatModel(), embedder=FakeEmbedder())
+    assert parts.assistant.agent is not None
+    assert parts.assistant.agent.model is parts.model is parts.assistant.model
+    assert isinstance(parts.model, TracedModel)
 
 
 async def test_auto_routing_can_be_switched_off(shop_db: Path) -> None:

@@ -47,7 +47,7 @@ async def test_rag_answer_has_citations_usage_cost_and_trace(index: KnowledgeInd
     assert usage.prompt_tokens > 0 and usage.completion_tokens > 0
     assert usage.cost_usd == pytest.approx(usage.prompt_tokens + 2 * usage.completion_tokens)
     assert len(answer.trace_id) == 32
-    assert set(answer.stages_ms) == {"retrieval", "llm"}
+    assert set(answer.stages_ms) == {"routing", "retrieval", "llm"}
     assert "Configure a fallback model" in model.calls[0][-1].content
 
 

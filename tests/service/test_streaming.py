@@ -80,7 +80,7 @@ def test_stream_sends_start_deltas_and_the_whole_answer_last(client: TestClient)
     assert text == end["answer"] == "The breaker fails fast."
     assert end["trace_id"] == start["trace_id"] == response.headers["x-trace-id"]
     assert end["usage"]["completion_tokens"] > 0 and end["latency_ms"] > 0
-    assert set(end["stages_ms"]) == {"retrieval", "llm"}
+    assert set(end["stages_ms"]) == {"input_guards", "routing", "retrieval", "llm", "output_guards"}
 
 
 def test_rag_stream_lists_sources_first_and_marks_the_cited_at_the_end(tmp_path: Path) -> None:

@@ -107,10 +107,12 @@ class Turn:
     async def guarded_stream(
         self, deltas: AsyncIterator[ChatDelta], collector: DeltaCollector
     ) -> AsyncGenerator[str, None]:
-        """The text of ``deltas`` after the output guards, as the caller may see it; the model's
-        time goes to ``llm`` and the guards' time to ``output_guards``."""
+        """The text of ``deltas`` after the output guards, as the caller may see it (the first
+        piece as soon as the model has started, even when the guards hold its text back); the
+        model's time goes to ``llm`` and the guards' time to ``output_guards``."""
         clock = _Clock()
         guarded = self.safety.stream(clock.timed(deltas), self.route, self.hits)
+        first = True
         try:
             while True:
                 mark = time.perf_counter()
@@ -118,8 +120,10 @@ class Turn:
                 clock.total_s += time.perf_counter() - mark
                 if delta is None:
                     break
-                if text := collector.add(delta):
+                text = collector.add(delta)
+                if text or first:  # the first piece, even empty: the model has started
                     yield self.safety.shown(text)
+                first = False
         finally:
             await _close(guarded)
             self.stages["llm"] = round(clock.model_s * 1000, 2)
