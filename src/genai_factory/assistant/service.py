@@ -16,6 +16,7 @@ OpenAI-compatible route) through the same turn, without retrieval or our system 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import TypedDict, Unpack
 
 from genai_factory.agents.react import ReActAgent
 from genai_factory.assistant.answer import (
@@ -45,6 +46,23 @@ from genai_factory.safety.pipeline import SafetyPipeline
 RAG_STOP = ("\nQuestion:", "\nContext:")
 #: The safety policy of client-written conversations (``/v1/chat/completions``).
 CONVERSATION_ROUTE = "chat"
+
+
+class Ask(TypedDict, total=False):
+    """The options of one question.
+
+    ``mode``: the route (``auto`` chooses). ``session_id``: the session whose history is used and
+    extended. ``max_tokens``: caps the answer. ``reveal_pii``: the caller is authorised to see
+    the values behind reversible redaction placeholders in the answer (the model and the session
+    history only see placeholders). ``history``: earlier turns supplied by the caller, used
+    instead of the session's (they are screened like the question).
+    """
+
+    mode: Mode
+    session_id: str | None
+    max_tokens: int | None
+    reveal_pii: bool
+    history: Sequence[Message] | None
 
 
 class AssistantService:
@@ -100,39 +118,14 @@ class AssistantService:
 
     # -- the four ways in --------------------------------------------------------------------
 
-    async def generate(
-        self,
-        query: str,
-        *,
-        mode: Mode = "auto",
-        session_id: str | None = None,
-        max_tokens: int | None = None,
-        reveal_pii: bool = False,
-        history: Sequence[Message] | None = None,
-    ) -> AssistantAnswer:
-        """Answer one question.
+    async def generate(self, query: str, **ask: Unpack[Ask]) -> AssistantAnswer:
+        """Answer one question (the options are those of :class:`Ask`)."""
+        return await self._answered(await self._prepare(query, **ask))
 
-        ``reveal_pii``: the caller is authorised to see the values behind reversible redaction
-        placeholders in the answer (the model and the session history only see placeholders).
-        ``history``: earlier turns supplied by the caller, used instead of the session's.
-        """
-        turn = await self._prepare(query, mode, session_id, max_tokens, reveal_pii, history)
-        return await self._answered(turn)
-
-    async def stream(
-        self,
-        query: str,
-        *,
-        mode: Mode = "auto",
-        session_id: str | None = None,
-        max_tokens: int | None = None,
-        reveal_pii: bool = False,
-        history: Sequence[Message] | None = None,
-    ) -> AsyncIterator[StreamEvent]:
+    async def stream(self, query: str, **ask: Unpack[Ask]) -> AsyncIterator[StreamEvent]:
         """Answer one question as events (:mod:`~genai_factory.assistant.answer`): start, answer
         deltas, end. Refusals (guards, limits, a failing backend) raise before the first event."""
-        turn = await self._prepare(query, mode, session_id, max_tokens, reveal_pii, history)
-        async for event in self._streamed(turn):
+        async for event in self._streamed(await self._prepare(query, **ask)):
             yield event
 
     async def complete(
@@ -154,13 +147,14 @@ class AssistantService:
     async def _prepare(
         self,
         query: str,
-        mode: Mode,
-        session_id: str | None,
-        max_tokens: int | None,
-        reveal: bool,
-        history: Sequence[Message] | None,
+        *,
+        mode: Mode = "auto",
+        session_id: str | None = None,
+        max_tokens: int | None = None,
+        reveal_pii: bool = False,
+        history: Sequence[Message] | None = None,
     ) -> Turn:
-        turn = Turn(query, self.safety.start(mode, reveal=reveal), session_id=session_id)
+        turn = Turn(query, self.safety.start(mode, reveal=reveal_pii), session_id=session_id)
         with turn.timed("input_guards", when=turn.guarded):
             turn.query = turn.safety.screen_query(query)
             if history is not None:

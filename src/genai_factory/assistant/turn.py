@@ -110,25 +110,20 @@ class Turn:
         """The text of ``deltas`` after the output guards, as the caller may see it (the first
         piece as soon as the model has started, even when the guards hold its text back); the
         model's time goes to ``llm`` and the guards' time to ``output_guards``."""
-        clock = _Clock()
-        guarded = self.safety.stream(clock.timed(deltas), self.route, self.hits)
+        model, total = _Clock(), _Clock()
+        guarded = total.timed(self.safety.stream(model.timed(deltas), self.route, self.hits))
         first = True
         try:
-            while True:
-                mark = time.perf_counter()
-                delta = await anext(guarded, None)
-                clock.total_s += time.perf_counter() - mark
-                if delta is None:
-                    break
+            async for delta in guarded:
                 text = collector.add(delta)
                 if text or first:  # the first piece, even empty: the model has started
                     yield self.safety.shown(text)
                 first = False
         finally:
-            await _close(guarded)
-            self.stages["llm"] = round(clock.model_s * 1000, 2)
+            await guarded.aclose()
+            self.stages["llm"] = round(model.seconds * 1000, 2)
             if self.guarded:
-                self.stages["output_guards"] = round((clock.total_s - clock.model_s) * 1000, 2)
+                self.stages["output_guards"] = round((total.seconds - model.seconds) * 1000, 2)
 
     def finish(
         self, outcome: Outcome, *, prices: Mapping[str, PriceLike], excerpt_chars: int
@@ -154,22 +149,21 @@ class Turn:
 
 @dataclass
 class _Clock:
-    """Seconds spent waiting for the model, and in all (model and guards) of a stream."""
+    """Seconds spent waiting for the items of a stream."""
 
-    model_s: float = 0.0
-    total_s: float = 0.0
+    seconds: float = 0.0
 
-    async def timed(self, deltas: AsyncIterator[ChatDelta]) -> AsyncIterator[ChatDelta]:
+    async def timed(self, items: AsyncIterator[ChatDelta]) -> AsyncGenerator[ChatDelta, None]:
         try:
             while True:
                 mark = time.perf_counter()
-                delta = await anext(deltas, None)
-                self.model_s += time.perf_counter() - mark
-                if delta is None:
+                item = await anext(items, None)
+                self.seconds += time.perf_counter() - mark
+                if item is None:
                     return
-                yield delta
+                yield item
         finally:
-            await _close(deltas)
+            await _close(items)
 
 
 async def _close(source: object) -> None:

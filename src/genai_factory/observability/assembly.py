@@ -56,9 +56,53 @@ def request_key_id() -> str | None:
 
 
 @dataclass
-class Observation:
-    """What a route reports inside :meth:`Telemetry.observing`: the answer, and its outcome."""
+class Report:
+    """Reports the outcome of one request once: its answer, or its failure (the first call wins;
+    a stream's ``finally`` may report a cancellation that is then ignored)."""
 
+    telemetry: Telemetry
+    endpoint: str
+    request_text: str
+    trace_id: str
+    mode: str | None = None
+    session_id: str | None = None
+    started: float = field(default_factory=time.perf_counter)
+    done: bool = False
+
+    def answered(self, answer: AssistantAnswer, status: InteractionStatus = "ok") -> None:
+        if self.done:
+            return
+        self.done = True
+        self.telemetry.answered(
+            answer,
+            endpoint=self.endpoint,
+            request_text=self.request_text,
+            mode=self.mode,
+            status=status,
+        )
+
+    def failed(self, exc: BaseException) -> None:
+        if self.done:
+            return
+        self.done = True
+        self.telemetry.failed(
+            exc,
+            trace_id=self.trace_id,
+            endpoint=self.endpoint,
+            request_text=self.request_text,
+            latency_ms=round((time.perf_counter() - self.started) * 1000, 2),
+            mode=self.mode,
+            session_id=self.session_id,
+        )
+
+
+@dataclass
+class Observation:
+    """What a route reports inside :meth:`Telemetry.observing`: the answer, and its outcome.
+
+    A streamed answer is reported later through ``report`` (``service.sse.observed_sse``)."""
+
+    report: Report
     answer: AssistantAnswer | None = None
     status: InteractionStatus = "ok"
 
@@ -160,30 +204,15 @@ class Telemetry:
         key_id = request_key_id()
         if key_id is not None:
             structlog.contextvars.bind_contextvars(key_id=key_id)
-        observation = Observation()
-        started = time.perf_counter()
+        report = Report(self, endpoint, request_text, trace_id, mode, session_id)
+        observation = Observation(report)
         try:
             yield observation
         except Exception as exc:
-            latency = round((time.perf_counter() - started) * 1000, 2)
-            self.failed(
-                exc,
-                trace_id=trace_id,
-                endpoint=endpoint,
-                request_text=request_text,
-                latency_ms=latency,
-                mode=mode,
-                session_id=session_id,
-            )
+            report.failed(exc)
             raise
         if observation.answer is not None:
-            self.answered(
-                observation.answer,
-                endpoint=endpoint,
-                request_text=request_text,
-                mode=mode,
-                status=observation.status,
-            )
+            report.answered(observation.answer, observation.status)
 
     async def aclose(self) -> None:
         await self.interactions.aclose()

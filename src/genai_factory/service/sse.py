@@ -15,7 +15,6 @@ client leaving (``cancelled``).
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import AsyncIterator, Callable, Iterable
 from typing import TypeVar
 
@@ -24,7 +23,7 @@ from fastapi.responses import StreamingResponse
 
 from genai_factory.assistant.answer import StreamEnd, StreamEvent
 from genai_factory.exceptions import GenAIFactoryError
-from genai_factory.observability.assembly import Telemetry
+from genai_factory.observability.assembly import Report
 from genai_factory.service.errors import error_body, status_for
 
 T = TypeVar("T")
@@ -86,45 +85,22 @@ Render = Callable[[StreamEvent], Iterable[bytes]]
 async def observed_sse(
     events: AsyncIterator[StreamEvent],
     render: Render,
-    tele: Telemetry,
+    report: Report,
     *,
-    endpoint: str,
-    request_text: str,
-    trace_id: str,
-    mode: str | None = None,
-    session_id: str | None = None,
     error_event: str | None = None,
 ) -> AsyncIterator[bytes]:
     """``events`` rendered by ``render``, with the outcome reported once (see the module doc)."""
-    started = time.perf_counter()
-    reported = False
-
-    def failed(exc: BaseException) -> None:
-        latency = round((time.perf_counter() - started) * 1000, 2)
-        tele.failed(
-            exc,
-            trace_id=trace_id,
-            endpoint=endpoint,
-            request_text=request_text,
-            latency_ms=latency,
-            mode=mode,
-            session_id=session_id,
-        )
-
     try:
         async for event in events:
             if isinstance(event, StreamEnd):
-                tele.answered(event.answer, endpoint=endpoint, request_text=request_text, mode=mode)
-                reported = True
+                report.answered(event.answer)
             for data in render(event):
                 yield data
     except Exception as exc:
-        reported = True
-        failed(exc)
-        yield sse_event(stream_error(exc, trace_id), error_event)
+        report.failed(exc)
+        yield sse_event(stream_error(exc, report.trace_id), error_event)
     finally:
-        if not reported:
-            failed(GeneratorExit())
+        report.failed(GeneratorExit())  # the client left (ignored once the outcome is reported)
         closer = getattr(events, "aclose", None)
         if closer is not None:
             await closer()

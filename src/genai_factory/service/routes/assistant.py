@@ -93,18 +93,7 @@ async def generate(
                 reveal_pii=body.reveal_pii,
             )
     if body.stream:
-        events = observed_sse(
-            ready,
-            _render,
-            tele,
-            endpoint=ENDPOINT,
-            request_text=body.query,
-            trace_id=trace_id,
-            mode=body.mode,
-            session_id=body.session_id,
-            error_event="error",
-        )
-        return sse_response(events)
+        return sse_response(observed_sse(ready, _render, seen.report, error_event="error"))
     assert seen.answer is not None
     bind_trace_id(seen.answer.trace_id)
     return seen.answer

@@ -162,17 +162,7 @@ async def chat_completions(
             seen.answer = await _answer(parts, body, messages, options)
     if body.stream:
         chunks = _Chunks(trace_id, settings.llm.model, body.include_usage())
-        return sse_response(
-            observed_sse(
-                events,
-                chunks.render,
-                tele,
-                endpoint=ENDPOINT,
-                request_text=text,
-                trace_id=trace_id,
-                mode=mode,
-            )
-        )
+        return sse_response(observed_sse(events, chunks.render, seen.report))
     answer = seen.answer
     assert answer is not None
     return ChatCompletion(
