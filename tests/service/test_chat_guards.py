@@ -169,3 +169,33 @@ def test_guards_switched_off_pass_everything(tmp_path: Path) -> None:
     assert response.status_code == 200
     assert response.json()["choices"][0]["message"]["content"] == TOXIC
     assert model.calls[0][-1].content == INJECTION
+
+
+def test_a_tool_message_is_screened_as_indirect_input(
+    service: tuple[TestClient, FakeChatModel],
+) -> None:
+    """Tool output is indirect input: the context guards withhold an injected one."""
+    client, model = service
+    tool = {"role": "tool", "content": INJECTION, "tool_call_id": "call_1"}
+    response = ask(client, user("What did the tool say?"), tool)
+    assert response.status_code == 200
+    seen = model.calls[-1]
+    assert INJECTION not in [m.content for m in seen]
+    assert seen[-1].role == "tool" and "withheld by the safety guards" in seen[-1].content
+
+
+def test_an_assistant_turn_through_the_openai_route_cites_its_sources(tmp_path: Path) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "breaker.md").write_text("# Breaker\n\nThe circuit breaker fails fast when open.\n")
+    settings = settings_for(tmp_path, rag={"knowledge_dirs": [docs], "min_score": 0.0})
+    model = FakeChatModel(["It fails fast [1]."], name=MODEL)
+    for client, _ in started(settings, model):
+        body = {"model": MODEL, "messages": [user("What does the breaker do?")], "mode": "rag"}
+        response = client.post(COMPLETIONS, json=body)
+    assert response.status_code == 200, response.text
+    completion = response.json()
+    assert completion["choices"][0]["message"]["content"] == "It fails fast [1]."
+    assert completion["citations"][0]["source"].endswith("breaker.md")
+    assert completion["citations"][0]["cited"] is True
+    assert model.calls[0][0].role == "system"  # the assistant's prompt, not the client's messages
