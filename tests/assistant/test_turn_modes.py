@@ -124,7 +124,9 @@ def ask(client: TestClient, key: str, route: str, mode: str) -> tuple[str, str, 
         response = client.post("/v1/chat/completions", json=body, headers=headers)
         assert response.status_code == 200, response.text
         chunks = [json.loads(data) for _, data in sse(response.text) if data != "[DONE]"]
-        text = "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"])
+        text = "".join(
+            c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"]
+        )
         usage = next(c["usage"] for c in chunks if c.get("usage"))
         usage = {k: usage[k] for k in ("prompt_tokens", "completion_tokens")}
         return text, response.headers["x-trace-id"], usage
