@@ -176,6 +176,9 @@ class ServiceSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     max_query_chars: int = Field(default=4000, ge=1)
+    #: Request bodies larger than this get 413 before they are read whole (document uploads may
+    #: be as large as ``rag.max_upload_bytes`` plus this).
+    max_body_bytes: int = Field(default=1_048_576, ge=1024)
     max_history_messages: int = Field(default=8, ge=0)
     system_prompt: str = (
         "You are GenAI Assistant, a concise and helpful assistant. Answer in a few sentences."

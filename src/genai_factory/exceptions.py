@@ -15,6 +15,7 @@ particular because an upstream provider failed (and retry / fallback may help).
     │   ├── PermissionDenied          caller: the key may not do this (403)
     │   ├── RateLimitExceeded         caller: the key used up its requests or tokens per minute (429)
     │   ├── DocumentTooLarge          caller: an uploaded document is over the size limit (413)
+    │   ├── RequestTooLarge           caller: a request body is over the size limit (413)
     │   ├── UnsupportedFileType       caller: a document of a type no loader reads (415)
     │   └── UnreadableDocument        caller: an empty, textless or corrupt document (422)
     ├── ServiceNotReady               nobody: start-up is still loading models or the index
@@ -101,6 +102,12 @@ class DocumentTooLarge(InvalidRequestError):
     """An uploaded document is larger than ``rag.max_upload_bytes``."""
 
     code = "document_too_large"
+
+
+class RequestTooLarge(InvalidRequestError):
+    """A request body is larger than ``service.max_body_bytes``."""
+
+    code = "request_too_large"
 
 
 class UnsupportedFileType(InvalidRequestError):

@@ -150,6 +150,27 @@ def test_admins_manage_keys_over_http(client: TestClient, settings: Settings) ->
     assert body["key"] not in client.get("/v1/admin/keys", headers=bearer(admin)).text
 
 
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"tpm": 9223372036854775808},
+        {"rpm": 2**31},
+        {"rpm": 1.5},
+        {"tpm": "100"},
+        {"budget_usd": False},
+        {"budget_usd": 1e300},
+        {"budget_usd": -1},
+    ],
+)
+def test_out_of_range_key_limits_are_refused_with_422(
+    client: TestClient, settings: Settings, fields: dict[str, object]
+) -> None:
+    _, admin = add_key(settings.gateway_database_url(), name="ops", admin=True)
+    response = client.post("/v1/admin/keys", json={"name": "app", **fields}, headers=bearer(admin))
+    assert response.status_code == 422, response.text
+    assert response.json()["error"]["code"] == "invalid_request"
+
+
 def test_requests_per_minute_give_429_with_retry_after(
     client: TestClient, settings: Settings
 ) -> None:

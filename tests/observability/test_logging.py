@@ -54,3 +54,31 @@ def test_auto_means_json_unless_a_person_watches(monkeypatch: pytest.MonkeyPatch
     assert wants_json("auto") is True
     monkeypatch.setattr(sys, "stderr", Stream(tty=True))
     assert wants_json("auto") is False
+
+
+SECRET_KEY = "gf_3f9a0c1b2d4e_s3cr3tS3CR3Ts3cr3tS3CR3T"
+
+
+def _fail_with_a_key_in_scope() -> None:
+    headers = {"authorization": f"Bearer {SECRET_KEY}"}  # a local the traceback must not show
+    body = "x" * 50_000
+    raise RuntimeError(f"upstream refused {len(headers)} headers and {len(body)} bytes")
+
+
+@pytest.mark.parametrize("json_logs", [True, False])
+@pytest.mark.usefixtures("restore_logging")
+def test_tracebacks_carry_no_locals_and_secrets_are_masked(
+    json_logs: bool, capsys: pytest.CaptureFixture[str]
+) -> None:
+    configure_logging("info", json_logs=json_logs)
+    log = structlog.get_logger("test.secrets")
+    try:
+        _fail_with_a_key_in_scope()
+    except RuntimeError:
+        log.exception("request_failed", presented=f"Bearer {SECRET_KEY}")
+    logging.getLogger("uvicorn.error").error("key %s leaked", SECRET_KEY)
+    err = capsys.readouterr().err
+    assert "upstream refused" in err and "_fail_with_a_key_in_scope" in err
+    assert "s3cr3tS3CR3T" not in err and "gf_3f9a0c1b2d4e_***" in err
+    assert "xxxxxxxxxx" not in err  # no local variable rendered
+    assert max(len(line) for line in err.splitlines()) < 10_000

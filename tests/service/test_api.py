@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -182,3 +183,36 @@ def test_startup_failure_is_reported_by_readyz(fake_settings: Settings) -> None:
         assert readiness.json()["error"] == "embedder weights missing"
         response = client.post("/v1/assistant/generate", json={"query": "hello"})
         assert response.status_code == 503
+
+
+def test_oversized_bodies_get_413_before_they_are_read(tmp_path: Path) -> None:
+    settings = Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        data_dir=tmp_path / "data",
+        llm={"provider": "fake", "model": "fake-chat"},
+        embeddings={"provider": "fake"},
+        rag={"knowledge_dirs": []},
+        service={"max_body_bytes": 4096},
+    )
+    app = create_app(settings, model=FakeChatModel(), embedder=FakeEmbedder())
+    big = {"model": "fake-chat", "messages": [{"role": "user", "content": "x" * 10_000}]}
+    with TestClient(app) as client:
+        declared = client.post("/v1/chat/completions", json=big)
+        assert declared.status_code == 413
+        assert declared.json()["error"]["code"] == "request_too_large"
+
+        def chunks() -> Iterator[bytes]:  # no Content-Length: counted as it arrives
+            yield b'{"query": "'
+            for _ in range(10):
+                yield b"y" * 1000
+            yield b'"}'
+
+        streamed = client.post(
+            "/v1/assistant/generate", content=chunks(), headers={"content-type": "application/json"}
+        )
+        assert streamed.status_code == 413
+        small = client.post(
+            "/v1/chat/completions",
+            json={**big, "messages": [big["messages"][0] | {"content": "hi"}]},
+        )
+        assert small.status_code != 413

@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from genai_factory.exceptions import PermissionDenied, ServiceNotReady
 from genai_factory.gateway.context import current_request
@@ -42,15 +42,28 @@ async def admin_key(
     return key
 
 
+#: The largest requests or tokens per minute a key may be given (fits every database's integer).
+MAX_LIMIT = 2**31 - 1
+#: The largest budget a key may be given, in USD.
+MAX_BUDGET_USD = 1e12
+
+
 class NewKeyRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1, max_length=200)
     admin: bool = False
-    rpm: int | None = Field(default=None, ge=1)
-    tpm: int | None = Field(default=None, ge=1)
-    budget_usd: float | None = Field(default=None, ge=0)
+    rpm: int | None = Field(default=None, ge=1, le=MAX_LIMIT, strict=True)
+    tpm: int | None = Field(default=None, ge=1, le=MAX_LIMIT, strict=True)
+    budget_usd: float | None = Field(default=None, ge=0, le=MAX_BUDGET_USD, allow_inf_nan=False)
     budget_period: BudgetPeriod = "month"
+
+    @field_validator("budget_usd", mode="before")
+    @classmethod
+    def _a_number(cls, value: object) -> object:
+        if isinstance(value, bool):
+            raise ValueError("budget_usd must be a number, not a boolean")
+        return value
 
 
 class NewKey(BaseModel):

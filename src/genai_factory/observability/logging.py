@@ -10,15 +10,49 @@ request) appear in every line. ``json_logs="auto"`` writes JSON when stderr is n
 from __future__ import annotations
 
 import logging
+import re
 import sys
-from typing import Literal
+from collections.abc import MutableMapping
+from typing import Any, Literal
 
 import structlog
+
+#: API key secrets (``gf_<id>_<secret>``) and bearer credentials, wherever they appear in a line.
+SECRET_PATTERN = re.compile(r"(gf_[A-Za-z0-9]+_)[A-Za-z0-9_\-]{8,}|((?i:bearer)\s+)[^\s'\",]{8,}")
+#: Longer string values are cut: a log line is no place for a request body.
+MAX_VALUE_CHARS = 4_000
 
 
 def wants_json(json_logs: bool | Literal["auto"]) -> bool:
     """Resolve ``auto``: JSON unless stderr is a terminal."""
     return not sys.stderr.isatty() if json_logs == "auto" else json_logs
+
+
+def scrub(text: str) -> str:
+    """``text`` with API key secrets and bearer credentials masked, cut to ``MAX_VALUE_CHARS``."""
+    masked = SECRET_PATTERN.sub(lambda m: f"{m.group(1) or m.group(2)}***", text)
+    if len(masked) > MAX_VALUE_CHARS:
+        return f"{masked[:MAX_VALUE_CHARS]}... [{len(masked) - MAX_VALUE_CHARS} chars cut]"
+    return masked
+
+
+def scrub_secrets(
+    logger: Any, method: str, event: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """A structlog processor: every string value (rendered tracebacks included) scrubbed."""
+    for key, value in event.items():
+        event[key] = _scrubbed(value)
+    return event
+
+
+def _scrubbed(value: Any) -> Any:
+    if isinstance(value, str):
+        return scrub(value)
+    if isinstance(value, dict):
+        return {key: _scrubbed(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_scrubbed(item) for item in value]
+    return value
 
 
 def configure_logging(level: str = "info", *, json_logs: bool | Literal["auto"] = False) -> None:
@@ -30,12 +64,20 @@ def configure_logging(level: str = "info", *, json_logs: bool | Literal["auto"] 
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
+    # Tracebacks never carry local variables: a frame's locals hold request headers (API keys),
+    # key plaintexts and upload bodies. Tracebacks are rendered to text before the scrubber runs.
     if as_json:
-        shared.append(structlog.processors.dict_tracebacks)
+        transformer = structlog.tracebacks.ExceptionDictTransformer(show_locals=False)
+        shared.append(structlog.processors.ExceptionRenderer(transformer))
+    else:
+        shared.append(structlog.processors.ExceptionRenderer())
+    shared.append(scrub_secrets)
     renderer: structlog.types.Processor = (
         structlog.processors.JSONRenderer()
         if as_json
-        else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+        else structlog.dev.ConsoleRenderer(
+            colors=sys.stderr.isatty(), exception_formatter=structlog.dev.plain_traceback
+        )
     )
     structlog.configure(
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 import re
+import time
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from typing import Any
@@ -120,17 +121,54 @@ def parse_html(html: str) -> ParsedText:
     return ParsedText(text=text, title=title)
 
 
-def parse_pdf(data: bytes, name: str = "document.pdf") -> ParsedText:
-    """The text of every page of a PDF (no OCR: scanned pages give no text)."""
-    from pypdf import PdfReader
-    from pypdf.errors import PdfReadError
+#: Bounds on one PDF: decompressed bytes per stream, extracted characters, pages, and seconds.
+#: A small file can inflate to gigabytes (a "decompression bomb"); past a bound it is refused.
+PDF_MAX_STREAM_BYTES = 16_000_000
+PDF_MAX_CHARS = 5_000_000
+PDF_MAX_PAGES = 5_000
+PDF_MAX_SECONDS = 30.0
 
+
+def parse_pdf(data: bytes, name: str = "document.pdf") -> ParsedText:
+    """The text of every page of a PDF (no OCR: scanned pages give no text).
+
+    Raises:
+        UnreadableDocument: the file is not a readable PDF, or it exceeds one of the bounds above.
+    """
+    from pypdf import Configuration, PdfReader, apply_configuration
+    from pypdf.errors import PyPdfError
+
+    limits = Configuration(
+        maximum_declared_stream_length=PDF_MAX_STREAM_BYTES,
+        zlib_maximum_output_length=PDF_MAX_STREAM_BYTES,
+        lzw_maximum_output_length=PDF_MAX_STREAM_BYTES,
+        run_length_maximum_output_length=PDF_MAX_STREAM_BYTES,
+        array_based_stream_maximum_output_length=PDF_MAX_STREAM_BYTES,
+    )
     try:
-        reader = PdfReader(io.BytesIO(data))
-        pages = [(page.extract_text() or "").strip() for page in reader.pages]
-        info = reader.metadata
-        title = str(info.title).strip() if info is not None and info.title else None
-    except (PdfReadError, ValueError, KeyError, TypeError, OSError) as exc:
+        with apply_configuration(limits):  # per call (a context variable), not process-wide
+            reader = PdfReader(io.BytesIO(data))
+            pages = _pdf_pages(reader, name)
+            info = reader.metadata
+            title = str(info.title).strip() if info is not None and info.title else None
+    except (PyPdfError, ValueError, KeyError, TypeError, OSError, RecursionError) as exc:
         raise UnreadableDocument(f"{name} is not a readable PDF: {exc}") from exc
     text = "\n\n".join(_SPACES.sub(" ", page) for page in pages if page)
     return ParsedText(text=text, title=title or None, metadata={"pages": len(pages)})
+
+
+def _pdf_pages(reader: Any, name: str) -> list[str]:
+    if len(reader.pages) > PDF_MAX_PAGES:
+        raise UnreadableDocument(f"{name} has more than {PDF_MAX_PAGES} pages")
+    deadline = time.monotonic() + PDF_MAX_SECONDS
+    pages: list[str] = []
+    total = 0
+    for page in reader.pages:
+        text = (page.extract_text() or "").strip()
+        total += len(text)
+        if total > PDF_MAX_CHARS:
+            raise UnreadableDocument(f"{name} holds more than {PDF_MAX_CHARS} characters of text")
+        if time.monotonic() > deadline:
+            raise UnreadableDocument(f"{name} took over {PDF_MAX_SECONDS:.0f} s to read")
+        pages.append(text)
+    return pages

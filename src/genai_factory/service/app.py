@@ -37,6 +37,7 @@ from genai_factory.observability.metrics import Metrics
 from genai_factory.observability.middleware import ObservabilityMiddleware
 from genai_factory.rag.embedding import Embedder
 from genai_factory.safety.registry import SafetyService
+from genai_factory.service.body_limit import BodyLimitMiddleware
 from genai_factory.service.errors import error_response, install_error_handlers
 from genai_factory.service.routes import (
     assistant,
@@ -161,6 +162,13 @@ def create_app(
     if resolved.observability.metrics_enabled:
         routers.append(metrics.router)
     app.add_middleware(GatewayMiddleware, render_error=error_response)
+    body_limit = resolved.service.max_body_bytes
+    app.add_middleware(
+        BodyLimitMiddleware,
+        limit=body_limit,
+        by_prefix={"/v1/documents": resolved.rag.max_upload_bytes + body_limit},
+        render_error=error_response,
+    )
     # Added last, so outermost: it sees every request, the gateway's refusals included.
     app.add_middleware(
         ObservabilityMiddleware,
