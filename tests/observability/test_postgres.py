@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -12,6 +13,7 @@ from genai_factory.observability.interaction_store import (
     SqlInteractionLog,
     open_interaction_engine,
 )
+from genai_factory.observability.interaction_writer import InteractionWriter
 from genai_factory.observability.interactions import FeedbackRecord, InteractionRecord
 
 pytestmark = pytest.mark.integration
@@ -67,3 +69,26 @@ async def test_records_and_feedback_round_trip(log: SqlInteractionLog) -> None:
     await log.add_feedback(FeedbackRecord(record.trace_id, -1, "wrong", "3f9a0c1b2d4e"))
     (feedback,) = await log.feedback(record.trace_id)
     assert (feedback.rating, feedback.comment) == (-1, "wrong")
+
+
+async def test_a_nul_byte_fails_no_batch(log: SqlInteractionLog, tmp_path: Path) -> None:
+    """NUL characters are stored as U+FFFD, so a batch with one such request is written whole."""
+    writer = InteractionWriter(log, spill_path=tmp_path / "spill.jsonl")
+    writer.start()
+    ids = [uuid.uuid4().hex for _ in range(20)]
+    for number, trace_id in enumerate(ids):
+        text = "bad \x00 query" if number == 7 else f"query {number}"
+        writer.submit(
+            InteractionRecord(
+                trace_id=trace_id,
+                endpoint="generate",
+                status="ok",
+                request_text=text,
+                safety={"input": [{"reason": text}]},
+            )
+        )
+    await writer.aclose()
+    stored = [await log.get(trace_id) for trace_id in ids]
+    assert all(record is not None for record in stored)
+    assert stored[7] is not None and stored[7].request_text == "bad \ufffd query"
+    assert not (tmp_path / "spill.jsonl").exists()

@@ -95,6 +95,18 @@ def _record_of(row: sa.Row[Any]) -> InteractionRecord:
     return InteractionRecord(**values)
 
 
+def storable(value: Any) -> Any:
+    """``value`` with NUL characters replaced (U+FFFD), in strings nested at any depth: PostgreSQL
+    refuses them in text and JSON, and one such request must not fail a whole batch."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd") if "\x00" in value else value
+    if isinstance(value, dict):
+        return {key: storable(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [storable(item) for item in value]
+    return value
+
+
 class SqlInteractionLog:
     """Interaction records and feedback in SQL (see the module docstring)."""
 
@@ -116,7 +128,7 @@ class SqlInteractionLog:
         """Append records atomically (all or none)."""
         if not records:
             return
-        rows = [record.as_row() for record in records]
+        rows = [storable(record.as_row()) for record in records]
 
         def work() -> None:
             with self.engine.begin() as conn:

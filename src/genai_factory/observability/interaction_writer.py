@@ -141,6 +141,10 @@ class InteractionWriter:
                 continue
             self._count("written", len(batch))
             return
+        if len(batch) > 1:  # one bad record must not take the others down with it
+            for record in batch:
+                await self._write([record])
+            return
         log.error(
             "interaction_log_write_failed",
             error=f"{type(error).__name__}: {error}",
