@@ -6,12 +6,23 @@ RAG, the service, the CLI) can exchange them and serialise them to JSON unchange
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
 
 Role = Literal["system", "user", "assistant", "tool"]
 FinishReason = Literal["stop", "length", "error", "cancelled"]
+
+
+def _as_utc(moment: datetime) -> str:
+    aware = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    return aware.isoformat()
+
+
+#: A time in UTC. Stores keep naive UTC values; the API writes them with their offset
+#: (``2026-12-06T14:08:36+00:00``), so no client has to guess the zone.
+UtcDatetime = Annotated[datetime, PlainSerializer(_as_utc, return_type=str, when_used="json")]
 
 
 class ToolCall(BaseModel):

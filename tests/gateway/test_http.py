@@ -143,6 +143,7 @@ def test_admins_manage_keys_over_http(client: TestClient, settings: Settings) ->
     body = created.json()
     assert body["key"].startswith("gf_") and body["record"]["rpm"] == 5
     assert "key_hash" not in body["record"]
+    assert body["record"]["created_at"].endswith("+00:00")  # times carry their zone
     assert client.post(GENERATE, json=QUERY, headers=bearer(body["key"])).status_code == 200
     listed = client.get("/v1/admin/keys", headers=bearer(admin)).json()
     assert {k["name"] for k in listed} == {"ops", "app"}

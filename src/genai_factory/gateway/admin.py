@@ -7,7 +7,6 @@ is off for the other endpoints: 401 without a valid key, 403 with a key that is 
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -18,6 +17,7 @@ from genai_factory.gateway.context import current_request
 from genai_factory.gateway.keys import ApiKey, BudgetPeriod, KeyInfo
 from genai_factory.gateway.middleware import presented_key
 from genai_factory.gateway.service import GatewayService
+from genai_factory.messages import UtcDatetime
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"])
 
@@ -82,7 +82,7 @@ class SpendRow(BaseModel):
     prompt_tokens: int
     completion_tokens: int
     status: str
-    created_at: datetime
+    created_at: UtcDatetime
 
 
 Admin = Annotated[ApiKey, Depends(admin_key)]

@@ -19,6 +19,8 @@ from typing import Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from genai_factory.messages import UtcDatetime
+
 KEY_PREFIX = "gf_"
 ID_HEX_CHARS = 12
 SECRET_BYTES = 32
@@ -40,8 +42,8 @@ class KeyInfo(BaseModel):
     tpm: int | None = Field(default=None, ge=1)
     budget_usd: float | None = Field(default=None, ge=0)
     budget_period: BudgetPeriod = "month"
-    created_at: datetime
-    revoked_at: datetime | None = None
+    created_at: UtcDatetime
+    revoked_at: UtcDatetime | None = None
 
     @property
     def active(self) -> bool:

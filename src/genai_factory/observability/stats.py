@@ -27,6 +27,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from genai_factory.exceptions import ServiceNotReady
 from genai_factory.llm.breaker import CircuitBreakerModel
+from genai_factory.messages import UtcDatetime
 from genai_factory.observability.interaction_store import interactions_table
 from genai_factory.observability.interactions import utc_now
 from genai_factory.observability.metrics import ANONYMOUS
@@ -82,8 +83,8 @@ class OpsStats(BaseModel):
     """The operations figures of one window (see the module docstring)."""
 
     window_minutes: int
-    since: datetime = Field(description="Start of the window (UTC, naive).")
-    generated_at: datetime
+    since: UtcDatetime = Field(description="Start of the window (UTC).")
+    generated_at: UtcDatetime
     rows: int = Field(description="Interaction rows the figures are computed from.")
     truncated: bool = Field(description="The window held more rows than were read.")
     requests: int

@@ -6,7 +6,6 @@ may read or delete any session).
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends
@@ -15,7 +14,7 @@ from pydantic import BaseModel
 from genai_factory.assistant.assembly import Components
 from genai_factory.exceptions import NotFoundError
 from genai_factory.memory.protocol import SessionInfo, SessionStore, check_owner
-from genai_factory.messages import Message
+from genai_factory.messages import Message, UtcDatetime
 from genai_factory.observability.assembly import request_key_id
 from genai_factory.service.deps import components
 
@@ -29,7 +28,7 @@ class SessionMessage(BaseModel):
 
 class SessionView(BaseModel):
     session_id: str
-    updated_at: datetime | None = None
+    updated_at: UtcDatetime | None = None
     messages: list[SessionMessage]
 
 
