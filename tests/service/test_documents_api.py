@@ -1,13 +1,17 @@
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
 from genai_factory.config import Settings
+from genai_factory.gateway.keys import new_key
+from genai_factory.gateway.sql_store import SqlKeyStore, open_engine
 from genai_factory.messages import Chunk
 from genai_factory.service import create_app
 from genai_factory.testing.documents import minimal_pdf
@@ -114,3 +118,39 @@ def test_a_failure_while_indexing_leaves_nothing_half_written(
         assert client.get("/v1/documents").json()["count"] == 0
         parts = app.state.components
         assert client.portal.call(parts.index.count) == 0  # type: ignore[union-attr]
+
+
+def _add_key(settings: Settings, name: str, *, admin: bool = False) -> str:
+    record, plaintext = new_key(name, admin=admin)
+
+    async def work() -> None:
+        engine = await asyncio.to_thread(open_engine, settings.gateway_database_url())
+        try:
+            await SqlKeyStore(engine).add(record)
+        finally:
+            engine.dispose()
+
+    asyncio.run(work())
+    return plaintext
+
+
+def test_documents_belong_to_the_key_that_uploaded_them(settings: Settings) -> None:
+    alice, bob = _add_key(settings, "alice"), _add_key(settings, "bob")
+    admin = _add_key(settings, "ops", admin=True)
+    app = create_app(settings, model=FakeChatModel(), embedder=FakeEmbedder())
+
+    def upload(key: str, text: bytes) -> Any:
+        files = {"file": ("notes.md", text, "text/markdown")}
+        return client.post("/v1/documents", files=files, headers={"Authorization": f"Bearer {key}"})
+
+    with TestClient(app) as client:
+        _wait_ready(client)
+        first = upload(alice, b"# Notes\n\nAlice wrote these notes.\n")
+        assert first.status_code == 201, first.text
+        doc_id = first.json()["document"]["id"]
+        assert upload(bob, b"# Notes\n\nBob overwrites them.\n").status_code == 403
+        bob_headers = {"Authorization": f"Bearer {bob}"}
+        assert client.delete(f"/v1/documents/{doc_id}", headers=bob_headers).status_code == 403
+        assert upload(alice, b"# Notes\n\nAlice edits her notes.\n").status_code == 201
+        admin_headers = {"Authorization": f"Bearer {admin}"}
+        assert client.delete(f"/v1/documents/{doc_id}", headers=admin_headers).status_code == 200

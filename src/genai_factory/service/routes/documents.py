@@ -5,6 +5,10 @@ and indexes it in the active version: 201 when indexed, 200 when the same conten
 (``unchanged``, or ``duplicate`` of another document). Refusals: 413 over ``rag.max_upload_bytes``,
 415 for an unsupported type, 422 for an empty, textless or unreadable file. The document becomes
 visible only once all its chunks are written, so a failure leaves nothing half-written.
+
+Documents have an owner: an upload records the key that made it (``metadata.owner``). With auth on,
+only that key or an admin key may replace or delete it (403 otherwise); documents without an owner
+(the knowledge directories, uploads made with auth off) are changed by admin keys only.
 """
 
 from __future__ import annotations
@@ -17,7 +21,13 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from genai_factory.assistant.assembly import Components
-from genai_factory.exceptions import DocumentTooLarge, NotFoundError, UnreadableDocument
+from genai_factory.exceptions import (
+    DocumentTooLarge,
+    NotFoundError,
+    PermissionDenied,
+    UnreadableDocument,
+)
+from genai_factory.gateway.context import current_request
 from genai_factory.rag.catalog import DocumentRecord
 from genai_factory.rag.loaders import load_bytes
 from genai_factory.rag.parsers import file_type
@@ -64,6 +74,24 @@ async def _read_limited(upload: UploadFile, limit: int) -> bytes:
     return b"".join(parts)
 
 
+def _caller() -> str | None:
+    """The id of the request's key (``None`` with auth off)."""
+    context = current_request()
+    return context.key.id if context is not None and context.key is not None else None
+
+
+def _check_owner(record: DocumentRecord | None, action: str) -> None:
+    """403 unless the request's key may ``action`` the document (see the module docstring)."""
+    context = current_request()
+    key = context.key if context is not None else None
+    if record is None or key is None or key.admin:
+        return
+    if record.metadata.get("owner") != key.id:
+        raise PermissionDenied(
+            f"this key may not {action} document {record.id}: another key owns it"
+        )
+
+
 @router.post("", status_code=201, response_model=DocumentUploaded)
 async def upload_document(
     request: Request,
@@ -81,9 +109,11 @@ async def upload_document(
     if not data.strip():
         raise UnreadableDocument(f"{name} is empty")
     document = await asyncio.to_thread(load_bytes, name, data)
+    index = await parts.index.ensure()
+    _check_owner(await index.document(document.id), "replace")
+    document.metadata["owner"] = _caller()
     report = await parts.index.ingest_documents([document])
     owner = report.duplicates.get(document.id)
-    index = await parts.index.ensure()
     record = await index.document(owner or document.id)
     if record is None:  # pragma: no cover - the ingest above recorded it
         raise NotFoundError(f"document {document.id} was not indexed")
@@ -110,5 +140,7 @@ async def delete_document(
     document_id: str, parts: Annotated[Components, Depends(ready_components)]
 ) -> DocumentDeleted:
     """Remove a document and all its chunks; 404 when the serving version does not hold it."""
+    index = await parts.index.ensure()
+    _check_owner(await index.document(document_id), "delete")
     chunks = await parts.index.delete([document_id])
     return DocumentDeleted(id=document_id, chunks=chunks)
