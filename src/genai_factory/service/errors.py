@@ -63,7 +63,8 @@ STATUS_BY_ERROR: tuple[tuple[type[GenAIFactoryError], int], ...] = (
 )
 
 
-#: OpenAI's error ``type`` per code; every other code is a ``server_error``.
+#: OpenAI's error ``type`` per code; every other code is an ``invalid_request_error`` when the
+#: caller must act (4xx) and a ``server_error`` otherwise.
 OPENAI_ERROR_TYPES = {
     "unauthenticated": "authentication_error",
     "permission_denied": "permission_error",
@@ -83,9 +84,13 @@ def status_for(exc: GenAIFactoryError) -> int:
     return 500
 
 
-def error_body(code: str, message: str, trace_id: str, **extra: object) -> dict[str, object]:
+def error_body(
+    code: str, message: str, trace_id: str, status: int = 500, **extra: object
+) -> dict[str, object]:
     """The error body (also sent as the last event of a stream that fails)."""
-    kind = OPENAI_ERROR_TYPES.get(code, "server_error")
+    kind = OPENAI_ERROR_TYPES.get(code) or (
+        "invalid_request_error" if 400 <= status < 500 else "server_error"
+    )
     fields = {"code": code, "message": message, "type": kind, "param": None, "trace_id": trace_id}
     return {"error": {**fields, **extra}}
 
@@ -111,7 +116,9 @@ def error_response(request: Request, exc: GenAIFactoryError) -> JSONResponse:
         log.error("request_failed", code=exc.code, error=exc.message, trace_id=trace_id)
     message = exc.message if status != 500 else "the service is misconfigured; see its log"
     return JSONResponse(
-        error_body(exc.code, message, trace_id, **extra), status_code=status, headers=headers
+        error_body(exc.code, message, trace_id, status, **extra),
+        status_code=status,
+        headers=headers,
     )
 
 
@@ -128,7 +135,8 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     ]
     summary = "; ".join(f"{d['field'] or 'body'}: {d['message']}" for d in details)
     return JSONResponse(
-        error_body("invalid_request", summary, _trace_id(request), details=details), status_code=422
+        error_body("invalid_request", summary, _trace_id(request), 422, details=details),
+        status_code=422,
     )
 
 

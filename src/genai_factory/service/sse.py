@@ -73,7 +73,7 @@ def stream_error(exc: BaseException, trace_id: str) -> str:
         if status >= 500:
             log.error("stream_failed", code=exc.code, error=exc.message, trace_id=trace_id)
         message = exc.message if status != 500 else "the service is misconfigured; see its log"
-        return json.dumps(error_body(exc.code, message, trace_id))
+        return json.dumps(error_body(exc.code, message, trace_id, status))
     log.error("stream_failed", error_type=type(exc).__name__, trace_id=trace_id, exc_info=exc)
     return json.dumps(error_body("internal_error", "internal error; see the service log", trace_id))
 
