@@ -216,3 +216,11 @@ def test_oversized_bodies_get_413_before_they_are_read(tmp_path: Path) -> None:
             json={**big, "messages": [big["messages"][0] | {"content": "hi"}]},
         )
         assert small.status_code != 413
+
+
+def test_openapi_lists_the_error_responses_with_their_body() -> None:
+    spec = create_app(Settings(_env_file=None)).openapi()  # type: ignore[call-arg]
+    responses = spec["paths"]["/v1/assistant/generate"]["post"]["responses"]
+    assert {"401", "402", "403", "413", "429", "503"} <= set(responses)
+    schema = responses["429"]["content"]["application/json"]["schema"]
+    assert schema["$ref"].endswith("/ErrorBody")

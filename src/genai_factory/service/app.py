@@ -38,7 +38,7 @@ from genai_factory.observability.middleware import ObservabilityMiddleware
 from genai_factory.rag.embedding import Embedder
 from genai_factory.safety.registry import SafetyService
 from genai_factory.service.body_limit import BodyLimitMiddleware
-from genai_factory.service.errors import error_response, install_error_handlers
+from genai_factory.service.errors import ERROR_RESPONSES, error_response, install_error_handlers
 from genai_factory.service.routes import (
     assistant,
     documents,
@@ -154,6 +154,7 @@ def create_app(
         title="GenAI Factory — GenAI Assistant",
         version=__version__,
         lifespan=lifespan,
+        responses=ERROR_RESPONSES,
     )
     app.state.metrics = registry
     install_error_handlers(app)

@@ -12,11 +12,13 @@ Gateway refusals: 401 (``unauthenticated``, with ``WWW-Authenticate: Bearer``), 
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 
 from genai_factory.exceptions import (
     AuthenticationError,
@@ -74,6 +76,41 @@ OPENAI_ERROR_TYPES = {
     "invalid_request": "invalid_request_error",
     "model_request_rejected": "invalid_request_error",
     "safety_violation": "invalid_request_error",
+}
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+    type: str = Field(description="OpenAI's error type for this code.")
+    param: str | None = None
+    trace_id: str
+    reason: str | None = Field(default=None, description="A guard's reason (safety_violation).")
+
+
+class ErrorBody(BaseModel):
+    """The body of every error response (and of the last event of a stream that fails)."""
+
+    error: ErrorDetail
+
+
+_ERROR_MEANINGS = {
+    400: "The request cannot be served as sent (a guard's block, a bad option).",
+    401: "No API key, or an unknown or revoked one.",
+    402: "The key's budget cannot cover the call.",
+    403: "The key may not do this.",
+    404: "The thing named does not exist.",
+    413: "The body (or the uploaded document) is over its size limit.",
+    429: "The key used up its requests or tokens per minute (see Retry-After).",
+    500: "The service is misconfigured or failed; see its log with the trace id.",
+    502: "The model backend failed.",
+    503: "Starting up, or every backend is failing fast (see Retry-After).",
+    504: "The model backend did not answer in time.",
+}
+#: The error responses every route may give, for the OpenAPI schema.
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorBody, "description": meaning}
+    for status, meaning in _ERROR_MEANINGS.items()
 }
 
 
