@@ -24,6 +24,7 @@ class GuardedModel(ChatModel):
         self.pipeline = pipeline
         self.route = route
         self.name = inner.name
+        self.adopt_capabilities(inner)
 
     def _guard_input(
         self, messages: Sequence[Message]
