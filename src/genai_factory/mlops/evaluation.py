@@ -15,14 +15,13 @@ import concurrent.futures
 import re
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
 from genai_factory.config import Settings
 from genai_factory.exceptions import NotFoundError
 from genai_factory.llm.base import ChatModel
-from genai_factory.mlops.gates import GateResult, check_gates
+from genai_factory.mlops.gates import check_gates
 from genai_factory.mlops.qa import qa_metrics, qa_prompt
 from genai_factory.mlops.qa_eval import (
     QAReport,
@@ -35,6 +34,7 @@ from genai_factory.mlops.suite import (
     QAEvaluator,
     RetrievalEvaluator,
     SafetyEvaluator,
+    SuiteResult,
     SuiteSpec,
     load_suite,
 )
@@ -206,34 +206,6 @@ def _log_qa(report: QAReport) -> None:
 
 
 # -- suites ---------------------------------------------------------------------------------
-@dataclass
-class SuiteResult:
-    """What a suite found: the challenger's metrics, the champion's, and the gates' verdicts."""
-
-    name: str
-    passed: bool
-    failures: list[str]
-    metrics: dict[str, float]
-    champion_metrics: dict[str, float] | None
-    gates: list[GateResult]
-    candidates: dict[str, str]
-    run_id: str | None = None
-    notes: list[str] = field(default_factory=list)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "suite": self.name,
-            "passed": self.passed,
-            "failures": self.failures,
-            "candidates": self.candidates,
-            "metrics": self.metrics,
-            "champion_metrics": self.champion_metrics,
-            "gates": [g.__dict__ for g in self.gates],
-            "run_id": self.run_id,
-            "notes": self.notes,
-        }
-
-
 async def _retrieval(settings: Settings, evaluator: RetrievalEvaluator) -> dict[str, float]:
     from genai_factory.rag.beir import run_retrieval_eval
 

@@ -80,7 +80,7 @@ def artefact_dirs(settings: Settings) -> list[Path]:
     (when the service serves champions), the data directory's, then the packaged ones."""
     champions: list[Path] = []
     if settings.mlops.serve_champion:
-        from genai_factory.mlops.champion import guard_champions
+        from genai_factory.mlops.guard_champions import guard_champions
 
         try:
             champions = [directory for _, directory in guard_champions(settings).values()]

@@ -14,13 +14,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from genai_factory.config import Settings
 from genai_factory.exceptions import InvalidRequestError
+from genai_factory.mlops.guard_champions import TRAINABLE_GUARDS
 
-GuardName = Literal["injection", "toxicity", "names"]
-GUARDS: tuple[GuardName, ...] = ("injection", "toxicity", "names")
+GUARDS = TRAINABLE_GUARDS
 #: The dataset files each guard needs (relative to the datasets directory).
 REQUIRED_FILES: dict[str, tuple[str, ...]] = {
     "injection": (
