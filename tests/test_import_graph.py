@@ -90,3 +90,25 @@ def test_no_two_modules_import_each_other() -> None:
     assert not pairs, "modules that import each other: " + "; ".join(
         f"{first} <-> {second}" for first, second in pairs
     )
+
+
+def reachable(graph: dict[str, set[str]], start: str) -> set[str]:
+    seen: set[str] = set()
+    todo = [start]
+    while todo:
+        for target in graph.get(todo.pop(), set()) - seen:
+            seen.add(target)
+            todo.append(target)
+    return seen
+
+
+def test_serving_guards_never_reach_the_training_code() -> None:
+    graph = import_graph()
+    serving = [name for name in graph if name.startswith(f"{PACKAGE}.safety")]
+    serving = [name for name in serving if not name.startswith(f"{PACKAGE}.safety_training")]
+    assert f"{PACKAGE}.safety.registry" in serving
+    leaks = {
+        name: sorted(t for t in reachable(graph, name) if t.startswith(f"{PACKAGE}.safety_training"))
+        for name in serving
+    }
+    assert not {name: found for name, found in leaks.items() if found}

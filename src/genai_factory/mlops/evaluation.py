@@ -238,11 +238,11 @@ def _flagger(checker: Any, context: Any) -> Callable[[str], bool]:
 
 def _safety(settings: Settings, evaluator: SafetyEvaluator, ref: str) -> dict[str, float]:
     from genai_factory.safety.artefacts import load_resources
-    from genai_factory.safety.evaluation import evaluate_binary
     from genai_factory.safety.guard import GuardContext
     from genai_factory.safety.injection import InjectionGuard
     from genai_factory.safety.toxicity import ToxicityGuard
-    from genai_factory.safety.training import read_labelled_csv
+    from genai_factory.safety_training.evaluation import evaluate_binary
+    from genai_factory.safety_training.training import read_labelled_csv
 
     metrics: dict[str, float] = {}
     context = GuardContext(surface="input")

@@ -121,7 +121,7 @@ def load_model(settings: Settings, ref: str) -> ChatModel:
 
 
 def _percentile(values: Sequence[float], q: float) -> float:
-    from genai_factory.safety.evaluation import percentile
+    from genai_factory.safety_training.evaluation import percentile
 
     return percentile(values, q)
 
