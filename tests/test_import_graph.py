@@ -108,7 +108,9 @@ def test_serving_guards_never_reach_the_training_code() -> None:
     serving = [name for name in serving if not name.startswith(f"{PACKAGE}.safety_training")]
     assert f"{PACKAGE}.safety.registry" in serving
     leaks = {
-        name: sorted(t for t in reachable(graph, name) if t.startswith(f"{PACKAGE}.safety_training"))
+        name: sorted(
+            t for t in reachable(graph, name) if t.startswith(f"{PACKAGE}.safety_training")
+        )
         for name in serving
     }
     assert not {name: found for name, found in leaks.items() if found}
