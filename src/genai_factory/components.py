@@ -26,6 +26,8 @@ What each table's factory is called with:
   actions the guard accepts.
 * :data:`TOOLS`: ``factory(deps: ToolDeps) -> Tool | str`` (a string is why it was left out); the
   table's order is the order tools are offered to a model.
+* :data:`RERANKERS`: ``factory(embedder, weight=...) -> Reranker`` (``none`` means no reranker).
+* :data:`JOBS`: the scheduled jobs' commands (see the table).
 """
 
 from __future__ import annotations
@@ -108,9 +110,23 @@ GUARDS: dict[str, GuardEntry] = {
     "prompt_leak": GuardEntry("genai_factory.safety.registry:prompt_leak_guard"),
 }
 
+RERANKERS: dict[str, Lazy] = {
+    "sentence": Lazy("genai_factory.rag.rerank:SentenceMaxSimReranker"),
+}
+
 TOOLS: dict[str, Lazy] = {
     "sql_schema": Lazy("genai_factory.agents.registry:sql_schema_tool"),
     "sql_query": Lazy("genai_factory.agents.registry:sql_query_tool"),
     "calculator": Lazy("genai_factory.agents.registry:calculator_tool"),
     "knowledge_search": Lazy("genai_factory.agents.registry:knowledge_search_tool"),
+}
+
+#: Scheduled jobs: name → the words of its ``genai-factory`` command (not a factory: a job runs
+#: as a process of its own).
+JOBS: dict[str, tuple[str, ...]] = {
+    "reindex": ("jobs", "reindex"),
+    "drift": ("jobs", "drift"),
+    "train_llm": ("train", "llm"),
+    "train_guard": ("train", "guard"),
+    "loop": ("jobs", "loop"),
 }

@@ -56,6 +56,8 @@ SessionBackend = Annotated[str, registered(components.SESSION_STORES, "session s
 #: A registered agent tool (``genai_factory.agents.registry`` builds them); config may name no other.
 ToolName = Annotated[str, registered(components.TOOLS, "agent tool")]
 GuardName = Annotated[str, registered(components.GUARDS, "guard")]
+RerankerName = Annotated[str, registered(components.RERANKERS, "reranker", "none")]
+JobName = Annotated[str, registered(components.JOBS, "job")]
 
 
 def bundled_docs_dir() -> Path:
@@ -164,7 +166,7 @@ class RetrievalSettings(BaseModel):
     rrf_k: int = Field(default=60, ge=1)
     candidates: int = Field(default=100, ge=1, le=5000)
     keyword_weights: tuple[float, float, float, float] = (1.0, 1.0, 0.2, 1.0)
-    reranker: Literal["none", "sentence"] = "sentence"
+    reranker: RerankerName = "sentence"
     rerank_depth: int = Field(default=100, ge=1, le=1000)
     rerank_weight: float = Field(default=0.35, ge=0.0)
 
@@ -381,9 +383,6 @@ class SafetySettings(BaseModel):
         if "default" not in self.routes:
             raise ValueError("safety.routes must define the 'default' route")
         return self
-
-
-JobName = Literal["reindex", "drift", "train_llm", "train_guard", "loop"]
 
 
 class ReindexSettings(BaseModel):
