@@ -46,9 +46,9 @@ from typing import Any
 
 from genai_factory.config import Settings, bundled_docs_dir
 from genai_factory.exceptions import SafetyViolation
-from genai_factory.safety.evaluation import evaluate_binary, percentile
 from genai_factory.safety.registry import SafetyService
-from genai_factory.safety.training import read_labelled_csv, split
+from genai_factory.safety_training.evaluation import evaluate_binary, percentile
+from genai_factory.safety_training.training import read_labelled_csv, split
 
 ROOT = Path(__file__).resolve().parents[1]
 DATASETS = ROOT.parent / "shared" / "datasets"
@@ -224,7 +224,7 @@ def train_measured(datasets: Path, out: Path) -> Path:
     """Fit the injection and toxicity guards the shipped way but without their held-out parts
     (``--final-fit train``) into ``out``: the models the dev figures belong to. The shipped
     artefacts were refitted on every shared row, the dev rows included."""
-    from genai_factory.safety.training import train_injection, train_toxicity
+    from genai_factory.safety_training.training import train_injection, train_toxicity
 
     train_injection(datasets, out, unseen=UNSEEN, final_fit="train")
     train_toxicity(datasets, out, final_fit="train")
@@ -333,9 +333,9 @@ def run_cv(args: argparse.Namespace) -> None:
     import numpy as np
     from sklearn.model_selection import StratifiedKFold
 
-    from genai_factory.safety.hard_negatives import hard_negatives, technical_texts
     from genai_factory.safety.normalize import canonical
-    from genai_factory.safety.training import (
+    from genai_factory.safety_training.hard_negatives import hard_negatives, technical_texts
+    from genai_factory.safety_training.training import (
         HARD_NEGATIVES,
         INJECTION_C,
         INJECTION_CONFIG,

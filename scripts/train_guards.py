@@ -10,7 +10,7 @@ produced by this script with ``--out src/genai_factory/safety/artefacts``. See d
 
 from __future__ import annotations
 
-from genai_factory.safety.training import main
+from genai_factory.safety_training.training import main
 
 if __name__ == "__main__":
     main()

@@ -22,7 +22,7 @@ from genai_factory.exceptions import GenAIFactoryError, InvalidRequestError
 from genai_factory.gateway.cli import keys_app
 from genai_factory.mlops.cli import eval_qa, eval_run, jobs_app, models_app, train_app
 from genai_factory.rag.cli import index_app, retrieval_command
-from genai_factory.safety.commands import eval_guard, eval_pii
+from genai_factory.safety_training.commands import eval_guard, eval_pii
 
 T = TypeVar("T")
 

@@ -5,30 +5,59 @@ Sources, highest priority first: explicit constructor arguments, environment var
 a ``.env`` file, an optional YAML file (``--config`` or ``GENAI_CONFIG``), then the defaults below,
 which run everything embedded with no network and no API key.
 
-The YAML file holds data only. Component fields are ``Literal`` names from a fixed allowlist, so a
-config file can choose among registered components but can never make the process import a class.
+The YAML file holds data only. Component fields are names checked, when the settings load, against
+the registered components' tables (:mod:`genai_factory.components`), so a config file can choose
+among registered components but can never make the process import a class.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, Field, SecretStr, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    Field,
+    SecretStr,
+    ValidationError,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
 )
 
+from genai_factory import components
 from genai_factory.exceptions import ConfigurationError
 
-LLMProvider = Literal["llamacpp", "openai_compatible", "fake"]
-EmbeddingProvider = Literal["minilm", "openai_compatible", "fake"]
-#: The registered agent tools (``genai_factory.agents.registry`` builds them); config may name no other.
-ToolName = Literal["sql_schema", "sql_query", "calculator", "knowledge_search"]
+
+def registered(table: Mapping[str, object], kind: str, *also: str) -> AfterValidator:
+    """A validator accepting only the names of ``table`` (and ``also``), read when a value is
+    validated, so a component registered at run time is accepted too."""
+
+    def check(name: str) -> str:
+        if name not in table and name not in also:
+            raise ValueError(components.unknown_name(kind, name, [*also, *table]))
+        return name
+
+    return AfterValidator(check)
+
+
+LLMProvider = Annotated[str, registered(components.LLM_PROVIDERS, "model provider")]
+EmbeddingProvider = Annotated[str, registered(components.EMBEDDERS, "embeddings provider")]
+VectorStoreName = Annotated[str, registered(components.VECTOR_STORES, "vector store")]
+#: A registered session store, or ``auto`` (Redis when a Redis URL is configured, else SQLite).
+SessionBackend = Annotated[str, registered(components.SESSION_STORES, "session store", "auto")]
+#: A registered agent tool (``genai_factory.agents.registry`` builds them); config may name no other.
+ToolName = Annotated[str, registered(components.TOOLS, "agent tool")]
+GuardName = Annotated[str, registered(components.GUARDS, "guard")]
+RerankerName = Annotated[str, registered(components.RERANKERS, "reranker", "none")]
+JobName = Annotated[str, registered(components.JOBS, "job")]
 
 
 def bundled_docs_dir() -> Path:
@@ -137,7 +166,7 @@ class RetrievalSettings(BaseModel):
     rrf_k: int = Field(default=60, ge=1)
     candidates: int = Field(default=100, ge=1, le=5000)
     keyword_weights: tuple[float, float, float, float] = (1.0, 1.0, 0.2, 1.0)
-    reranker: Literal["none", "sentence"] = "sentence"
+    reranker: RerankerName = "sentence"
     rerank_depth: int = Field(default=100, ge=1, le=1000)
     rerank_weight: float = Field(default=0.35, ge=0.0)
 
@@ -159,7 +188,7 @@ class RAGSettings(BaseModel):
     source_chars: int = Field(default=600, ge=50, le=20_000)
     min_score: float = Field(default=0.25, ge=-1.0, le=1.0)
     excerpt_chars: int = Field(default=300, ge=20)
-    store: Literal["embedded", "qdrant"] = "embedded"
+    store: VectorStoreName = "embedded"
     qdrant: QdrantSettings = Field(default_factory=QdrantSettings)
     retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
     max_upload_bytes: int = Field(default=10 * 1024 * 1024, ge=1)
@@ -221,7 +250,7 @@ class AgentSettings(BaseModel):
     """
 
     enabled: bool = True
-    tools: list[ToolName] = Field(default_factory=lambda: list(get_args(ToolName)))
+    tools: list[ToolName] = Field(default_factory=lambda: list(components.TOOLS))
     max_steps: int = Field(default=5, ge=1, le=50)
     timeout_s: float = Field(default=60.0, gt=0, le=3600)
     token_budget: int = Field(default=8000, ge=256)
@@ -248,7 +277,7 @@ class MemorySettings(BaseModel):
     ``service.max_history_messages`` bounds its length. Sessions idle for ``ttl_s`` are forgotten.
     """
 
-    backend: Literal["auto", "memory", "sqlite", "redis"] = "auto"
+    backend: SessionBackend = "auto"
     max_tokens: int = Field(default=600, ge=0, le=100_000)
     ttl_s: int = Field(default=7 * 86_400, ge=60)
     redis_url: str | None = None
@@ -278,17 +307,8 @@ class ObservabilitySettings(BaseModel):
     webhook_timeout_s: float = Field(default=5.0, gt=0, le=60)
 
 
-GuardName = Literal["injection", "pii", "toxicity", "groundedness", "prompt_leak"]
 GuardAction = Literal["block", "redact", "warn", "strip"]
 SafetyRoute = Literal["default", "chat", "rag", "agent"]
-#: The actions each guard accepts (``block`` on a context guard drops the chunk or tool output).
-GUARD_ACTIONS: dict[str, tuple[str, ...]] = {
-    "injection": ("block", "warn"),
-    "toxicity": ("block", "warn"),
-    "pii": ("redact", "block", "warn"),
-    "groundedness": ("warn", "strip", "block"),
-    "prompt_leak": ("block", "warn"),
-}
 
 
 class GuardSpec(BaseModel):
@@ -300,8 +320,9 @@ class GuardSpec(BaseModel):
 
     @model_validator(mode="after")
     def _action_allowed(self) -> GuardSpec:
-        if self.action not in GUARD_ACTIONS[self.guard]:
-            allowed = ", ".join(GUARD_ACTIONS[self.guard])
+        accepted = components.GUARDS[self.guard].actions
+        if self.action not in accepted:
+            allowed = ", ".join(accepted)
             raise ValueError(f"guard {self.guard!r} accepts actions {allowed}, not {self.action!r}")
         return self
 
@@ -365,9 +386,6 @@ class SafetySettings(BaseModel):
         if "default" not in self.routes:
             raise ValueError("safety.routes must define the 'default' route")
         return self
-
-
-JobName = Literal["reindex", "drift", "train_llm", "train_guard", "loop"]
 
 
 class ReindexSettings(BaseModel):

@@ -11,8 +11,9 @@ import pytest
 from genai_factory.agents.calculator import CalculatorTool
 from genai_factory.agents.knowledge import KnowledgeSearchTool, render_hits
 from genai_factory.agents.react import ReActAgent
-from genai_factory.agents.registry import TOOL_NAMES, ToolDeps, build_tools
+from genai_factory.agents.registry import ToolDeps, build_tools
 from genai_factory.agents.tools import SqlQueryTool, call_tool
+from genai_factory.components import TOOLS
 from genai_factory.config import Settings
 from genai_factory.exceptions import ConfigurationError, ToolError
 from genai_factory.rag.index import KnowledgeIndex
@@ -89,14 +90,14 @@ async def test_the_agent_answers_from_the_knowledge_base(index: KnowledgeIndex) 
 # -- registry ---------------------------------------------------------------------------------
 def test_registry_builds_every_configured_tool(tmp_path: Path, index: KnowledgeIndex) -> None:
     deps = ToolDeps(database=str(tmp_path / "x.db"), searcher=index)
-    built = build_tools(list(TOOL_NAMES), deps)
+    built = build_tools(list(TOOLS), deps)
     assert built.names == ["sql_schema", "sql_query", "calculator", "knowledge_search"]
     assert built.skipped == {}
     assert isinstance(built.tools[1], SqlQueryTool)
 
 
 def test_registry_skips_tools_without_their_dependency() -> None:
-    built = build_tools(list(TOOL_NAMES), ToolDeps())
+    built = build_tools(list(TOOLS), ToolDeps())
     assert built.names == ["calculator"]
     assert set(built.skipped) == {"sql_schema", "sql_query", "knowledge_search"}
     assert "agents.database" in built.skipped["sql_query"]

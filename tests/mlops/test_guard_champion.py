@@ -9,7 +9,8 @@ from pathlib import Path
 
 from genai_factory.config import Settings
 from genai_factory.llm.worker import ModelWorker
-from genai_factory.mlops.champion import ChampionWatcher, guard_champions
+from genai_factory.mlops.champion import ChampionWatcher
+from genai_factory.mlops.guard_champions import guard_champions
 from genai_factory.mlops.registry import ModelRegistry
 from genai_factory.safety.artefacts import packaged_dir
 from genai_factory.safety.registry import SafetyService, artefact_dirs

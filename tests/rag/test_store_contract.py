@@ -9,7 +9,7 @@ import pytest
 
 from genai_factory.rag.stores import EmbeddedVectorStore, VectorStore, get_store
 from genai_factory.rag.stores.qdrant import QdrantVectorStore
-from genai_factory.testing.contracts import VectorStoreContract
+from genai_factory.testing import VectorStoreContract
 
 
 class TestEmbeddedStore(VectorStoreContract):

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from genai_factory.safety.hard_negatives import hard_negatives, technical_texts
 from genai_factory.safety.injection_rules import default_rules, first_match
 from genai_factory.safety.normalize import variants
+from genai_factory.safety_training.hard_negatives import hard_negatives, technical_texts
 
 SHARED_DATASETS = Path(__file__).resolve().parents[3] / "shared" / "datasets"
 

@@ -7,11 +7,11 @@ import csv
 import pytest
 
 from genai_factory.safety.artefacts import GuardResources
-from genai_factory.safety.evaluation import evaluate_binary
 from genai_factory.safety.guard import GuardContext
 from genai_factory.safety.injection import InjectionGuard, quoted_mention
 from genai_factory.safety.injection_rules import default_rules, first_match
 from genai_factory.safety.normalize import canonical, variants
+from genai_factory.safety_training.evaluation import evaluate_binary
 
 from .conftest import DATA
 

@@ -6,9 +6,10 @@ from pathlib import Path
 
 import numpy as np
 
-from genai_factory.safety.ner_data import ordinary_words
-from genai_factory.safety.textclf import HashedLinearModel, HashingConfig, fit_hashed_linear
-from genai_factory.safety.training import oof_threshold
+from genai_factory.safety.textclf import HashedLinearModel, HashingConfig
+from genai_factory.safety_training.fitting import fit_hashed_linear
+from genai_factory.safety_training.ner_data import ordinary_words
+from genai_factory.safety_training.training import oof_threshold
 
 SMALL = HashingConfig(n_features=2**12)
 TOXIC = ["you are an idiot", "shut up fool", "what an idiot", "idiot fool go away"]

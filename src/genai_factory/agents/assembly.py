@@ -1,7 +1,8 @@
 """Build the agent of the agent route from settings: its tools, its limits, its action format.
 
-``agents.action_format: auto`` picks native tool calling for an ``openai_compatible`` primary model,
-the two-stage constrained format for the embedded llama.cpp model (built for a 135M model, see
+``agents.action_format: auto`` picks, from the primary provider's capabilities, native tool calling
+when it has it (``openai_compatible``), the two-stage constrained format when it has grammar-
+constrained output (the embedded llama.cpp model; built for a 135M model, see
 :mod:`~genai_factory.agents.staged`) and one JSON action per step otherwise (the fake model). With
 native calling, a fallback model without tools answers in text, which the loop takes as the final
 answer.
@@ -18,6 +19,7 @@ from genai_factory.agents.registry import ToolDeps, build_tools
 from genai_factory.agents.sql_results import SQLLimits
 from genai_factory.config import Settings
 from genai_factory.llm.base import ChatModel
+from genai_factory.llm.registry import provider_capabilities
 
 log = structlog.get_logger(__name__)
 
@@ -27,9 +29,10 @@ def action_format_for(settings: Settings) -> FormatName:
     chosen = settings.agents.action_format
     if chosen != "auto":
         return chosen
-    if settings.llm.provider == "openai_compatible":
+    capabilities = provider_capabilities(settings.llm.provider)
+    if capabilities.native_tools:
         return "native"
-    return "json_staged" if settings.llm.provider == "llamacpp" else "json_schema"
+    return "json_staged" if capabilities.grammar else "json_schema"
 
 
 def build_agent(

@@ -1,7 +1,8 @@
 """The tool registry: every tool the configuration may name, built from explicit dependencies.
 
-``agents.tools`` in the settings is a list of :data:`~genai_factory.config.ToolName` literals, so a
-configuration can only choose among the tools registered here; it can never import a class. The
+``agents.tools`` in the settings is a list of names of the table
+:data:`genai_factory.components.TOOLS`, whose factories are below, so a configuration can only
+choose among the registered tools; it can never import a class. The
 SQL tools need a database and ``knowledge_search`` needs a searcher: a tool whose dependency is
 missing is left out (and named in :attr:`ToolSet.skipped`), not an error, so a deployment without
 a database still gets an agent with the calculator and the knowledge base.
@@ -11,17 +12,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, get_args
+from typing import Any, cast
 
 from genai_factory.agents.calculator import CalculatorTool
 from genai_factory.agents.knowledge import KnowledgeSearchTool, Searcher
 from genai_factory.agents.sql_results import SQLLimits
 from genai_factory.agents.tools import SqlQueryTool, SqlSchemaTool, Tool
-from genai_factory.config import ToolName
+from genai_factory.components import TOOLS, unknown_name
 from genai_factory.exceptions import ConfigurationError
-
-#: Every registered tool name, in the order they are offered to a model.
-TOOL_NAMES: tuple[ToolName, ...] = get_args(ToolName)
 
 
 @dataclass(frozen=True)
@@ -47,34 +45,29 @@ class ToolSet:
         return [tool.name for tool in self.tools]
 
 
-def _sql_query(deps: ToolDeps) -> Tool[Any] | str:
+ToolFactory = Callable[[ToolDeps], Tool[Any] | str]
+
+
+def sql_query_tool(deps: ToolDeps) -> Tool[Any] | str:
     if deps.database is None:
         return "no database is configured (agents.database)"
     return SqlQueryTool(deps.database, limits=deps.sql_limits)
 
 
-def _sql_schema(deps: ToolDeps) -> Tool[Any] | str:
+def sql_schema_tool(deps: ToolDeps) -> Tool[Any] | str:
     if deps.database is None:
         return "no database is configured (agents.database)"
     return SqlSchemaTool(deps.database, limits=deps.sql_limits)
 
 
-def _calculator(deps: ToolDeps) -> Tool[Any] | str:
+def calculator_tool(deps: ToolDeps) -> Tool[Any] | str:
     return CalculatorTool(timeout_s=min(deps.timeout_s, 5.0))
 
 
-def _knowledge_search(deps: ToolDeps) -> Tool[Any] | str:
+def knowledge_search_tool(deps: ToolDeps) -> Tool[Any] | str:
     if deps.searcher is None:
         return "no knowledge index is available"
     return KnowledgeSearchTool(deps.searcher, k=deps.knowledge_k, timeout_s=deps.timeout_s)
-
-
-_FACTORIES: dict[str, Callable[[ToolDeps], Tool[Any] | str]] = {
-    "sql_schema": _sql_schema,
-    "sql_query": _sql_query,
-    "calculator": _calculator,
-    "knowledge_search": _knowledge_search,
-}
 
 
 def build_tools(names: Sequence[str], deps: ToolDeps) -> ToolSet:
@@ -83,14 +76,12 @@ def build_tools(names: Sequence[str], deps: ToolDeps) -> ToolSet:
     Raises:
         ConfigurationError: a name is not registered.
     """
-    unknown = [name for name in names if name not in _FACTORIES]
+    unknown = [name for name in names if name not in TOOLS]
     if unknown:
-        raise ConfigurationError(
-            f"unknown agent tools {unknown}; registered: {', '.join(TOOL_NAMES)}"
-        )
+        raise ConfigurationError(unknown_name("agent tools", ", ".join(unknown), TOOLS))
     built = ToolSet(tools=[])
     for name in names:
-        made = _FACTORIES[name](deps)
+        made = cast(ToolFactory, TOOLS[name].load())(deps)
         if isinstance(made, str):
             built.skipped[name] = made
         else:

@@ -1,9 +1,10 @@
 """What a call may cost before it is made, and what it cost after, for the configured model chain.
 
 A model's price comes from ``llm.pricing`` (USD per million tokens) when it is listed there, even
-for a local model. An unlisted model is *free* when its provider is ``llamacpp`` or ``fake`` (it
-runs on this machine) or when ``llm.free_models`` names it; otherwise it is *unpriced*, and keys
-with a budget are refused rather than served at an unknown cost.
+for a local model. An unlisted model is *free* when its provider's backend is free of charge (it
+runs on this machine: ``llamacpp``, and the ``fake``) or when ``llm.free_models`` names it;
+otherwise it is *unpriced*, and keys with a budget are refused rather than served at an unknown
+cost.
 
 The worst case of a call is priced at the most expensive model of the chain (primary and
 fallbacks), input and output separately, because any of them may end up answering.
@@ -16,35 +17,38 @@ from dataclasses import dataclass
 
 from genai_factory.config import LLMSettings, Price
 from genai_factory.exceptions import ConfigurationError
+from genai_factory.llm.registry import provider_capabilities
 
-#: Providers that run on this machine: unpriced models of theirs cost nothing.
-FREE_PROVIDERS = frozenset({"llamacpp", "fake"})
 _FREE = Price()
 
 
 @dataclass(frozen=True)
 class PriceBook:
-    """Prices of the models a call may reach. ``chain`` is ``(provider, model id)`` in order."""
+    """Prices of the models a call may reach. ``chain`` is ``(free of charge, model id)`` in
+    order: whether the model's backend costs nothing, and the model id."""
 
     prices: Mapping[str, Price]
-    chain: tuple[tuple[str, str], ...]
+    chain: tuple[tuple[bool, str], ...]
     free_models: frozenset[str] = frozenset()
 
     @classmethod
     def from_settings(cls, llm: LLMSettings) -> PriceBook:
-        chain = ((llm.provider, llm.model), *((f.provider, f.model) for f in llm.fallbacks))
-        return cls(dict(llm.pricing), tuple(chain), frozenset(llm.free_models))
+        chain = tuple(
+            (provider_capabilities(model.provider).free_of_charge, model.model)
+            for model in (llm, *llm.fallbacks)
+        )
+        return cls(dict(llm.pricing), chain, frozenset(llm.free_models))
 
-    def _known(self, provider: str, model: str) -> Price | None:
+    def _known(self, free: bool, model: str) -> Price | None:
         if model in self.prices:
             return self.prices[model]
-        if model in self.free_models or provider in FREE_PROVIDERS:
+        if model in self.free_models or free:
             return _FREE
         return None
 
     def unpriced(self) -> list[str]:
         """Models of the chain with neither a price nor a free status."""
-        return [model for provider, model in self.chain if self._known(provider, model) is None]
+        return [model for free, model in self.chain if self._known(free, model) is None]
 
     def worst_price(self) -> Price:
         """The highest input and output prices over the chain.
@@ -70,8 +74,8 @@ class PriceBook:
             return self.prices[model]
         if model in self.free_models:
             return _FREE
-        for provider, chained in self.chain:
-            if chained == model and provider in FREE_PROVIDERS:
+        for free, chained in self.chain:
+            if chained == model and free:
                 return _FREE
         return self.worst_price()
 

@@ -12,16 +12,41 @@ Contract for implementers:
   The default implementation yields the whole ``chat`` answer as one delta.
 * Closing the async generator early (the client went away) stops generation.
 
-Wrappers (retry, circuit breaker, fallback ...) are ``ChatModel`` s around another ``ChatModel``.
+Wrappers (retry, circuit breaker, fallback ...) are ``ChatModel`` s around another ``ChatModel``;
+they take the capabilities of the model they wrap (:meth:`ChatModel.adopt_capabilities`).
+
+Capabilities are class attributes of a backend, so decisions need no provider-name compare:
+``local_weights`` (runs weights on this machine, so a promoted GGUF champion or adapter can be
+swapped in), ``free_of_charge`` (an unpriced model of it costs nothing), ``native_tools``
+(OpenAI-style tool calling) and ``grammar`` (grammar / JSON-schema constrained output).
 """
 
 from __future__ import annotations
 
 import abc
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
+from genai_factory.exceptions import ConfigurationError
 from genai_factory.llm.tokens import estimate_tokens
 from genai_factory.messages import ChatDelta, ChatOptions, ChatResponse, Message
+
+if TYPE_CHECKING:
+    from typing import Self
+
+    from genai_factory.config import ModelSettings
+    from genai_factory.llm.worker import ModelWorker
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a backend can do (see the module docstring)."""
+
+    local_weights: bool = False
+    native_tools: bool = False
+    grammar: bool = False
+    free_of_charge: bool = False
 
 
 class ChatModel(abc.ABC):
@@ -29,6 +54,33 @@ class ChatModel(abc.ABC):
 
     #: The model id reported in responses (``provider:model``).
     name: str = "model"
+    local_weights: bool = False
+    native_tools: bool = False
+    grammar: bool = False
+    free_of_charge: bool = False
+
+    @classmethod
+    def from_settings(cls, settings: ModelSettings, worker: ModelWorker | None) -> Self:
+        """The backend ``settings`` describe (registered backends override this)."""
+        raise ConfigurationError(f"{cls.__name__} cannot be built from settings")
+
+    @classmethod
+    def class_capabilities(cls) -> Capabilities:
+        """The capabilities every instance of this class starts with."""
+        return Capabilities(cls.local_weights, cls.native_tools, cls.grammar, cls.free_of_charge)
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return Capabilities(
+            self.local_weights, self.native_tools, self.grammar, self.free_of_charge
+        )
+
+    def adopt_capabilities(self, model: ChatModel) -> None:
+        """Take ``model``'s capabilities: a wrapper calls this with the model it wraps."""
+        self.local_weights = model.local_weights
+        self.native_tools = model.native_tools
+        self.grammar = model.grammar
+        self.free_of_charge = model.free_of_charge
 
     @abc.abstractmethod
     async def chat(

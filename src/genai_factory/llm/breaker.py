@@ -57,6 +57,7 @@ class CircuitBreakerModel(ChatModel):
             raise ValueError("failure_threshold must be at least 1")
         self.inner = inner
         self.name = inner.name
+        self.adopt_capabilities(inner)
         self.failure_threshold = failure_threshold
         self.cooldown_s = cooldown_s
         self._clock = clock

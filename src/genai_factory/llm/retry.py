@@ -64,6 +64,7 @@ class RetryingModel(ChatModel):
             raise ValueError("max_attempts must be at least 1")
         self.inner = inner
         self.name = inner.name
+        self.adopt_capabilities(inner)
         self.max_attempts = max_attempts
         self.initial_backoff_s = initial_backoff_s
         self.max_backoff_s = max_backoff_s

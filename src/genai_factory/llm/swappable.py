@@ -31,6 +31,7 @@ class SwappableModel(ChatModel):
     def __init__(self, inner: ChatModel, *, version: str = "base") -> None:
         self.inner = inner
         self.version = version
+        self.adopt_capabilities(inner)
         self._in_flight: dict[int, int] = {}
         self._retired: dict[int, ChatModel] = {}
         self._closers: set[asyncio.Task[None]] = set()
@@ -76,6 +77,7 @@ class SwappableModel(ChatModel):
         if new is old:
             return old
         self.inner, self.version = new, version
+        self.adopt_capabilities(new)
         if self._in_flight.get(id(old), 0) > 0:
             self._retired[id(old)] = old
         else:

@@ -30,6 +30,7 @@ from genai_factory.llm.base import ChatModel
 from genai_factory.llm.llamacpp import LlamaCppModel
 from genai_factory.llm.swappable import SwappableModel
 from genai_factory.llm.worker import ModelWorker
+from genai_factory.mlops.guard_champions import guard_champions, registry_exists
 from genai_factory.safety.registry import SafetyService
 
 log = structlog.get_logger(__name__)
@@ -45,11 +46,6 @@ class Champion:
     path: Path | None
 
 
-def registry_exists(settings: Settings) -> bool:
-    """True when a registry may hold versions: a tracking URI is configured or the file exists."""
-    return settings.mlops.tracking_uri is not None or (settings.data_dir / "mlflow.db").exists()
-
-
 def lookup_champion(settings: Settings) -> Champion:
     """The champion LLM right now (blocking: call it in a thread)."""
     if not registry_exists(settings):
@@ -60,26 +56,6 @@ def lookup_champion(settings: Settings) -> Champion:
     if found is None:
         return Champion(BASE, None)
     return Champion(str(found.version), resolve_llm(settings, str(found.version)))
-
-
-#: The guard classifiers ``train guard`` registers (``<guard_prefix><guard>``).
-GUARDS = ("injection", "toxicity", "names")
-
-
-def guard_champions(settings: Settings) -> dict[str, tuple[int, Path]]:
-    """Each guard's champion version and local artefact directory (blocking)."""
-    if not registry_exists(settings):
-        return {}
-    from genai_factory.mlops.registry import ModelRegistry
-
-    registry = ModelRegistry(settings)
-    found: dict[str, tuple[int, Path]] = {}
-    for guard in GUARDS:
-        name = f"{settings.mlops.guard_prefix}{guard}"
-        version = registry.by_alias(name, "champion")
-        if version is not None:
-            found[guard] = (version.version, registry.download(name, version.version))
-    return found
 
 
 class ChampionWatcher:

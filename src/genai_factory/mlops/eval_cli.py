@@ -19,8 +19,8 @@ from genai_factory.command_runner import ConfigOption, err, run_command
 from genai_factory.config import load_settings
 
 if TYPE_CHECKING:
-    from genai_factory.mlops.evaluation import SuiteResult
     from genai_factory.mlops.qa_eval import QAReport
+    from genai_factory.mlops.suite import SuiteResult
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
 TrackOption = Annotated[

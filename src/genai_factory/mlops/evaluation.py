@@ -15,14 +15,13 @@ import concurrent.futures
 import re
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
 from genai_factory.config import Settings
 from genai_factory.exceptions import NotFoundError
 from genai_factory.llm.base import ChatModel
-from genai_factory.mlops.gates import GateResult, check_gates
+from genai_factory.mlops.gates import check_gates
 from genai_factory.mlops.qa import qa_metrics, qa_prompt
 from genai_factory.mlops.qa_eval import (
     QAReport,
@@ -35,6 +34,7 @@ from genai_factory.mlops.suite import (
     QAEvaluator,
     RetrievalEvaluator,
     SafetyEvaluator,
+    SuiteResult,
     SuiteSpec,
     load_suite,
 )
@@ -206,34 +206,6 @@ def _log_qa(report: QAReport) -> None:
 
 
 # -- suites ---------------------------------------------------------------------------------
-@dataclass
-class SuiteResult:
-    """What a suite found: the challenger's metrics, the champion's, and the gates' verdicts."""
-
-    name: str
-    passed: bool
-    failures: list[str]
-    metrics: dict[str, float]
-    champion_metrics: dict[str, float] | None
-    gates: list[GateResult]
-    candidates: dict[str, str]
-    run_id: str | None = None
-    notes: list[str] = field(default_factory=list)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "suite": self.name,
-            "passed": self.passed,
-            "failures": self.failures,
-            "candidates": self.candidates,
-            "metrics": self.metrics,
-            "champion_metrics": self.champion_metrics,
-            "gates": [g.__dict__ for g in self.gates],
-            "run_id": self.run_id,
-            "notes": self.notes,
-        }
-
-
 async def _retrieval(settings: Settings, evaluator: RetrievalEvaluator) -> dict[str, float]:
     from genai_factory.rag.beir import run_retrieval_eval
 
@@ -266,11 +238,11 @@ def _flagger(checker: Any, context: Any) -> Callable[[str], bool]:
 
 def _safety(settings: Settings, evaluator: SafetyEvaluator, ref: str) -> dict[str, float]:
     from genai_factory.safety.artefacts import load_resources
-    from genai_factory.safety.evaluation import evaluate_binary
     from genai_factory.safety.guard import GuardContext
     from genai_factory.safety.injection import InjectionGuard
     from genai_factory.safety.toxicity import ToxicityGuard
-    from genai_factory.safety.training import read_labelled_csv
+    from genai_factory.safety_training.evaluation import evaluate_binary
+    from genai_factory.safety_training.training import read_labelled_csv
 
     metrics: dict[str, float] = {}
     context = GuardContext(surface="input")

@@ -104,22 +104,24 @@ def load_questions(
 def load_model(settings: Settings, ref: str) -> ChatModel:
     """The model a reference names (see :func:`~genai_factory.mlops.registry.resolve_llm`).
 
-    ``base`` is the bundled GGUF when the configured provider is llama.cpp, else the configured
-    primary model (an OpenAI-compatible server, or the fake in tests).
+    ``base`` is the bundled weights when the configured provider runs local weights (llama.cpp),
+    else the configured primary model (an OpenAI-compatible server, or the fake in tests).
     """
-    from genai_factory.llm.registry import get_model
+    from genai_factory.llm.registry import get_model, provider_capabilities
     from genai_factory.mlops.registry import resolve_llm
 
     path = resolve_llm(settings, ref)
     if path is None:
-        if settings.llm.provider == "llamacpp":
-            return get_model("llamacpp", n_ctx=settings.llm.n_ctx, n_threads=settings.llm.n_threads)
+        if provider_capabilities(settings.llm.provider).local_weights:
+            return get_model(
+                settings.llm.provider, n_ctx=settings.llm.n_ctx, n_threads=settings.llm.n_threads
+            )
         return get_model(settings.llm)
     return get_model(f"llamacpp:{path}", n_ctx=settings.llm.n_ctx, n_threads=settings.llm.n_threads)
 
 
 def _percentile(values: Sequence[float], q: float) -> float:
-    from genai_factory.safety.evaluation import percentile
+    from genai_factory.safety_training.evaluation import percentile
 
     return percentile(values, q)
 

@@ -20,23 +20,18 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, get_args
+from typing import Any
 
 import structlog
 
-from genai_factory.config import JobName, Settings
+from genai_factory import components
+from genai_factory.config import Settings
 from genai_factory.exceptions import ConfigurationError, InvalidRequestError
 
 log = structlog.get_logger(__name__)
 
-#: The CLI command of each job (``genai-factory <words>``).
-JOB_COMMANDS: dict[str, tuple[str, ...]] = {
-    "reindex": ("jobs", "reindex"),
-    "drift": ("jobs", "drift"),
-    "train_llm": ("train", "llm"),
-    "train_guard": ("train", "guard"),
-    "loop": ("jobs", "loop"),
-}
+#: The CLI command of each job (``genai-factory <words>``): the table of :mod:`~genai_factory.components`.
+JOB_COMMANDS = components.JOBS
 #: Arguments a job needs when ``mlops.job_args`` gives none.
 DEFAULT_ARGS: dict[str, tuple[str, ...]] = {"train_guard": ("--guard", "injection")}
 #: Exit codes that are outcomes rather than failures, per job.
@@ -79,9 +74,8 @@ def cron_trigger(job: str, expression: str) -> Any:
 def command_line(settings: Settings, job: str, config: Path | None = None) -> tuple[str, ...]:
     """The full command line of ``job``: this interpreter running the CLI, plus its arguments."""
     if job not in JOB_COMMANDS:
-        known = ", ".join(get_args(JobName))
-        raise InvalidRequestError(f"unknown job {job!r} (known: {known})")
-    extra = settings.mlops.job_args.get(job)  # type: ignore[call-overload]
+        raise InvalidRequestError(components.unknown_name("job", job, JOB_COMMANDS))
+    extra = settings.mlops.job_args.get(job)
     args = tuple(extra) if extra is not None else DEFAULT_ARGS.get(job, ())
     prefix = (sys.executable, "-m", "genai_factory.cli", *JOB_COMMANDS[job], *args)
     return (*prefix, "--config", str(config)) if config is not None else prefix

@@ -19,12 +19,14 @@ named ``<evaluator>.<metric>``: ``qa.*`` (SQuAD scores, BLEU, ROUGE-L, hallucina
 ``retrieval.*``. The qa evaluator runs each candidate's LLM; the safety evaluator uses each
 candidate's registered guard (``<guard_prefix><guard>`` at the same reference) when there is one,
 else the configured artefacts; retrieval measures the configured retrieval stack once and gives
-both candidates the same figures (an index is not a model reference).
+both candidates the same figures (an index is not a model reference). :class:`SuiteResult` is
+what a run of a suite found (:func:`genai_factory.mlops.evaluation.run_suite`).
 """
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -32,7 +34,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from genai_factory.exceptions import InvalidRequestError, NotFoundError
-from genai_factory.mlops.gates import Gate
+from genai_factory.mlops.gates import Gate, GateResult
 
 
 class _Strict(BaseModel):
@@ -139,3 +141,31 @@ def load_suite(path: Path) -> SuiteSpec:
     except ValidationError as exc:
         raise InvalidRequestError(f"invalid suite {path}: {_explain(exc)}") from None
     return _resolve_paths(spec, path.resolve().parent)
+
+
+@dataclass
+class SuiteResult:
+    """What a suite found: the challenger's metrics, the champion's, and the gates' verdicts."""
+
+    name: str
+    passed: bool
+    failures: list[str]
+    metrics: dict[str, float]
+    champion_metrics: dict[str, float] | None
+    gates: list[GateResult]
+    candidates: dict[str, str]
+    run_id: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "suite": self.name,
+            "passed": self.passed,
+            "failures": self.failures,
+            "candidates": self.candidates,
+            "metrics": self.metrics,
+            "champion_metrics": self.champion_metrics,
+            "gates": [g.__dict__ for g in self.gates],
+            "run_id": self.run_id,
+            "notes": self.notes,
+        }

@@ -15,8 +15,8 @@ from genai_factory.config import Settings
 from genai_factory.mlops.tracking import tracked_run
 
 if TYPE_CHECKING:
-    from genai_factory.mlops.evaluation import SuiteResult
     from genai_factory.mlops.qa_eval import QAReport
+    from genai_factory.mlops.suite import SuiteResult
 
 #: MLflow limits a tag value's length; gate lines are cut to fit.
 _TAG_LIMIT = 5000

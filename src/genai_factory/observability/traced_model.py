@@ -44,6 +44,7 @@ class TracedModel(ChatModel):
         self.inner = inner
         self.tracer = tracer
         self.name = inner.name
+        self.adopt_capabilities(inner)
 
     def _tracer(self) -> Tracer | None:
         if self.tracer is not None:

@@ -7,13 +7,14 @@ L2-normalised, so a dot product is the cosine similarity. The same text always g
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
-from typing import Any, Protocol, runtime_checkable
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol, cast, runtime_checkable
 
 import httpx
 import numpy as np
 from numpy.typing import NDArray
 
+from genai_factory.components import EMBEDDERS, lookup
 from genai_factory.config import EmbeddingSettings
 from genai_factory.exceptions import ConfigurationError, ProviderError, ProviderUnavailable
 from genai_factory.llm.openai_compatible import translate_status, translate_transport
@@ -188,22 +189,39 @@ class OpenAICompatibleEmbedder:
             await self._client.aclose()
 
 
-def get_embedder(settings: EmbeddingSettings, *, worker: ModelWorker | None = None) -> Embedder:
-    """The configured embedder. Only registered providers can be named."""
-    if settings.provider == "minilm":
-        return SentenceTransformerEmbedder(
-            name=settings.model, batch_size=settings.batch_size, worker=worker
-        )
-    if settings.provider == "openai_compatible":
-        if not settings.base_url:
-            raise ConfigurationError("embeddings provider 'openai_compatible' needs base_url")
-        return OpenAICompatibleEmbedder(
-            settings.base_url,
-            settings.model,
-            api_key=settings.resolved_api_key(),
-            batch_size=settings.batch_size,
-            timeout_s=settings.timeout_s,
-        )
+EmbedderFactory = Callable[[EmbeddingSettings, ModelWorker | None], Embedder]
+
+
+def minilm_embedder(settings: EmbeddingSettings, worker: ModelWorker | None) -> Embedder:
+    return SentenceTransformerEmbedder(
+        name=settings.model, batch_size=settings.batch_size, worker=worker
+    )
+
+
+def openai_compatible_embedder(settings: EmbeddingSettings, worker: ModelWorker | None) -> Embedder:
+    if not settings.base_url:
+        raise ConfigurationError("embeddings provider 'openai_compatible' needs base_url")
+    return OpenAICompatibleEmbedder(
+        settings.base_url,
+        settings.model,
+        api_key=settings.resolved_api_key(),
+        batch_size=settings.batch_size,
+        timeout_s=settings.timeout_s,
+    )
+
+
+def fake_embedder(settings: EmbeddingSettings, worker: ModelWorker | None) -> Embedder:
     from genai_factory.testing.fakes import FakeEmbedder
 
     return FakeEmbedder()
+
+
+def get_embedder(settings: EmbeddingSettings, *, worker: ModelWorker | None = None) -> Embedder:
+    """The configured embedder, from the table :data:`genai_factory.components.EMBEDDERS`.
+
+    Raises:
+        ConfigurationError: the provider is not registered, or its settings are incomplete.
+    """
+    entry = lookup(EMBEDDERS, settings.provider, "embeddings provider")
+    factory = cast(EmbedderFactory, entry.load())
+    return factory(settings, worker)

@@ -14,18 +14,19 @@ Sentence vectors are computed at ingest (``prepare``) when the embedder caches t
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import cast
 
 import numpy as np
 from numpy.typing import NDArray
 
-from genai_factory.exceptions import ConfigurationError
+from genai_factory.components import RERANKERS, lookup
 from genai_factory.messages import Chunk
 from genai_factory.rag.embedding import Embedder
 from genai_factory.rag.retrieval import Candidate, Reranker, zscores
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9`\"'(\[])|\n+")
-RERANKERS = ("none", "sentence")
+RerankerFactory = Callable[..., Reranker]
 
 
 def sentences(text: str, *, limit: int = 64) -> list[str]:
@@ -85,9 +86,9 @@ class SentenceMaxSimReranker:
 
 
 def get_reranker(name: str, embedder: Embedder, *, weight: float = 0.35) -> Reranker | None:
-    """A registered reranker by name (``none`` gives ``None``)."""
+    """A registered reranker by name (``none`` gives ``None``), from the table
+    :data:`genai_factory.components.RERANKERS`."""
     if name == "none":
         return None
-    if name == "sentence":
-        return SentenceMaxSimReranker(embedder, weight=weight)
-    raise ConfigurationError(f"unknown reranker {name!r}; registered: {', '.join(RERANKERS)}")
+    factory = cast(RerankerFactory, lookup(RERANKERS, name, "reranker").load())
+    return factory(embedder, weight=weight)

@@ -236,8 +236,8 @@ def build_serving_index(
     qdrant_client: list[Any] = []  # one client for every version's collection, opened lazily
 
     def store_for(info: VersionInfo, directory: Path) -> VectorStore:
-        if rag.store == "embedded":
-            return get_store("embedded", directory=directory / "vectors", embedder=embedder.name)
+        if rag.store != "qdrant":  # Qdrant shares one client; every other store gets a directory
+            return get_store(rag.store, directory=directory / "vectors", embedder=embedder.name)
         from genai_factory.rag.stores.qdrant import open_client
 
         qdrant = rag.qdrant

@@ -25,6 +25,7 @@ class GuardedModel(ChatModel):
         self.gate = SafetyGate(pipeline)
         self.route = route
         self.name = inner.name
+        self.adopt_capabilities(inner)
 
     def _start(self, messages: Sequence[Message]) -> tuple[RequestSafety, list[Message]]:
         system_prompt = next((m.content for m in messages if m.role == "system"), "")

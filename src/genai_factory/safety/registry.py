@@ -1,20 +1,22 @@
 """Guard names → guards: the one place configuration becomes guard objects (an allowlist).
 
-``safety:`` settings may only name the guards registered here (``injection``, ``pii``,
-``toxicity``, ``groundedness``, ``prompt_leak``); loading a config never imports anything else.
+``safety:`` settings may only name the guards of the table
+:data:`genai_factory.components.GUARDS` (``injection``, ``pii``, ``toxicity``, ``groundedness``,
+``prompt_leak``, each with the actions it accepts), whose factories are below; loading a config
+never imports anything else.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import structlog
 
+from genai_factory import components
 from genai_factory.config import GuardSpec, RouteSafety, Settings
-from genai_factory.exceptions import ConfigurationError
 from genai_factory.safety.artefacts import GuardResources, load_resources, packaged_dir
 from genai_factory.safety.groundedness import GroundednessGuard, PromptLeakGuard
 from genai_factory.safety.guard import Guard
@@ -29,41 +31,38 @@ log = structlog.get_logger(__name__)
 GuardFactory = Callable[[GuardSpec, GuardResources], Guard]
 
 
-def _injection(spec: GuardSpec, resources: GuardResources) -> Guard:
+def injection_guard(spec: GuardSpec, resources: GuardResources) -> Guard:
     return InjectionGuard(resources.injection, action=spec.action, threshold=spec.threshold)  # type: ignore[arg-type]
 
 
-def _toxicity(spec: GuardSpec, resources: GuardResources) -> Guard:
+def toxicity_guard(spec: GuardSpec, resources: GuardResources) -> Guard:
     return ToxicityGuard(resources.toxicity, action=spec.action, threshold=spec.threshold)  # type: ignore[arg-type]
 
 
-def _pii(spec: GuardSpec, resources: GuardResources) -> Guard:
+def pii_guard(spec: GuardSpec, resources: GuardResources) -> Guard:
     return PIIGuard(PIIDetector(resources.names), action=spec.action)  # type: ignore[arg-type]
 
 
-def _groundedness(spec: GuardSpec, resources: GuardResources) -> Guard:
+def groundedness_guard(spec: GuardSpec, resources: GuardResources) -> Guard:
     threshold = spec.threshold if spec.threshold is not None else 0.5
     return GroundednessGuard(action=spec.action, min_support=threshold)  # type: ignore[arg-type]
 
 
-def _prompt_leak(spec: GuardSpec, resources: GuardResources) -> Guard:
+def prompt_leak_guard(spec: GuardSpec, resources: GuardResources) -> Guard:
     return PromptLeakGuard(action=spec.action)  # type: ignore[arg-type]
 
 
-GUARDS: Mapping[str, GuardFactory] = {
-    "injection": _injection,
-    "toxicity": _toxicity,
-    "pii": _pii,
-    "groundedness": _groundedness,
-    "prompt_leak": _prompt_leak,
-}
+#: Guard name → its factory and actions: the table of :mod:`genai_factory.components`.
+GUARDS = components.GUARDS
 
 
 def build_guard(spec: GuardSpec, resources: GuardResources) -> Guard:
-    try:
-        factory = GUARDS[spec.guard]
-    except KeyError:
-        raise ConfigurationError(f"unknown guard {spec.guard!r}") from None
+    """The guard ``spec`` names, with its action and threshold.
+
+    Raises:
+        ConfigurationError: the guard is not registered.
+    """
+    factory = cast(GuardFactory, components.lookup(GUARDS, spec.guard, "guard").load())
     return factory(spec, resources)
 
 
@@ -81,7 +80,7 @@ def artefact_dirs(settings: Settings) -> list[Path]:
     (when the service serves champions), the data directory's, then the packaged ones."""
     champions: list[Path] = []
     if settings.mlops.serve_champion:
-        from genai_factory.mlops.champion import guard_champions
+        from genai_factory.mlops.guard_champions import guard_champions
 
         try:
             champions = [directory for _, directory in guard_champions(settings).values()]

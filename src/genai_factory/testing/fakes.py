@@ -10,6 +10,7 @@ import hashlib
 import math
 import re
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.typing import NDArray
@@ -17,6 +18,10 @@ from numpy.typing import NDArray
 from genai_factory.llm.base import ChatModel
 from genai_factory.llm.tokens import estimate_prompt_tokens, estimate_tokens
 from genai_factory.messages import ChatDelta, ChatOptions, ChatResponse, Message, Usage
+
+if TYPE_CHECKING:
+    from genai_factory.config import ModelSettings
+    from genai_factory.llm.worker import ModelWorker
 
 Reply = str | BaseException | Callable[[Sequence[Message]], str]
 
@@ -29,10 +34,17 @@ class FakeChatModel(ChatModel):
     the model echoes the last user message. Every call's messages are kept in ``calls``.
     """
 
+    #: Costs nothing, like a local model, but runs no weights: no champion is swapped in.
+    free_of_charge = True
+
     def __init__(self, replies: Iterable[Reply] = (), *, name: str = "fake-chat") -> None:
         self.name = name
         self._replies = list(replies)
         self.calls: list[list[Message]] = []
+
+    @classmethod
+    def from_settings(cls, settings: ModelSettings, worker: ModelWorker | None) -> FakeChatModel:
+        return cls(name=settings.model)
 
     def _next_text(self, messages: Sequence[Message]) -> str:
         self.calls.append(list(messages))

@@ -1,6 +1,6 @@
 """``train guard``: the safety classifiers' trainer, tracked in MLflow and registered.
 
-The training itself is :mod:`genai_factory.safety.training` (the same code that produced the
+The training itself is :mod:`genai_factory.safety_training.training` (the same code that produced the
 shipped artefacts); this module runs it into a fresh directory, logs its manifest (parameters, the
 data hash, every held-out metric) to an MLflow run and registers the directory as the
 ``challenger`` of ``<guard_prefix><guard>``. Nothing is deployed until ``models promote`` makes
@@ -14,13 +14,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from genai_factory.config import Settings
 from genai_factory.exceptions import InvalidRequestError
+from genai_factory.mlops.guard_champions import TRAINABLE_GUARDS
 
-GuardName = Literal["injection", "toxicity", "names"]
-GUARDS: tuple[GuardName, ...] = ("injection", "toxicity", "names")
+GUARDS = TRAINABLE_GUARDS
 #: The dataset files each guard needs (relative to the datasets directory).
 REQUIRED_FILES: dict[str, tuple[str, ...]] = {
     "injection": (
@@ -78,7 +78,7 @@ def check_datasets(guard: str, datasets: Path) -> None:
 
 
 def _train(guard: str, datasets: Path, out: Path) -> dict[str, Any]:
-    from genai_factory.safety import training
+    from genai_factory.safety_training import training
 
     if guard == "injection":
         return training.train_injection(datasets, out)

@@ -2,25 +2,26 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, cast
 
-from genai_factory.exceptions import ConfigurationError
+from genai_factory.components import VECTOR_STORES, lookup
 from genai_factory.rag.stores.embedded import EmbeddedVectorStore
 from genai_factory.rag.stores.protocol import VectorStore
 
-STORE_KINDS = ("embedded", "qdrant")
+#: Store name → its class: the table of :mod:`genai_factory.components`.
+STORES = VECTOR_STORES
 
 
 def get_store(kind: str, **arguments: Any) -> VectorStore:
     """A registered vector store by name: ``embedded`` (``directory=``, ``embedder=``) or
-    ``qdrant`` (``collection=`` and ``url=`` | ``path=`` | ``location=`` | ``client=``)."""
-    if kind == "embedded":
-        return EmbeddedVectorStore(**arguments)
-    if kind == "qdrant":
-        from genai_factory.rag.stores.qdrant import QdrantVectorStore
+    ``qdrant`` (``collection=`` and ``url=`` | ``path=`` | ``location=`` | ``client=``).
 
-        return QdrantVectorStore(**arguments)
-    raise ConfigurationError(f"unknown vector store {kind!r}; registered: {', '.join(STORE_KINDS)}")
+    Raises:
+        ConfigurationError: ``kind`` is not registered.
+    """
+    store_class = cast(Callable[..., VectorStore], lookup(STORES, kind, "vector store").load())
+    return store_class(**arguments)
 
 
-__all__ = ["STORE_KINDS", "EmbeddedVectorStore", "VectorStore", "get_store"]
+__all__ = ["STORES", "EmbeddedVectorStore", "VectorStore", "get_store"]

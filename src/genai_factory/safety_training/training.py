@@ -1,6 +1,6 @@
 """Train the guard classifiers from the shared datasets and write versioned artefacts.
 
-``python -m genai_factory.safety.training --datasets ../shared/datasets --out DIR`` (or
+``python -m genai_factory.safety_training.training --datasets ../shared/datasets --out DIR`` (or
 ``scripts/train_guards.py``) trains:
 
 * ``injection``: deepset prompt injections (train split) + jailbreak prompts (80 % of the shared
@@ -35,11 +35,12 @@ from typing import Any
 
 import numpy as np
 
-from genai_factory.safety.evaluation import evaluate_binary
-from genai_factory.safety.hard_negatives import hard_negatives, technical_texts
 from genai_factory.safety.injection import InjectionGuard
 from genai_factory.safety.normalize import canonical
-from genai_factory.safety.textclf import HashedLinearModel, HashingConfig, fit_hashed_linear
+from genai_factory.safety.textclf import HashedLinearModel, HashingConfig
+from genai_factory.safety_training.evaluation import evaluate_binary
+from genai_factory.safety_training.fitting import fit_hashed_linear
+from genai_factory.safety_training.hard_negatives import hard_negatives, technical_texts
 
 Rows = list[tuple[str, bool]]
 INJECTION_CONFIG = HashingConfig(char_ngrams=(1, 4), word_ngrams=(1, 2))
@@ -118,10 +119,18 @@ def _versions() -> dict[str, str]:
 
 def _code_hash() -> str:
     """SHA-256 of the modules that turn text into features (a change there is a new model)."""
-    package = Path(__file__).resolve().parent
+    training = Path(__file__).resolve().parent
+    serving = training.parent / "safety"
     digest = hashlib.sha256()
-    for name in ("normalize.py", "textclf.py", "pii_names.py", "ner_data.py", "hard_negatives.py"):
-        digest.update((package / name).read_bytes())
+    for path in (
+        serving / "normalize.py",
+        serving / "textclf.py",
+        serving / "pii_names.py",
+        training / "fitting.py",
+        training / "ner_data.py",
+        training / "hard_negatives.py",
+    ):
+        digest.update(path.read_bytes())
     return digest.hexdigest()
 
 
@@ -417,7 +426,6 @@ def train_names(
     from sklearn.linear_model import SGDClassifier
 
     from genai_factory.config import bundled_docs_dir
-    from genai_factory.safety.ner_data import TEMPLATES, ordinary_words, synthetic_sentences
     from genai_factory.safety.pii_names import (
         LABELS,
         N_FEATURES,
@@ -425,6 +433,11 @@ def train_names(
         features_for_training,
         load_gazetteers,
         save_tagger,
+    )
+    from genai_factory.safety_training.ner_data import (
+        TEMPLATES,
+        ordinary_words,
+        synthetic_sentences,
     )
 
     started = time.perf_counter()
@@ -468,7 +481,7 @@ def train_names(
         seed=seed,
         labels=list(LABELS),
         training_seconds=round(time.perf_counter() - started, 2),
-        data="synthetic sentences (genai_factory.safety.ner_data), Faker values, our templates",
+        data="synthetic sentences (genai_factory.safety_training.ner_data), Faker values, our templates",
         o_margin=margin,
         held_out_templates=held_scores,
         ordinary_words=len(gazetteers.common_words),

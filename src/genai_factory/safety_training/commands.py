@@ -15,8 +15,8 @@ from typing import Annotated, Any
 
 import typer
 
-from genai_factory.safety.evaluation import PRESIDIO_MAPPING, evaluate_binary, evaluate_pii
 from genai_factory.safety.guard import GuardContext
+from genai_factory.safety_training.evaluation import PRESIDIO_MAPPING, evaluate_binary, evaluate_pii
 
 GUARD_CHOICES = ("injection", "toxicity")
 
@@ -42,7 +42,7 @@ def _resources(config: Path | None) -> Any:
 
 
 def _read_rows(path: Path, text_col: str, label_col: str, positives: list[str]) -> list[Any]:
-    from genai_factory.safety.training import read_labelled_csv
+    from genai_factory.safety_training.training import read_labelled_csv
 
     try:
         rows = read_labelled_csv(path, text_col, label_col, positives)
