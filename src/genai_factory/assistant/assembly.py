@@ -26,7 +26,7 @@ from genai_factory.exceptions import ServiceNotReady
 from genai_factory.gateway.metered import MeteredModel
 from genai_factory.gateway.service import GatewayService
 from genai_factory.llm.base import ChatModel
-from genai_factory.llm.registry import build_chat_model
+from genai_factory.llm.registry import build_chat_model, provider_capabilities
 from genai_factory.llm.swappable import SwappableModel
 from genai_factory.llm.worker import ModelWorker
 from genai_factory.memory.registry import build_session_store
@@ -132,7 +132,9 @@ def assemble(
         swappable.append(SwappableModel(primary))
         return swappable[0]
 
-    serve_champion = settings.mlops.serve_champion and settings.llm.provider == "llamacpp"
+    serve_champion = (
+        settings.mlops.serve_champion and provider_capabilities(settings.llm.provider).local_weights
+    )
     chain = model or build_chat_model(
         settings.llm,
         worker=worker,

@@ -25,6 +25,7 @@ class MeteredModel(ChatModel):
         self.inner = inner
         self.gateway = gateway
         self.name = inner.name
+        self.adopt_capabilities(inner)
 
     async def chat(
         self, messages: Sequence[Message], options: ChatOptions | None = None
