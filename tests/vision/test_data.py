@@ -35,7 +35,7 @@ def test_folders_by_label_name_or_index(tmp_path: Path) -> None:
 def test_a_bad_file_in_a_folder_names_itself(tmp_path: Path) -> None:
     (tmp_path / "normal").mkdir()
     (tmp_path / "normal" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
-    with pytest.raises(InvalidRequestError, match="broken.png"):
+    with pytest.raises(InvalidRequestError, match=r"broken\.png"):
         load_dataset(tmp_path)
 
 

@@ -29,7 +29,12 @@ def _reference(rng: np.random.Generator) -> Reference:
 def test_same_distribution_is_not_drift() -> None:
     rng = np.random.default_rng(0)
     verdict = check_drift(_reference(rng), _window(rng, 200), SETTINGS)
-    assert not verdict.drift and set(verdict.tests) == {"pixel_mean", "pixel_std", "embedding", "confidence"}
+    assert not verdict.drift and set(verdict.tests) == {
+        "pixel_mean",
+        "pixel_std",
+        "embedding",
+        "confidence",
+    }
 
 
 def test_a_shift_is_drift_in_the_shifted_tests() -> None:

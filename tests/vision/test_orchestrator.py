@@ -23,7 +23,9 @@ def test_train_registers_logs_and_promotes_then_gates_a_worse_challenger(
 ) -> None:
     settings = _settings(tmp_path)
     stages: list[str] = []
-    recipe = tiny_recipe.model_copy(update={"gates": [Gate(metric="auc", min=0.6, max_regression=0.0)]})
+    recipe = tiny_recipe.model_copy(
+        update={"gates": [Gate(metric="auc", min=0.6, max_regression=0.0)]}
+    )
     first = TrainingOrchestrator(settings, recipe, on_stage=stages.append).run(
         train_set, val_set, keep=tmp_path / "kept"
     )
@@ -38,7 +40,9 @@ def test_train_registers_logs_and_promotes_then_gates_a_worse_challenger(
     assert run.data.metrics["val_auc"] > 0.6 and run.data.tags["job"] == "train_vision"
     client = import_mlflow().MlflowClient()
     assert {"evaluation", "registry"} <= {a.path for a in client.list_artifacts(first.run_id)}
-    assert any(a.path.endswith("val.png") for a in client.list_artifacts(first.run_id, "evaluation"))
+    assert any(
+        a.path.endswith("val.png") for a in client.list_artifacts(first.run_id, "evaluation")
+    )
     info = import_mlflow().models.get_model_info(first.model_uri)
     assert info.signature is not None and info.saved_input_example_info is not None
     assert info.signature.inputs.to_dict()[0]["tensor-spec"]["shape"] == (-1, 1, 28, 28)

@@ -48,8 +48,10 @@ def _body(payload: dict[str, Any]) -> StreamingBody:
 
 def test_invoke_sends_the_container_contract_and_reads_the_answer() -> None:
     client = _client("sagemaker-runtime")
-    answer = {"predictions": [{"label": "normal", "label_id": 0, "probability": 0.1, "confidence": 0.9}],
-              "model_version": "3"}
+    answer = {
+        "predictions": [{"label": "normal", "label_id": 0, "probability": 0.1, "confidence": 0.9}],
+        "model_version": "3",
+    }
     with Stubber(client) as stub:
         stub.add_response(
             "invoke_endpoint",
@@ -84,13 +86,26 @@ def test_deploy_creates_model_config_and_endpoint() -> None:
     client = _client("sagemaker")
     plan = deployment_plan(SETTINGS, stamp="20260101")
     with Stubber(client) as stub:
-        stub.add_response("create_model", {"ModelArn": "arn:aws:sagemaker:eu-west-1:1:model/m"}, plan[0]["params"])
-        stub.add_response("create_endpoint_config", {"EndpointConfigArn": "arn:aws:sagemaker:eu-west-1:1:endpoint-config/c"}, plan[1]["params"])
+        stub.add_response(
+            "create_model", {"ModelArn": "arn:aws:sagemaker:eu-west-1:1:model/m"}, plan[0]["params"]
+        )
+        stub.add_response(
+            "create_endpoint_config",
+            {"EndpointConfigArn": "arn:aws:sagemaker:eu-west-1:1:endpoint-config/c"},
+            plan[1]["params"],
+        )
         stub.add_client_error(
-            "describe_endpoint", "ValidationException", "Could not find endpoint", 400,
+            "describe_endpoint",
+            "ValidationException",
+            "Could not find endpoint",
+            400,
             expected_params={"EndpointName": "pneumonia"},
         )
-        stub.add_response("create_endpoint", {"EndpointArn": "arn:aws:sagemaker:eu-west-1:1:endpoint/pneumonia"}, plan[2]["params"])
+        stub.add_response(
+            "create_endpoint",
+            {"EndpointArn": "arn:aws:sagemaker:eu-west-1:1:endpoint/pneumonia"},
+            plan[2]["params"],
+        )
         done = SageMakerDeployer(client).deploy(plan)
         stub.assert_no_pending_responses()
     assert done["operations"] == ["create_model", "create_endpoint_config", "create_endpoint"]
@@ -102,7 +117,10 @@ def test_an_existing_endpoint_is_updated() -> None:
     plan = deployment_plan(SETTINGS, stamp="2")
     with Stubber(client) as stub:
         stub.add_response("create_model", {"ModelArn": "arn:aws:sagemaker:eu-west-1:1:model/m"})
-        stub.add_response("create_endpoint_config", {"EndpointConfigArn": "arn:aws:sagemaker:eu-west-1:1:endpoint-config/c"})
+        stub.add_response(
+            "create_endpoint_config",
+            {"EndpointConfigArn": "arn:aws:sagemaker:eu-west-1:1:endpoint-config/c"},
+        )
         stub.add_response(
             "describe_endpoint",
             {
@@ -114,7 +132,11 @@ def test_an_existing_endpoint_is_updated() -> None:
             },
             {"EndpointName": "pneumonia"},
         )
-        stub.add_response("update_endpoint", {"EndpointArn": "arn:aws:sagemaker:eu-west-1:1:endpoint/pneumonia"}, plan[2]["params"])
+        stub.add_response(
+            "update_endpoint",
+            {"EndpointArn": "arn:aws:sagemaker:eu-west-1:1:endpoint/pneumonia"},
+            plan[2]["params"],
+        )
         done = SageMakerDeployer(client).deploy(plan)
     assert done["operations"][-1] == "update_endpoint"
 
