@@ -44,3 +44,15 @@ def test_temperature_fixes_overconfident_logits() -> None:
     before = expected_calibration_error(1 / (1 + np.exp(-overconfident)), labels)
     after = expected_calibration_error(1 / (1 + np.exp(-overconfident / temperature)), labels)
     assert after < before / 2
+
+
+def test_prevalence_threshold_moves_up_when_positives_get_rarer() -> None:
+    from genai_factory.vision.evaluation import prevalence_threshold
+
+    labels = np.array([1] * 389 + [0] * 135)  # PneumoniaMNIST validation: 74 % positive
+    assert prevalence_threshold(labels, 389 / 524) == pytest.approx(0.5)
+    assert prevalence_threshold(labels, 0.625) == pytest.approx(0.6336, abs=1e-4)
+    probs = np.linspace(0, 1, len(labels))
+    assert choose_threshold(probs, labels, "prevalence", prevalence=0.625) == pytest.approx(
+        0.6336, abs=1e-4
+    )

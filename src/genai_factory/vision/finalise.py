@@ -64,7 +64,11 @@ def finalise(
     manifest.temperature = fit_temperature(logits, val.labels)
     probabilities = predictor.probabilities(val.images)
     manifest.threshold = choose_threshold(
-        probabilities, val.labels, recipe.threshold_rule, recipe.threshold
+        probabilities,
+        val.labels,
+        recipe.threshold_rule,
+        recipe.threshold,
+        recipe.deployment_prevalence,
     )
     result = evaluate(probabilities, val.labels, manifest.threshold)
     manifest.metrics = {f"val_{k}": round(v, 6) for k, v in result.metrics().items()}

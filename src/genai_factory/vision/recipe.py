@@ -18,7 +18,7 @@ from genai_factory.exceptions import ConfigurationError
 from genai_factory.mlops.gates import Gate
 
 Architecture = Literal["small_cnn"]
-ThresholdRule = Literal["youden", "accuracy", "fixed"]
+ThresholdRule = Literal["prevalence", "youden", "accuracy", "fixed"]
 
 
 class Augmentation(BaseModel):
@@ -62,8 +62,11 @@ class Recipe(BaseModel):
     seed: int = 0
     threads: int = Field(default=2, ge=1, le=256)
     test_time_flip: bool = True
-    threshold_rule: ThresholdRule = "youden"
+    threshold_rule: ThresholdRule = "prevalence"
     threshold: float = Field(default=0.5, gt=0, lt=1)
+    #: The positive share expected where the model is used (``threshold_rule: prevalence``); the
+    #: default is the documented class mix of PneumoniaMNIST's official test split (62.5 %).
+    deployment_prevalence: float = Field(default=0.625, gt=0, lt=1)
     augmentation: Augmentation = Field(default_factory=Augmentation)
     gates: list[Gate] = Field(default_factory=_default_gates)
     max_seconds: float = Field(default=600.0, gt=0)
