@@ -11,7 +11,7 @@ In interleaved rounds, in one run:
 
 Targets: one-image p95 <= 15 ms; batch throughput ratio >= 0.8. Run it under the CPU lock:
 
-    flock /tmp/genai-cpu.lock .venv/bin/python bench/vision.py [--rounds 30] [--batch 64]
+    flock /tmp/genai-cpu.lock .venv/bin/python bench/vision.py [--rounds 30] [--batch 64] [--no-log-inputs]
 """
 
 from __future__ import annotations
@@ -97,6 +97,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=30)
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--singles", type=int, default=10, help="one-image requests per round")
+    parser.add_argument(
+        "--no-log-inputs", action="store_true", help="serve without the drift log (on by default)"
+    )
     args = parser.parse_args()
     torch.set_num_threads(2)
     with np.load(VAL) as data:
@@ -107,7 +110,7 @@ def main() -> None:
     with TemporaryDirectory() as scratch:
         server = subprocess.Popen(
             [sys.executable, __file__, "--serve", str(port), scratch],
-            env={**os.environ, "GENAI_VISION__LOG_INPUTS": "false"},
+            env={**os.environ, "GENAI_VISION__LOG_INPUTS": str(not args.no_log_inputs).lower()},
         )
         try:
             with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:

@@ -64,7 +64,9 @@ def test_multipart_batch_answers_every_image_in_order(client: TestClient, tmp_pa
     assert body["model_version"] == "bundled" and "not a medical device" in body["disclaimer"]
     rows = body["predictions"]
     assert len(rows) == 40 and {r["label"] for r in rows} <= {"normal", "pneumonia"}
-    assert all(0 <= r["probability"] <= 1 and r["confidence"] >= 0.5 for r in rows)
+    for r in rows:  # confidence: the probability of the predicted label
+        expected = r["probability"] if r["label_id"] == 1 else 1 - r["probability"]
+        assert r["confidence"] == pytest.approx(expected, abs=1e-5)
     if VAL.is_file():
         accuracy = np.mean([r["label_id"] for r in rows] == labels)
         assert accuracy >= 0.85

@@ -9,6 +9,7 @@ from typer.testing import CliRunner
 
 from genai_factory.cli import app
 from genai_factory.config import Settings
+from genai_factory.mlops.gates import Gate
 from genai_factory.vision.data import ImageSet
 from genai_factory.vision.loop import run_vision_loop
 from genai_factory.vision.orchestrator import TrainingOrchestrator
@@ -30,7 +31,8 @@ def test_a_shifted_window_drifts_and_the_retrained_model_is_promoted_and_served(
     tmp_path: Path, tiny_recipe: Recipe, train_set: ImageSet, val_set: ImageSet
 ) -> None:
     settings = _settings(tmp_path)
-    TrainingOrchestrator(settings, tiny_recipe).run(train_set, val_set)  # champion v1
+    first = tiny_recipe.model_copy(update={"gates": [Gate(metric="auc", min=0.5)]})
+    assert TrainingOrchestrator(settings, first).run(train_set, val_set).promoted  # champion v1
     same = save_npz(synthetic(60, seed=5), tmp_path / "same.npz")
     shifted_set = synthetic(60, seed=6, contrast=0.3)
     shifted = save_npz(shifted_set, tmp_path / "shifted.npz")

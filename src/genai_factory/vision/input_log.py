@@ -46,20 +46,21 @@ class InputLog:
     def append(
         self, version: str, pixels: U8, confidences: NDArray[Any], embeddings: NDArray[Any]
     ) -> None:
-        stats = image_statistics(pixels)
+        stats = np.round(image_statistics(pixels), 5).tolist()
+        rounded = np.round(np.asarray(embeddings, dtype=np.float64), 4).tolist()
         now = datetime.now(UTC).isoformat()
         lines = [
             json.dumps(
                 {
                     "ts": now,
                     "model_version": version,
-                    "mean": round(float(s[0]), 5),
-                    "std": round(float(s[1]), 5),
+                    "mean": s[0],
+                    "std": s[1],
                     "confidence": round(float(c), 5),
-                    "embedding": [round(float(v), 4) for v in e],
+                    "embedding": e,
                 }
             )
-            for s, c, e in zip(stats, confidences, embeddings, strict=True)
+            for s, c, e in zip(stats, confidences, rounded, strict=True)
         ]
         with self._lock:
             self.path.parent.mkdir(parents=True, exist_ok=True)

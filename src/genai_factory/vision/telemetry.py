@@ -7,7 +7,7 @@ Families (prefix ``genai_vision_``):
 * ``images_total{label}``: images classified, by predicted label (the predicted-class mix);
 * ``request_duration_seconds{endpoint}``: time to classify one request's batch;
 * ``batch_size``: images per request;
-* ``confidence``: histogram of the prediction confidence (``max(p, 1-p)``);
+* ``confidence``: histogram of the prediction confidence (the probability of the predicted label);
 * ``probability``: histogram of the positive-class probability;
 * ``model_info{version}``: 1 for the version being served;
 * ``model_swaps_total``: champion changes followed without a restart.
@@ -55,7 +55,7 @@ class VisionMetrics:
         )
         self.confidence = Histogram(
             f"{PREFIX}_confidence",
-            "Prediction confidence max(p, 1-p).",
+            "Probability of the predicted label.",
             buckets=UNIT_BUCKETS,
             registry=registry,
         )
