@@ -18,7 +18,7 @@ LLAMA_VERSION := 0.3.36
 LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON -DGGML_AVX512=OFF
 LLAMA_WHEELS := $(HOME)/.cache/genai-factory/llama-cpp-python-$(LLAMA_VERSION)-avx2
 
-.PHONY: install run test lint typecheck unit bench demo services clean
+.PHONY: install run test lint typecheck unit bench demo demo-vision vision-model services clean
 
 install: $(STAMP)
 
@@ -62,5 +62,15 @@ bench: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/python examples/drift_demo/run.py
 
+# The image model's loop: a new acquisition is detected, a retrained model wins its gate (docs/vision.md).
+demo-vision: $(STAMP)
+	$(BIN)/python examples/vision_demo/run.py
+
+# Rebuild the bundled demonstration image model with the default recipe (about 2-3 minutes on 2 cores).
+VISION_DATA ?= ../shared/datasets/pneumoniamnist
+vision-model: $(STAMP)
+	GENAI_DATA_DIR=.genai-vision-build $(BIN)/genai-factory vision train --train $(VISION_DATA)/train.npz \
+	  --val $(VISION_DATA)/val.npz --output src/genai_factory/vision/bundled/pneumonia
+
 clean:
-	rm -rf $(VENV) .genai .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .genai .genai-vision-demo .genai-vision-build .pytest_cache .mypy_cache .ruff_cache

@@ -23,6 +23,7 @@ from genai_factory.gateway.cli import keys_app
 from genai_factory.mlops.cli import eval_qa, eval_run, jobs_app, models_app, train_app
 from genai_factory.rag.cli import index_app, retrieval_command
 from genai_factory.safety_training.commands import eval_guard, eval_pii
+from genai_factory.vision.cli import vision_app
 
 T = TypeVar("T")
 
@@ -38,6 +39,7 @@ app.add_typer(tools_app, name="tools")
 app.add_typer(models_app, name="models")
 app.add_typer(train_app, name="train")
 app.add_typer(jobs_app, name="jobs")
+app.add_typer(vision_app, name="vision")
 
 #: ``genai-factory eval ...``: evaluation commands; each domain registers its own command here.
 eval_app = typer.Typer(

@@ -450,6 +450,57 @@ class MLOpsSettings(BaseModel):
     drift: DriftSettings = Field(default_factory=DriftSettings)
 
 
+class SageMakerSettings(BaseModel):
+    """A SageMaker endpoint serving the vision model (``vision.backend: sagemaker``), and what
+    ``vision deploy --target sagemaker`` creates. Credentials come from boto3's own chain."""
+
+    endpoint_name: str | None = None
+    region: str | None = None
+    role_arn: str | None = None
+    image_uri: str | None = None
+    model_data_url: str | None = None
+    instance_type: str = "ml.m5.large"
+    timeout_s: float = Field(default=10.0, gt=0)
+
+
+class VisionDriftSettings(BaseModel):
+    """``vision loop``: served inputs (image statistics, penultimate embeddings, confidence)
+    compared with the model's validation reference. ``window``: newest served inputs read;
+    ``min_samples``: fewer and no verdict is given; ``alpha`` (Holm-corrected), ``permutations``
+    and ``seed`` of the embedding MMD test, as in ``mlops.drift``."""
+
+    window: int = Field(default=500, ge=10)
+    min_samples: int = Field(default=50, ge=5)
+    alpha: float = Field(default=0.01, gt=0, lt=1)
+    permutations: int = Field(default=500, ge=50, le=100_000)
+    seed: int = 0
+
+
+class VisionSettings(BaseModel):
+    """The image model (docs/vision.md): what is served and how.
+
+    ``model_name``: registered-model name; the service serves its ``champion`` (followed every
+    ``mlops.poll_s`` seconds) or, when none is registered, ``model_dir`` or the bundled
+    demonstration model. ``backend``: ``local`` runs the model in the process, ``sagemaker``
+    forwards to ``sagemaker.endpoint_name``. ``max_batch`` / ``max_image_bytes``: request limits.
+    ``log_inputs``: keep served inputs' statistics for the drift check (``<data_dir>/vision/``).
+    ``train_data`` / ``val_data``: the default sets of ``vision loop`` (the fixed gate set is
+    ``val_data``); ``recipe``: the training recipe YAML (``None``: the default recipe).
+    """
+
+    model_name: str = Field(default="genai-vision-pneumonia", min_length=1)
+    backend: Literal["local", "sagemaker"] = "local"
+    model_dir: Path | None = None
+    max_batch: int = Field(default=64, ge=1, le=1024)
+    max_image_bytes: int = Field(default=5_000_000, ge=1024)
+    log_inputs: bool = True
+    train_data: Path | None = None
+    val_data: Path | None = None
+    recipe: Path | None = None
+    sagemaker: SageMakerSettings = Field(default_factory=SageMakerSettings)
+    drift: VisionDriftSettings = Field(default_factory=VisionDriftSettings)
+
+
 class Settings(BaseSettings):
     """All settings of one GenAI Factory process."""
 
@@ -473,6 +524,7 @@ class Settings(BaseSettings):
     observability: ObservabilitySettings = Field(default_factory=ObservabilitySettings)
     safety: SafetySettings = Field(default_factory=SafetySettings)
     mlops: MLOpsSettings = Field(default_factory=MLOpsSettings)
+    vision: VisionSettings = Field(default_factory=VisionSettings)
 
     @classmethod
     def settings_customise_sources(

@@ -49,6 +49,7 @@ from genai_factory.service.routes import (
     ops,
     sessions,
     ui,
+    vision,
 )
 
 log = structlog.get_logger(__name__)
@@ -160,6 +161,7 @@ def create_app(
     install_error_handlers(app)
     routers = [health.router, assistant.router, documents.router, openai_compat.router]
     routers += [feedback.router, sessions.router, admin_router, ops.router, ui.router]
+    routers.append(vision.router)  # the image model: opened on its first request
     if resolved.observability.metrics_enabled:
         routers.append(metrics.router)
     app.add_middleware(GatewayMiddleware, render_error=error_response)
