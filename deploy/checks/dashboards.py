@@ -27,9 +27,32 @@ RULES = ROOT / "deploy/monitoring/prometheus/rules"
 EXTERNAL = {"up", "kube_job_status_failed", "kube_job_status_succeeded", "kube_job_status_active"}
 GRAFANA_VARS = {"$__rate_interval": "5m", "$__interval": "1m", "$__range": "1h"}
 KEYWORDS = {
-    "by", "without", "on", "ignoring", "group_left", "group_right", "and", "or", "unless",
-    "offset", "bool", "inf", "nan", "sum", "min", "max", "avg", "count", "stddev", "stdvar",
-    "topk", "bottomk", "quantile", "count_values", "group", "atan2",
+    "by",
+    "without",
+    "on",
+    "ignoring",
+    "group_left",
+    "group_right",
+    "and",
+    "or",
+    "unless",
+    "offset",
+    "bool",
+    "inf",
+    "nan",
+    "sum",
+    "min",
+    "max",
+    "avg",
+    "count",
+    "stddev",
+    "stdvar",
+    "topk",
+    "bottomk",
+    "quantile",
+    "count_values",
+    "group",
+    "atan2",
 }
 
 
@@ -42,7 +65,7 @@ def metric_names(expr: str) -> set[str]:
     names = set()
     for match in re.finditer(r"[A-Za-z_:][A-Za-z0-9_:]*", text):
         word = match.group(0)
-        following = text[match.end():].lstrip()[:1]
+        following = text[match.end() :].lstrip()[:1]
         if following == "(" or word.lower() in KEYWORDS or re.fullmatch(r"\d+[smhdwy]", word):
             continue
         if text[max(0, match.start() - 1)] in "0123456789.":
@@ -102,7 +125,9 @@ def check_parse(exprs: list[tuple[str, str]]) -> list[str]:
         with tempfile.NamedTemporaryFile("w", suffix=".yml") as handle:
             yaml.safe_dump(rules, handle)
             handle.flush()
-            done = subprocess.run(["promtool", "check", "rules", handle.name], capture_output=True, text=True)
+            done = subprocess.run(
+                ["promtool", "check", "rules", handle.name], capture_output=True, text=True
+            )
         if done.returncode != 0:
             problems.append(f"{where}: PromQL does not parse: {expr}\n{done.stdout}{done.stderr}")
     return problems
@@ -110,7 +135,9 @@ def check_parse(exprs: list[tuple[str, str]]) -> list[str]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--metrics-file", type=Path, help="a /metrics output of the running service")
+    parser.add_argument(
+        "--metrics-file", type=Path, help="a /metrics output of the running service"
+    )
     parser.add_argument("--dashboards", type=Path, default=DASHBOARDS)
     args = parser.parse_args()
     exposition = args.metrics_file.read_text() if args.metrics_file else static_metrics()
@@ -123,8 +150,10 @@ def main() -> int:
     for problem in problems:
         print(f"FAIL {problem}", file=sys.stderr)
     source = args.metrics_file or "Metrics() families"
-    print(f"dashboards: {len(exprs)} PromQL targets parsed and checked against {source}: "
-          f"{'FAILED' if problems else 'ok'}")
+    print(
+        f"dashboards: {len(exprs)} PromQL targets parsed and checked against {source}: "
+        f"{'FAILED' if problems else 'ok'}"
+    )
     return 1 if problems else 0
 
 

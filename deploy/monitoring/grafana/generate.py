@@ -22,8 +22,15 @@ RATE = "$__rate_interval"
 V1 = 'route=~"/v1/.*"'
 
 
-def panel(title: str, exprs: list[tuple[str, str]], *, unit: str = "short", kind: str = "timeseries",
-          width: int = 12, description: str = "") -> dict[str, Any]:
+def panel(
+    title: str,
+    exprs: list[tuple[str, str]],
+    *,
+    unit: str = "short",
+    kind: str = "timeseries",
+    width: int = 12,
+    description: str = "",
+) -> dict[str, Any]:
     return {
         "type": kind,
         "title": title,
@@ -39,7 +46,13 @@ def panel(title: str, exprs: list[tuple[str, str]], *, unit: str = "short", kind
 
 
 def row(title: str) -> dict[str, Any]:
-    return {"type": "row", "title": title, "collapsed": False, "gridPos": {"h": 1, "w": 24}, "panels": []}
+    return {
+        "type": "row",
+        "title": title,
+        "collapsed": False,
+        "gridPos": {"h": 1, "w": 24},
+        "panels": [],
+    }
 
 
 def logs_panel() -> dict[str, Any]:
@@ -62,40 +75,107 @@ def logs_panel() -> dict[str, Any]:
 def service_panels() -> list[dict[str, Any]]:
     return [
         row("Traffic and errors"),
-        panel("Requests per second by route", [
-            (f"sum by (route) (rate(genai_http_requests_total{{{V1}}}[{RATE}]))", "{{route}}")], unit="reqps"),
-        panel("Answers by outcome", [
-            (f"sum by (endpoint, status) (rate(genai_pipeline_requests_total[{RATE}]))", "{{endpoint}} {{status}}")],
-            unit="reqps"),
-        panel("5xx ratio of /v1 (SLO 1 %)", [
-            ("genai:http_errors:ratio_rate5m", "{{track}} 5m"),
-            ("genai:http_errors:ratio_rate1h", "{{track}} 1h")], unit="percentunit"),
+        panel(
+            "Requests per second by route",
+            [(f"sum by (route) (rate(genai_http_requests_total{{{V1}}}[{RATE}]))", "{{route}}")],
+            unit="reqps",
+        ),
+        panel(
+            "Answers by outcome",
+            [
+                (
+                    f"sum by (endpoint, status) (rate(genai_pipeline_requests_total[{RATE}]))",
+                    "{{endpoint}} {{status}}",
+                )
+            ],
+            unit="reqps",
+        ),
+        panel(
+            "5xx ratio of /v1 (SLO 1 %)",
+            [
+                ("genai:http_errors:ratio_rate5m", "{{track}} 5m"),
+                ("genai:http_errors:ratio_rate1h", "{{track}} 1h"),
+            ],
+            unit="percentunit",
+        ),
         panel("Requests in flight", [("sum(genai_http_requests_in_flight)", "in flight")]),
         row("Latency"),
-        panel("Answer latency p50 / p95 by route", [
-            (f"histogram_quantile(0.5, sum by (route, le) (rate(genai_http_request_duration_seconds_bucket{{{V1}}}[{RATE}])))", "p50 {{route}}"),
-            ("genai:http_request_duration_seconds:p95_5m", "p95 {{route}} {{track}}")], unit="s"),
-        panel("p95 by pipeline stage", [("genai:stage_duration_seconds:p95_5m", "{{stage}}")], unit="s"),
-        panel("Answers slower than 10 s (SLO 5 %)", [
-            ("genai:answers_slow:ratio_rate5m", "{{track}} 5m"),
-            ("genai:answers_slow:ratio_rate1h", "{{track}} 1h")], unit="percentunit"),
+        panel(
+            "Answer latency p50 / p95 by route",
+            [
+                (
+                    f"histogram_quantile(0.5, sum by (route, le) (rate(genai_http_request_duration_seconds_bucket{{{V1}}}[{RATE}])))",
+                    "p50 {{route}}",
+                ),
+                ("genai:http_request_duration_seconds:p95_5m", "p95 {{route}} {{track}}"),
+            ],
+            unit="s",
+        ),
+        panel(
+            "p95 by pipeline stage",
+            [("genai:stage_duration_seconds:p95_5m", "{{stage}}")],
+            unit="s",
+        ),
+        panel(
+            "Answers slower than 10 s (SLO 5 %)",
+            [
+                ("genai:answers_slow:ratio_rate5m", "{{track}} 5m"),
+                ("genai:answers_slow:ratio_rate1h", "{{track}} 1h"),
+            ],
+            unit="percentunit",
+        ),
         row("Tokens and cost"),
-        panel("Tokens per second by key", [
-            (f"sum by (key_id, kind) (rate(genai_llm_tokens_total[{RATE}]))", "{{key_id}} {{kind}}")]),
-        panel("Cost per key (USD per hour)", [
-            ("sum by (key_id) (increase(genai_llm_cost_usd_total[1h]))", "{{key_id}}")], unit="currencyUSD"),
-        panel("Refused by the gateway", [
-            (f"sum by (reason) (rate(genai_gateway_rejections_total[{RATE}]))", "{{reason}}")], unit="reqps"),
-        panel("Budget alerts", [("sum by (key_id) (increase(genai_budget_alerts_total[1h]))", "{{key_id}}")]),
+        panel(
+            "Tokens per second by key",
+            [
+                (
+                    f"sum by (key_id, kind) (rate(genai_llm_tokens_total[{RATE}]))",
+                    "{{key_id}} {{kind}}",
+                )
+            ],
+        ),
+        panel(
+            "Cost per key (USD per hour)",
+            [("sum by (key_id) (increase(genai_llm_cost_usd_total[1h]))", "{{key_id}}")],
+            unit="currencyUSD",
+        ),
+        panel(
+            "Refused by the gateway",
+            [(f"sum by (reason) (rate(genai_gateway_rejections_total[{RATE}]))", "{{reason}}")],
+            unit="reqps",
+        ),
+        panel(
+            "Budget alerts",
+            [("sum by (key_id) (increase(genai_budget_alerts_total[1h]))", "{{key_id}}")],
+        ),
         row("Guards and breakers"),
-        panel("Guard blocks by guard and stage", [
-            (f"sum by (guard, stage) (rate(genai_guard_blocks_total[{RATE}]))", "{{guard}} {{stage}}")]),
-        panel("Circuit breakers (0 closed, 1 half-open, 2 open)", [
-            ("max by (model) (genai_circuit_breaker_state)", "{{model}}")]),
-        panel("Interaction log", [
-            (f"sum by (outcome) (rate(genai_interaction_log_records_total[{RATE}]))", "{{outcome}}"),
-            ("sum(genai_interaction_log_queue_depth)", "queued")]),
-        panel("User ratings", [(f"sum by (rating) (rate(genai_feedback_total[{RATE}]))", "{{rating}}")]),
+        panel(
+            "Guard blocks by guard and stage",
+            [
+                (
+                    f"sum by (guard, stage) (rate(genai_guard_blocks_total[{RATE}]))",
+                    "{{guard}} {{stage}}",
+                )
+            ],
+        ),
+        panel(
+            "Circuit breakers (0 closed, 1 half-open, 2 open)",
+            [("max by (model) (genai_circuit_breaker_state)", "{{model}}")],
+        ),
+        panel(
+            "Interaction log",
+            [
+                (
+                    f"sum by (outcome) (rate(genai_interaction_log_records_total[{RATE}]))",
+                    "{{outcome}}",
+                ),
+                ("sum(genai_interaction_log_queue_depth)", "queued"),
+            ],
+        ),
+        panel(
+            "User ratings",
+            [(f"sum by (rating) (rate(genai_feedback_total[{RATE}]))", "{{rating}}")],
+        ),
         row("Logs"),
         logs_panel(),
     ]
@@ -105,33 +185,71 @@ def mlops_panels() -> list[dict[str, Any]]:
     jobs = 'job_name=~"genai-factory-.*"'
     return [
         row("Jobs (kube-state-metrics)"),
-        panel("Job runs succeeded / failed (last 24 h)", [
-            (f"count(kube_job_status_succeeded{{{jobs}}} > 0)", "succeeded"),
-            (f"count(kube_job_status_failed{{{jobs}}} > 0)", "failed")], kind="stat"),
+        panel(
+            "Job runs succeeded / failed (last 24 h)",
+            [
+                (f"count(kube_job_status_succeeded{{{jobs}}} > 0)", "succeeded"),
+                (f"count(kube_job_status_failed{{{jobs}}} > 0)", "failed"),
+            ],
+            kind="stat",
+        ),
         panel("Jobs running", [(f"sum(kube_job_status_active{{{jobs}}})", "active")], kind="stat"),
-        panel("Drift verdicts (a failed drift Job = drift found)", [
-            ('sum by (job_name) (kube_job_status_failed{job_name=~"genai-factory-drift-.*"})', "drift {{job_name}}"),
-            ('sum by (job_name) (kube_job_status_succeeded{job_name=~"genai-factory-drift-.*"})', "no drift {{job_name}}")],
-            kind="table", width=24),
+        panel(
+            "Drift verdicts (a failed drift Job = drift found)",
+            [
+                (
+                    'sum by (job_name) (kube_job_status_failed{job_name=~"genai-factory-drift-.*"})',
+                    "drift {{job_name}}",
+                ),
+                (
+                    'sum by (job_name) (kube_job_status_succeeded{job_name=~"genai-factory-drift-.*"})',
+                    "no drift {{job_name}}",
+                ),
+            ],
+            kind="table",
+            width=24,
+        ),
         row("Champion"),
-        panel("Model answering (tokens per second by model: a promotion shows as a new series)", [
-            (f'sum by (model) (rate(genai_llm_tokens_total{{kind="completion"}}[{RATE}]))', "{{model}}")], width=24),
-        panel("Answer quality signals", [
-            (f'sum(rate(genai_feedback_total{{rating="down"}}[1h])) / clamp_min(sum(rate(genai_feedback_total[1h])), 1e-9)', "share rated down"),
-            ("genai:guard_blocks:ratio_rate10m", "share blocked by input guards")], unit="percentunit"),
+        panel(
+            "Model answering (tokens per second by model: a promotion shows as a new series)",
+            [
+                (
+                    f'sum by (model) (rate(genai_llm_tokens_total{{kind="completion"}}[{RATE}]))',
+                    "{{model}}",
+                )
+            ],
+            width=24,
+        ),
+        panel(
+            "Answer quality signals",
+            [
+                (
+                    'sum(rate(genai_feedback_total{rating="down"}[1h])) / clamp_min(sum(rate(genai_feedback_total[1h])), 1e-9)',
+                    "share rated down",
+                ),
+                ("genai:guard_blocks:ratio_rate10m", "share blocked by input guards"),
+            ],
+            unit="percentunit",
+        ),
         {
             "type": "text",
             "title": "Evaluation gates",
             "gridPos": {"h": 4, "w": 24},
-            "options": {"mode": "markdown", "content": (
-                "Gate results and the champion / challenger versions of each model are in the MLflow "
-                "registry (runs of the `genai-factory` experiment); the service exports no metric for them. "
-                "See docs/operations.md#mlops.")},
+            "options": {
+                "mode": "markdown",
+                "content": (
+                    "Gate results and the champion / challenger versions of each model are in the MLflow "
+                    "registry (runs of the `genai-factory` experiment); the service exports no metric for them. "
+                    "See docs/operations.md#mlops."
+                ),
+            },
         },
     ]
 
 
-def dashboard(uid: str, title: str, panels: list[dict[str, Any]], templating: list[dict[str, Any]]) -> dict[str, Any]:
+def dashboard(
+    uid: str, title: str, panels: list[dict[str, Any]], templating: list[dict[str, Any]]
+) -> dict[str, Any]:
     y = 0
     x = 0
     laid = []
@@ -159,17 +277,27 @@ def dashboard(uid: str, title: str, panels: list[dict[str, Any]], templating: li
 
 
 LEVEL = {
-    "name": "level", "type": "custom", "query": "debug,info,warning,error", "multi": True,
-    "includeAll": True, "current": {"text": "All", "value": "$__all"}, "allValue": ".*",
+    "name": "level",
+    "type": "custom",
+    "query": "debug,info,warning,error",
+    "multi": True,
+    "includeAll": True,
+    "current": {"text": "All", "value": "$__all"},
+    "allValue": ".*",
 }
 
 
 def render() -> dict[str, str]:
     boards = {
-        "service.json": dashboard("genai-service", "GenAI Factory — service", service_panels(), [LEVEL]),
+        "service.json": dashboard(
+            "genai-service", "GenAI Factory — service", service_panels(), [LEVEL]
+        ),
         "mlops.json": dashboard("genai-mlops", "GenAI Factory — MLOps", mlops_panels(), []),
     }
-    return {name: json.dumps(board, indent=2, ensure_ascii=False) + "\n" for name, board in boards.items()}
+    return {
+        name: json.dumps(board, indent=2, ensure_ascii=False) + "\n"
+        for name, board in boards.items()
+    }
 
 
 def main() -> int:
