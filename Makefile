@@ -18,7 +18,7 @@ LLAMA_VERSION := 0.3.36
 LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON -DGGML_AVX512=OFF
 LLAMA_WHEELS := $(HOME)/.cache/genai-factory/llama-cpp-python-$(LLAMA_VERSION)-avx2
 
-.PHONY: install run test lint typecheck unit bench demo services clean image image-trainer image-context deploy-tools deploy-check deploy-run-check
+.PHONY: install run test lint typecheck unit bench demo services clean image image-trainer image-context deploy-tools deploy-check deploy-run-check deploy-run-selftest deploy-compose-check
 
 install: $(STAMP)
 
@@ -112,6 +112,15 @@ deploy-check: $(STAMP) $(DEPLOY_STAMP)
 # The image run for real: answers, non-root, read-only root, graceful SIGTERM, real Prometheus scrape.
 deploy-run-check: $(STAMP) $(DEPLOY_STAMP)
 	DEPLOY_BIN=$(DEPLOY_VENV)/bin APP_PYTHON=$(BIN)/python IMAGE=$(IMAGE) flock /tmp/genai-cpu.lock bash deploy/checks/container.sh
+
+# The compose stack with Debian stand-ins for PostgreSQL and Redis: both replicas up and answering.
+deploy-compose-check:
+	base=$$(BASE_IMAGE='$(BASE_IMAGE)' bash deploy/scripts/base-image.sh) \
+	  && IMAGE=$(IMAGE) BASE_IMAGE="$$base" flock /tmp/genai-cpu.lock bash deploy/checks/compose.sh
+
+# The run check on deliberately broken runs (root, writable root fs, SIGKILL): each must fail.
+deploy-run-selftest: $(STAMP) $(DEPLOY_STAMP)
+	DEPLOY_BIN=$(DEPLOY_VENV)/bin APP_PYTHON=$(BIN)/python IMAGE=$(IMAGE) flock /tmp/genai-cpu.lock bash deploy/checks/container-selftest.sh
 
 clean:
 	rm -rf $(VENV) $(DEPLOY_VENV) .genai .pytest_cache .mypy_cache .ruff_cache

@@ -8,6 +8,8 @@
 #      spend-ledger rows are in PostgreSQL after the container has exited.
 # Env: IMAGE (genai-factory:local), PORT (18000; the container's own default is 8000),
 #      PROM_PORT (19090), APP_PYTHON, DEPLOY_BIN. Exits non-zero on the first failure.
+# Deliberately broken runs (container-selftest.sh): RUN_AS=0 (root), READ_ONLY=0 (writable root),
+# STOP_SIGNAL=KILL (no graceful stop): each must make this script fail.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 IMAGE=${IMAGE:-genai-factory:local}
@@ -39,7 +41,10 @@ createdb -h "$PG" "$DB"
 ENV=(-e "GENAI_SERVICE__PORT=$PORT" -e "GENAI_GATEWAY__DATABASE_URL=$DB_URL"
      -e "GENAI_GATEWAY__REDIS_URL=redis://127.0.0.1:6379/7" -e "GENAI_GATEWAY__REDIS_PREFIX=gfcheck$$:")
 # The hardening a Kubernetes pod gets: read-only root, /tmp in memory, no capabilities.
-HARDEN=(--read-only --tmpfs /tmp:rw,size=512m --cap-drop ALL --security-opt no-new-privileges)
+HARDEN=(--tmpfs /tmp:rw,size=512m --cap-drop ALL --security-opt no-new-privileges)
+[ "${READ_ONLY:-1}" = 1 ] && HARDEN+=(--read-only)
+[ -n "${RUN_AS:-}" ] && HARDEN+=(--user "$RUN_AS")
+STOP_SIGNAL=${STOP_SIGNAL:-TERM}
 
 echo ">>> API key in PostgreSQL (genai-factory keys create, in the image)"
 KEY=$("$DOCKER" run --rm --network host "${HARDEN[@]}" -v "$VOLUME:/data" "${ENV[@]}" "$IMAGE" \
@@ -49,6 +54,13 @@ AUTH=(-H "Authorization: Bearer $KEY" -H 'content-type: application/json')
 echo ">>> start $IMAGE (port $PORT, --read-only, --cap-drop ALL)"
 start=$(date +%s.%N)
 "$DOCKER" run -d --name "$NAME" --network host "${HARDEN[@]}" -v "$VOLUME:/data" "${ENV[@]}" "$IMAGE" >/dev/null
+echo ">>> non-root, read-only root filesystem"
+uid=$("$DOCKER" exec "$NAME" id -u)
+[ "$uid" = 10001 ] || fail "runs as uid $uid, not 10001"
+[ "$("$DOCKER" inspect -f '{{.HostConfig.ReadonlyRootfs}}' "$NAME")" = true ] || fail "root fs not read-only"
+if "$DOCKER" exec "$NAME" sh -c 'echo x > /opt/venv/probe' 2>/dev/null; then fail "could write to /opt/venv"; fi
+echo "uid $uid; writing under / refused"
+
 for _ in $(seq 600); do
   [ "$("$DOCKER" inspect -f '{{.State.Running}}' "$NAME")" = true ] || fail "container exited"
   [ "$(curl -s -o /dev/null -w '%{http_code}' "127.0.0.1:$PORT/readyz")" = 200 ] && break
@@ -61,13 +73,6 @@ for _ in $(seq 60); do
 done
 [ "$("$DOCKER" inspect -f '{{.State.Health.Status}}' "$NAME")" = healthy ] || fail "HEALTHCHECK not healthy"
 echo "HEALTHCHECK: healthy"
-
-echo ">>> non-root, read-only root filesystem"
-uid=$("$DOCKER" exec "$NAME" id -u)
-[ "$uid" = 10001 ] || fail "runs as uid $uid, not 10001"
-[ "$("$DOCKER" inspect -f '{{.HostConfig.ReadonlyRootfs}}' "$NAME")" = true ] || fail "root fs not read-only"
-if "$DOCKER" exec "$NAME" sh -c 'echo x > /opt/venv/probe' 2>/dev/null; then fail "could write to /opt/venv"; fi
-echo "uid $uid; writing under / refused"
 
 echo ">>> POST /v1/assistant/generate"
 code=$(http "127.0.0.1:$PORT/v1/assistant/generate" "${AUTH[@]}" -d '{"query": "How do I configure a fallback model?", "mode": "rag"}')
@@ -124,10 +129,10 @@ for _ in $(seq 100); do
   sleep 0.1
 done
 sleep 1
-"$DOCKER" kill --signal TERM "$NAME" >/dev/null
-echo "SIGTERM sent with the request in flight"
+"$DOCKER" kill --signal "$STOP_SIGNAL" "$NAME" >/dev/null
+echo "SIG$STOP_SIGNAL sent with the request in flight"
 wait "$CURL_PID" || true
-[ "$(cat "$WORK/sigterm.code")" = 200 ] || fail "request cut by SIGTERM: HTTP $(cat "$WORK/sigterm.code")"
+[ "$(cat "$WORK/sigterm.code")" = 200 ] || fail "request cut by SIG$STOP_SIGNAL: HTTP $(cat "$WORK/sigterm.code")"
 trace=$(python3 -c 'import json,sys; b=json.load(open(sys.argv[1])); assert b["answer"].strip(); print(b["trace_id"])' "$WORK/sigterm.body")
 for _ in $(seq 60); do [ "$("$DOCKER" inspect -f '{{.State.Running}}' "$NAME")" = false ] && break; sleep 1; done
 status=$("$DOCKER" inspect -f '{{.State.Running}} {{.State.ExitCode}}' "$NAME")
