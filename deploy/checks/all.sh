@@ -134,7 +134,7 @@ broken() {  # name, function, directory to copy, file in the copy, sed expressio
   if "$2" "$copy" >"$copy.log" 2>&1; then
     echo "FAIL: $1: the check accepted a broken copy" >&2; failures=$((failures + 1))
   else
-    echo "    rejected: $1: $(grep -m1 -E 'FAIL|[Ee]rror|rror:|invalid|Check: CKV|not found|findings|problem|unexpected|differs|Usage' "$copy.log" | tr -s ' ' | cut -c1-110)"
+    echo "    rejected: $1: $(grep -m1 -E 'FAIL|failed|[Ee]rror|invalid|Check: CKV|not found|findings|problem|unexpected|differs|\.tf$' "$copy.log" | tr -s ' ' | cut -c1-110)"
     rejected=$((rejected + 1))
   fi
 }

@@ -16,7 +16,7 @@ for name in postgres redis; do
     --build-arg BASE_IMAGE="$BASE" -t "genai-standin-$name:local" deploy/docker/standins >/dev/null
 done
 "$DOCKER" build -q --network host -f deploy/docker/mlflow.Dockerfile --build-arg BASE_IMAGE="$BASE" \
-  -t genai-factory-mlflow:local deploy/docker/standins >/dev/null
+  -t genai-factory-mlflow:local . >/dev/null
 WORK=$(mktemp -d /tmp/genai-compose.XXXXXX)
 cp deploy/compose/env.example "$WORK/env"
 export GENAI_ENV_FILE=$WORK/env POSTGRES_IMAGE=genai-standin-postgres:local REDIS_IMAGE=genai-standin-redis:local \
