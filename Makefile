@@ -107,7 +107,7 @@ $(DEPLOY_STAMP): deploy/requirements.txt
 
 # Every static validation of deploy/ and .github/, then each check run on a broken copy (it must fail).
 deploy-check: $(STAMP) $(DEPLOY_STAMP)
-	DEPLOY_BIN=$(DEPLOY_VENV)/bin APP_PYTHON=$(BIN)/python bash deploy/checks/all.sh
+	DEPLOY_BIN=$(DEPLOY_VENV)/bin APP_PYTHON=$(BIN)/python flock /tmp/genai-cpu.lock bash deploy/checks/all.sh
 
 # The image run for real: answers, non-root, read-only root, graceful SIGTERM, real Prometheus scrape.
 deploy-run-check: $(STAMP) $(DEPLOY_STAMP)
