@@ -11,7 +11,7 @@ RUN if [ -f /tmp/ctx/ca-bundle.crt ]; then export PIP_CERT=/tmp/ctx/ca-bundle.cr
       apt-get install -y -q --no-install-recommends python3 python3-venv; fi \
  && rm -rf /var/lib/apt/lists/* \
  && python3.11 -m venv /opt/mlflow \
- && /opt/mlflow/bin/pip install -q mlflow==3.17.2 psycopg2-binary==2.9.13 boto3==1.44.5 \
+ && /opt/mlflow/bin/pip install -q mlflow==3.17.2 'psycopg[binary]==3.3.9' boto3==1.44.5 \
  && useradd --uid 10002 --no-create-home --home-dir /tmp mlflow \
  && rm -rf /tmp/ctx
 ENV PATH=/opt/mlflow/bin:$PATH MLFLOW_DISABLE_TELEMETRY=true DO_NOT_TRACK=1
