@@ -10,7 +10,7 @@ RUN apt-get update -q \
  && rm -rf /var/lib/apt/lists/* \
  && mkdir -p /var/lib/postgresql/data /docker-entrypoint-initdb.d /var/run/postgresql \
  && chown -R postgres:postgres /var/lib/postgresql /var/run/postgresql
-ENV PATH=/usr/lib/postgresql/15/bin:$PATH PGDATA=/var/lib/postgresql/data
+ENV PATH=/usr/lib/postgresql/15/bin:$PATH PGDATA=/var/lib/postgresql/data LANG=C.UTF-8
 COPY postgres-entrypoint.sh /usr/local/bin/standin-postgres
 RUN chmod 0755 /usr/local/bin/standin-postgres
 USER postgres
