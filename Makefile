@@ -18,7 +18,7 @@ LLAMA_VERSION := 0.3.36
 LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON -DGGML_AVX512=OFF
 LLAMA_WHEELS := $(HOME)/.cache/genai-factory/llama-cpp-python-$(LLAMA_VERSION)-avx2
 
-.PHONY: install run test lint typecheck unit bench demo demo-vision vision-model services clean
+.PHONY: install run test lint typecheck unit bench demo demo-vision vision-model services clean image image-trainer image-context deploy-tools deploy-check deploy-run-check deploy-run-selftest deploy-compose-check
 
 install: $(STAMP)
 
@@ -72,5 +72,65 @@ vision-model: $(STAMP)
 	GENAI_DATA_DIR=.genai-vision-build $(BIN)/genai-factory vision train --train $(VISION_DATA)/train.npz \
 	  --val $(VISION_DATA)/val.npz --output src/genai_factory/vision/bundled/pneumonia
 
+# -- deploy/: images and the static checks of every deployment file (docs/deploy.md) ----------
+# The service image. BASE_IMAGE: empty picks the official slim Python image when a registry
+# answers, else a Debian bookworm base built here with debootstrap (deploy/scripts/base-image.sh).
+IMAGE ?= genai-factory:local
+TRAINER_IMAGE ?= genai-factory-trainer:local
+BASE_IMAGE ?=
+DOCKER_CONTEXT := deploy/docker/context
+TORCH_WHEEL := $(firstword $(wildcard /opt/wheels/torch-2.13.0+cpu-*.whl))
+# Debian's docker.io client builds with BuildKit without the buildx plugin; prefer it when present.
+DOCKER ?= $(firstword $(wildcard /usr/bin/docker) docker)
+# The build runs under the machine's CPU lock (flock): it must not slow down a model run beside it.
+DOCKER_BUILD = base=$$(BASE_IMAGE='$(BASE_IMAGE)' bash deploy/scripts/base-image.sh) \
+  && flock /tmp/genai-cpu.lock env DOCKER_BUILDKIT=1 $(DOCKER) build --network host \
+  -f deploy/docker/Dockerfile --build-arg BASE_IMAGE="$$base" \
+  $(if $(TORCH_WHEEL),--build-arg TORCH_INDEX_URL=,)
+# Validation tools live in their own venv: checkov's dependencies clash with the application's pins.
+DEPLOY_VENV := .venv-deploy
+DEPLOY_STAMP := $(DEPLOY_VENV)/.installed
+
+# Local wheels (the cached llama-cpp-python build, the CPU torch) and the CA bundle go into the
+# build context, so the image build neither compiles llama.cpp again nor downloads CUDA torch.
+image-context:
+	@mkdir -p $(DOCKER_CONTEXT)/wheels
+	@rm -f $(DOCKER_CONTEXT)/wheels/*.whl
+	@for w in $(LLAMA_WHEELS)/llama_cpp_python-$(LLAMA_VERSION)-*.whl $(TORCH_WHEEL); do \
+	  if [ -f "$$w" ]; then cp "$$w" $(DOCKER_CONTEXT)/wheels/ && echo ">>> build context: $$(basename $$w)"; fi; \
+	done
+	@if [ -f /etc/ssl/certs/ca-certificates.crt ]; then cp /etc/ssl/certs/ca-certificates.crt $(DOCKER_CONTEXT)/ca-bundle.crt; fi
+
+image: image-context
+	$(DOCKER_BUILD) --target runtime -t $(IMAGE) .
+	@$(DOCKER) image inspect $(IMAGE) --format '>>> $(IMAGE): {{.Size}} bytes'
+
+image-trainer: image-context
+	$(DOCKER_BUILD) --target trainer -t $(TRAINER_IMAGE) .
+
+deploy-tools: $(DEPLOY_STAMP)
+
+$(DEPLOY_STAMP): deploy/requirements.txt
+	@test -x $(DEPLOY_VENV)/bin/python || $(PYTHON) -m venv $(DEPLOY_VENV)
+	$(DEPLOY_VENV)/bin/pip install --disable-pip-version-check -q -r deploy/requirements.txt
+	@touch $@
+
+# Every static validation of deploy/ and .github/, then each check run on a broken copy (it must fail).
+deploy-check: $(STAMP) $(DEPLOY_STAMP)
+	DEPLOY_BIN=$(DEPLOY_VENV)/bin APP_PYTHON=$(BIN)/python flock /tmp/genai-cpu.lock bash deploy/checks/all.sh
+
+# The image run for real: answers, non-root, read-only root, graceful SIGTERM, real Prometheus scrape.
+deploy-run-check: $(STAMP) $(DEPLOY_STAMP)
+	DEPLOY_BIN=$(DEPLOY_VENV)/bin APP_PYTHON=$(BIN)/python IMAGE=$(IMAGE) flock /tmp/genai-cpu.lock bash deploy/checks/container.sh
+
+# The compose stack with Debian stand-ins for PostgreSQL and Redis: both replicas up and answering.
+deploy-compose-check:
+	base=$$(BASE_IMAGE='$(BASE_IMAGE)' bash deploy/scripts/base-image.sh) \
+	  && IMAGE=$(IMAGE) BASE_IMAGE="$$base" flock /tmp/genai-cpu.lock bash deploy/checks/compose.sh
+
+# The run check on deliberately broken runs (root, writable root fs, SIGKILL): each must fail.
+deploy-run-selftest: $(STAMP) $(DEPLOY_STAMP)
+	DEPLOY_BIN=$(DEPLOY_VENV)/bin APP_PYTHON=$(BIN)/python IMAGE=$(IMAGE) flock /tmp/genai-cpu.lock bash deploy/checks/container-selftest.sh
+
 clean:
-	rm -rf $(VENV) .genai .genai-vision-demo .genai-vision-build .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(DEPLOY_VENV) .genai .genai-vision-demo .genai-vision-build .pytest_cache .mypy_cache .ruff_cache

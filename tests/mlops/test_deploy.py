@@ -31,11 +31,18 @@ def _parse(words: list[str]) -> Any:
     return command
 
 
-def _cronjobs() -> list[dict[str, Any]]:
+K8S = DEPLOY / "k8s" / "base"
+
+
+def _documents(pattern: str) -> list[dict[str, Any]]:
     documents = []
-    for path in sorted((DEPLOY / "k8s").glob("*.yaml")):
+    for path in sorted(K8S.rglob(pattern)):
         documents.extend(d for d in yaml.safe_load_all(path.read_text()) if d)
-    return [d for d in documents if d["kind"] == "CronJob"]
+    return documents
+
+
+def _cronjobs() -> list[dict[str, Any]]:
+    return [d for d in _documents("cronjob-*.yaml") if d["kind"] == "CronJob"]
 
 
 def test_cronjobs_forbid_concurrency_and_run_real_commands() -> None:
@@ -52,9 +59,30 @@ def test_cronjobs_forbid_concurrency_and_run_real_commands() -> None:
         [container] = pod["containers"]
         _parse(container["command"])
         mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
-        claims = {v["name"]: v.get("persistentVolumeClaim") for v in pod["volumes"]}
-        assert claims["data"]["claimName"] == "genai-factory-data" and mounts["data"] == "/data"
-        assert {"name": "GENAI_DATA_DIR", "value": "/data"} in container["env"]
+        volumes = {v["name"]: v for v in pod["volumes"]}
+        # State lives on servers: /data is scratch, never a volume shared by jobs on many nodes.
+        assert mounts["data"] == "/data" and "emptyDir" in volumes["data"]
+        assert volumes["index"]["persistentVolumeClaim"]["claimName"] == "genai-factory-index"
+        assert mounts["index"] == "/data/index"
+        env = {e["name"]: e for e in container["env"]}
+        secret = env["GENAI_GATEWAY__DATABASE_URL"]["valueFrom"]["secretKeyRef"]
+        assert secret == {"name": "genai-factory", "key": "database-url"}
+        assert container["securityContext"]["readOnlyRootFilesystem"] is True
+
+
+def test_loop_fine_tunes_and_guard_training_finds_its_datasets() -> None:
+    commands = {c["metadata"]["name"]: _container(c)["command"] for c in _cronjobs()}
+    assert "--train-data" in commands["genai-factory-loop"]
+    guard = commands["genai-factory-train-guard"]
+    assert guard[guard.index("--datasets") + 1] == "/datasets"
+    for cronjob in _cronjobs():
+        mounts = {m["name"]: m for m in _container(cronjob)["volumeMounts"]}
+        assert mounts["datasets"]["mountPath"] == "/datasets" and mounts["datasets"]["readOnly"]
+
+
+def _container(cronjob: dict[str, Any]) -> dict[str, Any]:
+    [container] = cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"]
+    return container
 
 
 def test_drift_cronjob_fails_fast_on_drift() -> None:
@@ -63,11 +91,22 @@ def test_drift_cronjob_fails_fast_on_drift() -> None:
     assert rule["action"] == "FailJob" and rule["onExitCodes"]["values"] == [3]
 
 
-def test_claimed_volume_is_defined() -> None:
-    documents = list(yaml.safe_load_all((DEPLOY / "k8s" / "storage.yaml").read_text()))
-    kinds = {(d["kind"], d["metadata"]["name"]) for d in documents}
-    assert ("PersistentVolumeClaim", "genai-factory-data") in kinds
-    assert ("ConfigMap", "genai-factory-config") in kinds
+def test_claimed_volumes_and_config_are_defined() -> None:
+    claims = {d["metadata"]["name"] for d in _documents("storage.yaml")}
+    assert claims == {"genai-factory-index", "genai-factory-datasets"}
+    kustomization = yaml.safe_load((K8S / "kustomization.yaml").read_text())
+    generated = {g["name"] for g in kustomization["configMapGenerator"]}
+    assert generated == {"genai-factory-config", "genai-factory-env"}
+    config = yaml.safe_load((K8S / "config.yaml").read_text())
+    assert config["data_dir"] == "/data" and config["rag"]["ingest_on_start"] is False
+
+
+def test_serving_deployment_runs_the_service_command() -> None:
+    [deployment] = [d for d in _documents("deployment.yaml") if d["kind"] == "Deployment"]
+    [container] = deployment["spec"]["template"]["spec"]["containers"]
+    assert _parse(container["args"]).name == "serve"
+    assert container["startupProbe"]["httpGet"]["path"] == "/readyz"
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
 
 
 def test_airflow_commands_exist_in_the_cli() -> None:
