@@ -16,7 +16,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from genai_factory.exceptions import GenAIFactoryError, InvalidRequestError, NotFoundError
-from genai_factory.vision.preprocessing import U8, decode, resize, window
+from genai_factory.vision.pixels import U8, window
+from genai_factory.vision.preprocessing import decode, resize
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".dcm")
 

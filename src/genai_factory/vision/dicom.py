@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from genai_factory.exceptions import ConfigurationError, UnreadableDocument
-from genai_factory.vision.preprocessing import U8, check_shape, window
+from genai_factory.vision.pixels import U8, check_shape, window
 
 
 def _first(value: Any) -> float | None:

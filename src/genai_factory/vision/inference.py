@@ -18,8 +18,9 @@ from numpy.typing import NDArray
 
 from genai_factory.config import Settings
 from genai_factory.vision.bundle import DISCLAIMER
+from genai_factory.vision.pixels import U8
 from genai_factory.vision.predictor import Predictions, Predictor
-from genai_factory.vision.preprocessing import U8, decode, prepare
+from genai_factory.vision.preprocessing import decode, prepare
 
 
 class ImageClassifier(Protocol):

@@ -19,7 +19,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from genai_factory.vision.preprocessing import U8, image_statistics
+from genai_factory.vision.pixels import U8
+from genai_factory.vision.preprocessing import image_statistics
 
 FILE = "inputs.jsonl"
 

@@ -14,7 +14,8 @@ import numpy as np
 import torch
 
 from genai_factory.mlops.tracking import import_mlflow
-from genai_factory.vision.preprocessing import U8, normalise
+from genai_factory.vision.pixels import U8
+from genai_factory.vision.preprocessing import normalise
 
 
 def log_network(predictor: Any, examples: U8) -> str:

@@ -20,7 +20,8 @@ from numpy.typing import NDArray
 from genai_factory.exceptions import ConfigurationError
 from genai_factory.vision.bundle import WEIGHTS, Manifest, read_manifest
 from genai_factory.vision.model import SmallCNN, build_model
-from genai_factory.vision.preprocessing import U8, normalise
+from genai_factory.vision.pixels import U8
+from genai_factory.vision.preprocessing import normalise
 
 
 @dataclass(frozen=True)

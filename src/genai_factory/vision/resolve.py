@@ -13,7 +13,7 @@ from pathlib import Path
 
 from genai_factory.config import Settings
 from genai_factory.exceptions import NotFoundError
-from genai_factory.mlops.champion import registry_exists
+from genai_factory.mlops.guard_champions import registry_exists
 from genai_factory.vision.bundle import MANIFEST, bundled_model_dir
 
 BUNDLED = "bundled"
