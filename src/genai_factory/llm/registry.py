@@ -23,7 +23,7 @@ from genai_factory.llm.worker import ModelWorker
 
 
 def _llamacpp(settings: ModelSettings, worker: ModelWorker | None) -> ChatModel:
-    from genai_factory.llm.llamacpp import LlamaCppModel
+    from genai_factory.llm.llamacpp import LlamaCppModel, resolve_adapter
 
     return LlamaCppModel(
         settings.model_path,
@@ -31,6 +31,7 @@ def _llamacpp(settings: ModelSettings, worker: ModelWorker | None) -> ChatModel:
         n_ctx=settings.n_ctx,
         n_threads=settings.n_threads,
         worker=worker,
+        adapter_path=resolve_adapter(settings.adapter, settings.model_path),
     )
 
 
