@@ -21,6 +21,14 @@ from genai_factory.llm.llamacpp import (
 from genai_factory.llm.registry import get_model
 
 
+def test_the_shipped_adapter_is_in_the_package() -> None:
+    path = shipped_adapter_path()
+    assert path is not None and path.stat().st_size < 10_000_000
+    from genai_factory.mlops.training.adapter_export import read_adapter_alpha
+
+    assert read_adapter_alpha(path) is not None  # a LoRA adapter in llama.cpp's format
+
+
 def test_adapter_setting_names_a_file_or_nothing(tmp_path: Path) -> None:
     shipped = shipped_adapter_path()
     assert resolve_adapter("default", None) == shipped
