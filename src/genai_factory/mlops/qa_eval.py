@@ -7,8 +7,9 @@ the same questions. ``titles`` keeps only those articles (a held-out split by ar
 
 Each question is asked in the prompt the service uses (:func:`service_prompt`: with context, the
 RAG prompt of :func:`~genai_factory.rag.prompting.build_rag_messages` with the paragraph as source
-[1]; closed-book, the chat prompt) at temperature 0 and at most 32 new tokens. The hallucination rate is the share of given answers with at least one sentence the
-groundedness guard finds unsupported by the question's paragraph. Latency is the wall time of each
+[1]; closed-book, the chat prompt) at temperature 0 and at most 32 new tokens. The hallucination
+rate is the share of given answers with at least one sentence the groundedness guard finds
+unsupported by the question's paragraph. Latency is the wall time of each
 model call; cost uses ``llm.pricing`` for the answering model (local models cost nothing).
 """
 
@@ -119,7 +120,13 @@ def load_model(settings: Settings, ref: str) -> ChatModel:
         return get_model(settings.llm)
     from genai_factory.llm.llamacpp import LlamaCppModel
 
-    name = {"base": "base", "default": settings.llm.model}.get(ref.strip(), ref.strip())
+    ref = ref.strip()
+    if ref in ("", "base", "default"):
+        name = settings.llm.model
+    elif ref.endswith(".gguf"):
+        name = Path(ref).stem
+    else:
+        name = f"{settings.mlops.llm_name}:{ref}"
     return LlamaCppModel(
         files.model,
         name=name,

@@ -8,8 +8,9 @@ champions in the registered model's tag ``previous_champion`` (a JSON list, newe
 
 What is registered under which name (see docs/mlops.md): the LLM under ``mlops.llm_name`` as one
 GGUF file, either a merged model or a LoRA adapter (tag ``kind = lora_adapter``, its base named by
-the tag ``base_ref``; :func:`resolve_llm_files` returns both files); guards under ``<mlops.guard_prefix><guard>`` as a directory of artefacts; index versions
-under ``mlops.index_name`` as a small JSON descriptor.
+the tag ``base_ref``; :func:`resolve_llm_files` returns both files); guards under
+``<mlops.guard_prefix><guard>`` as a directory of artefacts; index versions under
+``mlops.index_name`` as a small JSON descriptor.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The PII guard: structured detectors with checksums plus the name/location tagger.
 
-``PIIDetector`` finds spans; ``PIIGuard`` redacts them (or blocks, or only flags) before text reaches
-the model, before the answer reaches the caller, and before anything is logged.
+``PIIDetector`` finds spans; ``PIIGuard`` redacts them (or blocks, or only flags) before text
+reaches the model, before the answer reaches the caller, and before anything is logged.
 
 On the model's answer (``surface == "output"``) the guard redacts what is personal data *of this
 request*, not every word the detector finds (:class:`OutputPolicy`): structured values (e-mail,

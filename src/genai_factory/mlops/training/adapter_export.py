@@ -4,12 +4,13 @@ The layout is llama.cpp's adapter format (the one its ``convert_lora_to_gguf.py`
 ``llama_adapter_lora_init`` reads): ``general.type = adapter``, ``adapter.type = lora``,
 ``adapter.lora.alpha`` (llama.cpp scales by ``alpha / rank`` as peft does), the base model's
 ``general.architecture``, and for every adapted matrix ``<gguf name>.lora_a`` (peft's ``lora_A``,
-rank × inputs) and ``<gguf name>.lora_b`` (peft's ``lora_B``, outputs × rank), where the GGUF name is
-the base tensor's (``blk.3.attn_q.weight``). The query and key rows of the base are stored permuted
-for llama.cpp's rotary embedding (:func:`~genai_factory.mlops.training.gguf_export.permute_qk`), so
-``lora_b`` of those projections gets the same row permutation; ``lora_a`` acts on the inputs and is
-left as it is. Tensors are F32: for SmolLM2-135M, rank 8 on the four attention projections, that is
-~3.7 MB against ~270 MB for a merged F16 model.
+rank × inputs) and ``<gguf name>.lora_b`` (peft's ``lora_B``, outputs × rank), where the GGUF name
+is the base tensor's (``blk.3.attn_q.weight``). The query and key rows of the base are stored
+permuted for llama.cpp's rotary embedding
+(:func:`~genai_factory.mlops.training.gguf_export.permute_qk`), so ``lora_b`` of those projections
+gets the same row permutation; ``lora_a`` acts on the inputs and is left as it is. Tensors are
+F32: for SmolLM2-135M, rank 8 on the four attention projections, that is ~3.7 MB against ~270 MB
+for a merged F16 model.
 """
 
 from __future__ import annotations

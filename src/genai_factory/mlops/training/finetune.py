@@ -1,4 +1,4 @@
-"""``train llm``: LoRA on the served GGUF → GGUF adapter + merged F16 GGUF → MLflow run → challenger.
+"""``train llm``: LoRA on the served GGUF → GGUF adapter and merged F16 GGUF → MLflow → challenger.
 
 One MLflow run holds everything needed to reproduce or audit the model: the hyper-parameters, the
 SHA-256 of the training file, the seed, the base model, the git commit (tagged by

@@ -44,7 +44,8 @@ _IS = re.compile(
     r" (is|are) (.{12,})$"
 )
 _DOES = re.compile(
-    r"^(The [a-z][\w-]*(?: [a-z][\w-]*){0,2}) (?!is\b|was\b|has\b|does\b|needs\b)([a-z]{3,}s) (.{10,})$"
+    r"^(The [a-z][\w-]*(?: [a-z][\w-]*){0,2}) "
+    r"(?!is\b|was\b|has\b|does\b|needs\b)([a-z]{3,}s) (.{10,})$"
 )
 _CLAUSE_WORDS = frozenset({"that", "which", "who", "whose", "when", "if", "of", "in", "on", "for"})
 _GENERIC_SUBJECT = re.compile(
