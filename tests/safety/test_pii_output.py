@@ -51,7 +51,7 @@ def test_ordinary_answers_are_left_alone(guard: PIIGuard, guide: tuple[str, ...]
     assert [a for a in answers if answer(guard, a, guide) != a] == []
 
 
-def test_the_issue_examples(guard: PIIGuard) -> None:
+def test_answers_the_detector_alone_damaged(guard: PIIGuard) -> None:
     for text in (
         "The capital of France is Paris.",
         "The MLOps cycle > Drift monitoring",
