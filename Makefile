@@ -18,7 +18,7 @@ LLAMA_VERSION := 0.3.36
 LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON -DGGML_AVX512=OFF
 LLAMA_WHEELS := $(HOME)/.cache/genai-factory/llama-cpp-python-$(LLAMA_VERSION)-avx2
 
-.PHONY: install run test lint typecheck unit bench demo demo-vision vision-model services clean image image-trainer image-context deploy-tools deploy-check deploy-run-check deploy-run-selftest deploy-compose-check
+.PHONY: install run test lint typecheck unit bench demo adapter demo-vision vision-model services clean image image-trainer image-context deploy-tools deploy-check deploy-run-check deploy-run-selftest deploy-compose-check
 
 install: $(STAMP)
 
@@ -57,6 +57,24 @@ test: $(STAMP) services lint typecheck
 
 bench: $(STAMP)
 	$(BIN)/python bench/llm_overhead.py
+
+# Rebuild the LoRA adapter shipped for the bundled model (docs/mlops.md, "The shipped adapter"):
+# SQuAD rows and guide questions in the assistant's RAG prompt, LoRA on CPU (~20 minutes on two
+# idle cores; run it under the shared CPU lock where there is one), then the adapter into the package.
+DATASETS ?= $(or $(GENAI_DATASETS),../shared/datasets)
+ADAPTER_WORK := .genai/adapter
+SHIPPED_ADAPTER := src/genai_factory/llm/adapters/smollm2-rag-answers
+adapter: $(STAMP)
+	$(BIN)/genai-factory train data --squad $(DATASETS)/squad_v2/qa.jsonl --docs docs \
+		--holdout-share 0.5 --unanswerable-share 0.33 --no-feedback \
+		--out $(ADAPTER_WORK)/train.jsonl --heldout-out $(ADAPTER_WORK)/heldout.jsonl
+	$(BIN)/genai-factory train llm --data $(ADAPTER_WORK)/train.jsonl --steps 100 --lr 1.5e-3 \
+		--max-len 512 --no-register --out $(ADAPTER_WORK)/run
+	cp $(ADAPTER_WORK)/run/adapter.gguf $(SHIPPED_ADAPTER).gguf
+	$(BIN)/python -c "import json, sys; r = json.load(open(sys.argv[1])); \
+		keep = ('data_sha256', 'examples', 'skipped_too_long', 'sources', 'params', 'train_seconds', 'first_loss', 'last_loss', 'adapter_bytes'); \
+		json.dump({k: r[k] for k in keep}, open(sys.argv[2], 'w'), indent=2)" \
+		$(ADAPTER_WORK)/run/training.json $(SHIPPED_ADAPTER).json
 
 # The MLOps loop closing on embedded defaults (examples/drift_demo; about 3-5 minutes).
 demo: $(STAMP)

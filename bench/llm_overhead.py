@@ -1,15 +1,19 @@
 """Overhead of ``LlamaCppModel`` and of the HTTP service over raw llama-cpp-python.
 
-Three ways to generate from the same prompt with the same GGUF file and thread count, run in
-interleaved rounds in one process (so machine noise hits all three alike):
+Four ways to generate from the same prompt with the same GGUF file and thread count, run in
+interleaved rounds in one process (so machine noise hits all of them alike):
 
 * ``raw``: ``llama_cpp.Llama.create_chat_completion`` called directly (the anchor);
 * ``model``: ``LlamaCppModel.chat`` (worker thread, option mapping, token accounting);
+* ``adapter``: ``LlamaCppModel.chat`` with the shipped LoRA adapter applied (``llm.adapter``
+  ``default``: what the service serves);
 * ``service``: ``POST /v1/assistant/generate`` (mode ``chat``) on a uvicorn server on 127.0.0.1,
-  timed by an HTTP client (validation, routing, JSON, the network stack included).
+  timed by an HTTP client (validation, routing, JSON, the network stack included), without the
+  adapter so that the row measures the service's own overhead.
 
-Each prints the median tokens/s over the rounds and its ratio to the anchor's median.
-Targets: ``model`` >= 0.95 and ``service`` >= 0.90.
+Each prints the median tokens/s over the rounds and its ratio to the anchor's median (and the
+adapter's ratio to ``model``). Targets: ``model`` >= 0.95, ``service`` >= 0.90, ``adapter`` >= 0.90
+of ``model``.
 
     .venv/bin/python bench/llm_overhead.py [--rounds 7] [--max-tokens 128] [--threads 2]
 """
@@ -30,7 +34,7 @@ import httpx
 import uvicorn
 
 from genai_factory.config import Settings
-from genai_factory.llm.llamacpp import LlamaCppModel, bundled_gguf_path
+from genai_factory.llm.llamacpp import LlamaCppModel, bundled_gguf_path, shipped_adapter_path
 from genai_factory.messages import ChatOptions, Message
 from genai_factory.service import create_app
 from genai_factory.testing.fakes import FakeEmbedder
@@ -95,7 +99,7 @@ class _Service:
         settings = Settings(
             _env_file=None,  # type: ignore[call-arg]
             data_dir=data_dir,
-            llm={"n_threads": threads, "n_ctx": n_ctx},
+            llm={"n_threads": threads, "n_ctx": n_ctx, "adapter": "none"},
             embeddings={"provider": "fake"},
             rag={"ingest_on_start": False},
             service={"system_prompt": SYSTEM},
@@ -147,12 +151,17 @@ def main() -> None:
 
     loop = asyncio.new_event_loop()
     model = LlamaCppModel(n_ctx=args.n_ctx, n_threads=args.threads, seed=0)
+    adapted = LlamaCppModel(
+        n_ctx=args.n_ctx, n_threads=args.threads, seed=0, adapter_path=shipped_adapter_path()
+    )
     loop.run_until_complete(model.load())
+    loop.run_until_complete(adapted.load())
     runners: dict[str, Callable[[], tuple[int, float]]] = {
         "raw": _raw_runner(args.threads, args.max_tokens, args.n_ctx),
         "model": _model_runner(model, loop, args.max_tokens),
+        "adapter": _model_runner(adapted, loop, args.max_tokens),
     }
-    rates: dict[str, list[float]] = {name: [] for name in ("raw", "model", "service")}
+    rates: dict[str, list[float]] = {name: [] for name in ("raw", "model", "adapter", "service")}
     with (
         TemporaryDirectory() as data_dir,
         _Service(args.threads, args.n_ctx, Path(data_dir)) as svc,
@@ -162,11 +171,13 @@ def main() -> None:
             run()
         for round_number in range(args.rounds):
             order = list(runners)
-            order = order[round_number % 3 :] + order[: round_number % 3]  # rotate who goes first
+            shift = round_number % len(order)
+            order = order[shift:] + order[:shift]  # rotate who goes first
             for name in order:
                 tokens, elapsed = runners[name]()
                 rates[name].append(tokens / elapsed)
     loop.run_until_complete(model.aclose())
+    loop.run_until_complete(adapted.aclose())
     loop.close()
 
     anchor = statistics.median(rates["raw"])
@@ -176,6 +187,8 @@ def main() -> None:
     for name, values in rates.items():
         median = statistics.median(values)
         print(f"  {name:8s} median {median:7.1f} tokens/s   ratio to raw {median / anchor:.3f}")
+    adapter_ratio = statistics.median(rates["adapter"]) / statistics.median(rates["model"])
+    print(f"  adapter / model {adapter_ratio:.3f}")
 
 
 if __name__ == "__main__":

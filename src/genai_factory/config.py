@@ -98,11 +98,17 @@ class Credentials(BaseModel):
 
 
 class ModelSettings(Credentials):
-    """One model backend. ``model`` is the model id sent to the provider."""
+    """One model backend. ``model`` is the model id sent to the provider.
+
+    ``adapter`` (llama.cpp only): the LoRA adapter applied on top of the GGUF model. ``default``:
+    the adapter shipped for the bundled model (nothing for another ``model_path``); ``none``: no
+    adapter; else the path of a GGUF adapter file (docs/mlops.md, "The shipped adapter").
+    """
 
     provider: LLMProvider = "llamacpp"
     model: str = "smollm2-135m-instruct-q4_1"
     model_path: Path | None = None
+    adapter: str = "default"
     n_ctx: int = Field(default=2048, ge=256)
     n_threads: int = Field(default_factory=lambda: max(1, min(os.cpu_count() or 1, 8)), ge=1)
     timeout_s: float = Field(default=60.0, gt=0)

@@ -39,6 +39,21 @@ AGENT = [
     "How many customers signed up in 2024?",
     "What is the square root of 144?",
     "Which country do most of our customers come from?",
+    "How many products are in the electronics category?",
+    "What is the price of the wireless mouse?",
+    "Which orders were shipped but not delivered yet?",
+    "List the customers who signed up in March.",
+    "What is the average order quantity?",
+    "Which product sold the most units?",
+    "How many orders has Ada Lovelace placed?",
+    "What was our revenue in 2024?",
+    "What is 2 to the power of 10?",
+    "Calculate 3.5 * 12",
+    "What is 100 minus 37?",
+    "Which customers have cancelled orders?",
+    "What is the total quantity of items ordered?",
+    "How many customers come from France?",
+    "What's the cheapest product in the accessories category?",
 ]
 
 RAG = [
@@ -62,6 +77,31 @@ RAG = [
     "How do I set an API key for a remote model?",
     "What does the /readyz endpoint return?",
     "How can I add a price table for a model?",
+    "Which vector database server can replace the embedded vector store?",
+    "Which port does the service listen on?",
+    "What does the circuit breaker do?",
+    "Which database does the gateway use for keys and the spend ledger?",
+    "How many requests per minute does a key allow by default?",
+    "Which model does the service use by default?",
+    "What is the maximum number of tokens an answer may have?",
+    "Which guards run on the model's answer?",
+    "How many versions of the index are kept?",
+    "Where are the order of guards and their actions configured?",
+    "What is the status of a circuit breaker after five failures?",
+    "Can I store interactions in PostgreSQL instead of SQLite?",
+    "Which metrics does the service export to Prometheus?",
+    "What happens when a customer's API key runs out of budget?",
+    "How many tokens does a chunk hold?",
+    "Which SQL databases can hold the interaction log?",
+    "What is the price of a request to the embedded model?",
+    "Which country's data protection rules does the PII guard follow?",
+    "What does the champion alias mean in the registry?",
+    "How many customers can use one API key?",
+    "Which products does GenAI Factory integrate with for scale-out?",
+    "What is the total cost shown on the operations page?",
+    "Who can create admin keys?",
+    "What is the default rate limit per key?",
+    "Which vector store is the default?",
 ]
 
 CHAT = [
@@ -82,8 +122,9 @@ CHAT = [
     "What day comes after Monday?",
 ]
 
-#: The accuracy measured when the set was first scored; the test fails if it drops below.
-MIN_ACCURACY = 0.9
+#: Measured on this set of 100: 99 % with the schema-aware score (the keyword score before it:
+#: 91 %, 9 wrong, 3 of them guide questions sent to the agent); the test fails below this.
+MIN_ACCURACY = 0.95
 
 
 @pytest.fixture(scope="module")
@@ -112,10 +153,23 @@ def test_accuracy_on_the_labelled_set(shop_terms: DataTerms) -> None:
 
 def test_features_are_explained(shop_terms: DataTerms) -> None:
     score, fired = agent_score("How many orders were cancelled?", shop_terms)
-    assert fired == ["data_word", "table"] and score == 3
+    assert fired == ["table", "data_word"] and score == 3
     score, fired = agent_score("How do I configure the number of retries?", shop_terms)
     assert "how_to" in fired and score < 0
     assert agent_score("What is 6 * 7?")[1] == ["arithmetic"]
+
+
+def test_a_document_question_with_data_words_stays_with_rag(shop_terms: DataTerms) -> None:
+    question = "Which vector database server can replace the embedded vector store?"
+    score, fired = agent_score(question, shop_terms)
+    assert not wants_agent(question, shop_terms) and "data_word" not in fired, (score, fired)
+    # data words need the schema: without a table or column named they do not count
+    assert agent_score("Which one is the most popular?", shop_terms) == (0, [])
+
+
+def test_a_column_lookup_by_name_reaches_the_agent(shop_terms: DataTerms) -> None:
+    score, fired = agent_score("What is the email of Hedy Lamarr?", shop_terms)
+    assert fired == ["column", "lookup"] and score == 3
 
 
 def test_without_data_terms_only_arithmetic_and_sql_reach_the_agent() -> None:

@@ -57,6 +57,29 @@ def test_closed_book_prompt_has_no_context(fake_settings: Settings, qa_file: Pat
     assert all("Context" not in call[-1].content for call in model.calls)
 
 
+def test_with_context_asks_in_the_service_prompt(fake_settings: Settings, qa_file: Path) -> None:
+    from genai_factory.rag.prompting import RAG_INSTRUCTIONS
+
+    model = FakeChatModel(["Rankine [1]."] * 4)
+    evaluate_qa(fake_settings, qa_file, model=model, progress=False, limit=1)
+    system, user = model.calls[0]
+    assert system.content == fake_settings.service.system_prompt
+    assert user.content.startswith("Context:\n[1] ") and RAG_INSTRUCTIONS in user.content
+
+
+def test_base_is_bare_and_default_is_what_the_service_serves(fake_settings: Settings) -> None:
+    from genai_factory.llm.llamacpp import LlamaCppModel, shipped_adapter_path
+    from genai_factory.mlops.qa_eval import load_model
+
+    local = fake_settings.model_copy(
+        update={"llm": fake_settings.llm.model_copy(update={"provider": "llamacpp"})}
+    )
+    base, default = load_model(local, "base"), load_model(local, "default")
+    assert isinstance(base, LlamaCppModel) and base.adapter_path is None
+    assert isinstance(default, LlamaCppModel) and default.adapter_path == shipped_adapter_path()
+    assert base.model_path == default.model_path  # the same bundled weights under both
+
+
 def test_limit_is_a_deterministic_sample(qa_file: Path) -> None:
     first = [q.id for q in load_questions(qa_file, limit=2)]
     assert first == [q.id for q in load_questions(qa_file, limit=2)]
@@ -70,7 +93,7 @@ def test_eval_qa_cli_json(cli_env: Path, qa_file: Path) -> None:
     body = json.loads(result.stdout)
     # the fake base model echoes the prompt: it never abstains
     assert body["answered_rate"] == 1.0 and body["n"] == 4
-    assert body["model_ref"] == "base" and body["run_id"]
+    assert body["model_ref"] == "default" and body["run_id"]
     import mlflow
 
     run = mlflow.get_run(body["run_id"])

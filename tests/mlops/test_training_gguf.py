@@ -1,4 +1,5 @@
-"""The GGUF writer on a tiny Llama: metadata copied, names/order kept, Q/K permutation right."""
+"""The GGUF writers on a tiny Llama: metadata copied, names/order kept, Q/K permutation right; the
+LoRA adapter in llama.cpp's adapter layout, applying the same update as the merged export."""
 
 from __future__ import annotations
 
@@ -12,6 +13,12 @@ transformers = pytest.importorskip("transformers")
 gguf = pytest.importorskip("gguf")
 
 from genai_factory.exceptions import ConfigurationError  # noqa: E402
+from genai_factory.mlops.training.adapter_export import (  # noqa: E402
+    export_lora_gguf,
+    lora_weights,
+    pair_lora,
+    read_adapter_alpha,
+)
 from genai_factory.mlops.training.gguf_export import (  # noqa: E402
     FILE_TYPE_F16,
     export_gguf,
@@ -20,6 +27,9 @@ from genai_factory.mlops.training.gguf_export import (  # noqa: E402
     torch_weights,
     unpermute_qk,
 )
+from genai_factory.mlops.training.lora import ATTENTION  # noqa: E402
+
+peft = pytest.importorskip("peft")
 
 VOCAB, HIDDEN, FFN, LAYERS, HEADS, KV_HEADS = 32, 32, 64, 2, 4, 2
 TEMPLATE_ORDER = [
@@ -163,3 +173,73 @@ def test_export_refuses_mismatched_weights(tmp_path: Path) -> None:
     with pytest.raises(ConfigurationError, match="shape"):
         export_gguf(weights, template, tmp_path / "x.gguf")
     assert not (tmp_path / "x.gguf").exists()
+
+
+RANK, ALPHA = 4, 8
+
+
+def _lora(seed: int) -> object:
+    model = tiny_llama(0)
+    config = peft.LoraConfig(r=RANK, lora_alpha=ALPHA, target_modules=list(ATTENTION))
+    adapted = peft.get_peft_model(model, config)
+    torch.manual_seed(seed)
+    with torch.no_grad():
+        for name, param in adapted.named_parameters():
+            if "lora_B" in name:
+                param.normal_(0.0, 0.1)
+    return adapted
+
+
+def _stored(path: Path) -> dict[str, np.ndarray]:
+    return {t.name: np.asarray(t.data, dtype=np.float32) for t in gguf.GGUFReader(path).tensors}
+
+
+def test_adapter_has_llama_cpp_layout(tmp_path: Path) -> None:
+    template = write_template(tmp_path / "base.gguf", tiny_llama(0))
+    info = export_lora_gguf(
+        lora_weights(_lora(1)), template, tmp_path / "adapter.gguf", alpha=ALPHA, name="a"
+    )
+    reader = gguf.GGUFReader(info.path)
+    assert reader.fields["general.type"].contents() == "adapter"
+    assert reader.fields["general.architecture"].contents() == "llama"
+    assert reader.fields["adapter.type"].contents() == "lora"
+    assert reader.fields["adapter.lora.alpha"].contents() == pytest.approx(ALPHA)
+    assert read_adapter_alpha(info.path) == pytest.approx(ALPHA)
+    assert read_adapter_alpha(template) is None  # a model, not an adapter
+    names = {t.name for t in reader.tensors}
+    assert len(names) == 2 * 4 * LAYERS and info.matrices == 4 * LAYERS and info.rank == RANK
+    assert {"blk.0.attn_q.weight.lora_a", "blk.1.attn_output.weight.lora_b"} <= names
+    # numpy order: lora_a is (rank, inputs), lora_b is (outputs, rank)
+    shapes = {t.name: tuple(int(d) for d in reversed(t.shape.tolist())) for t in reader.tensors}
+    assert shapes["blk.0.attn_k.weight.lora_a"] == (RANK, 32)
+    assert shapes["blk.0.attn_k.weight.lora_b"] == (32 // HEADS * KV_HEADS, RANK)
+
+
+def test_adapter_update_equals_the_merged_export(tmp_path: Path) -> None:
+    """base + alpha/rank · B·A over the stored tensors is what the merged F16 export stores."""
+    template = write_template(tmp_path / "base.gguf", tiny_llama(0))
+    adapted = _lora(2)
+    adapter = export_lora_gguf(lora_weights(adapted), template, tmp_path / "a.gguf", alpha=ALPHA)
+    base = export_gguf(torch_weights(tiny_llama(0)), template, tmp_path / "b.gguf").path
+    merged = export_gguf(torch_weights(adapted.merge_and_unload()), template, tmp_path / "m.gguf")
+    lora, plain, full = _stored(adapter.path), _stored(base), _stored(merged.path)
+    for layer in range(LAYERS):
+        for part in ("attn_q", "attn_k", "attn_v", "attn_output"):
+            name = f"blk.{layer}.{part}.weight"
+            update = (ALPHA / RANK) * lora[f"{name}.lora_b"] @ lora[f"{name}.lora_a"]
+            assert np.abs(update).max() > 1e-3  # the adapter changes something
+            np.testing.assert_allclose(plain[name] + update, full[name], atol=2e-3)
+
+
+def test_pairing_refuses_incomplete_adapters() -> None:
+    a = np.zeros((2, 4), dtype=np.float32)
+    b = np.zeros((4, 2), dtype=np.float32)
+    name = "base_model.model.model.layers.0.self_attn.q_proj"
+    pairs = pair_lora({f"{name}.lora_A.default.weight": a, f"{name}.lora_B.default.weight": b})
+    assert list(pairs) == ["model.layers.0.self_attn.q_proj.weight"]
+    with pytest.raises(ConfigurationError, match="only lora_A"):
+        pair_lora({f"{name}.lora_A.weight": a})
+    with pytest.raises(ConfigurationError, match="do not fit"):
+        pair_lora({f"{name}.lora_A.weight": a, f"{name}.lora_B.weight": b.T})
+    with pytest.raises(ConfigurationError, match="not a LoRA"):
+        pair_lora({"model.norm.weight": a})

@@ -120,6 +120,9 @@ def test_tiny_lora_run_lowers_the_loss_and_merges() -> None:
     with torch.no_grad():
         merged_loss = float(merged(**_batch(_pattern_data(), 0)).loss)
     assert merged_loss < 0.5 * first
+    # the LoRA matrices themselves are kept for the adapter export: A and B of every projection
+    assert len(outcome.adapter) == 2 * 4 * 2
+    assert all(".lora_A." in k or ".lora_B." in k for k in outcome.adapter)
 
 
 def test_training_is_reproducible_for_a_seed() -> None:

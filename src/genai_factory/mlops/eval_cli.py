@@ -56,13 +56,18 @@ def eval_qa(
     model: Annotated[
         str,
         typer.Option(
-            "--model", help="base | champion | challenger | a version number | a .gguf path."
+            "--model",
+            help="default (what the service serves unpromoted: the model and its adapter) | "
+            "base (the bare base model) | champion | challenger | a version number | a .gguf "
+            "model or adapter path.",
         ),
-    ] = "base",
+    ] = "default",
     with_context: Annotated[
         bool,
         typer.Option(
-            "--with-context/--closed-book", help="Give the gold paragraph, or the question alone."
+            "--with-context/--closed-book",
+            help="The service's RAG prompt with the gold paragraph as source [1], or its chat "
+            "prompt with the question alone.",
         ),
     ] = True,
     limit: Annotated[

@@ -220,7 +220,7 @@ def _guard_dirs(settings: Settings, guard: str, ref: str) -> tuple[list[Path], s
     from genai_factory.mlops.registry import ModelRegistry
     from genai_factory.safety.registry import artefact_dirs
 
-    if ref != "base" and not ref.endswith(".gguf"):
+    if ref not in ("base", "default") and not ref.endswith(".gguf"):
         registry = ModelRegistry(settings)
         name = f"{settings.mlops.guard_prefix}{guard}"
         try:
@@ -300,7 +300,7 @@ async def _candidate(
 
 def _champion_exists(settings: Settings, ref: str, factory: ModelFactory | None) -> bool:
     """Whether the champion reference names something (a missing alias is not an error)."""
-    if factory is not None or ref == "base" or ref.endswith(".gguf"):
+    if factory is not None or ref in ("base", "default") or ref.endswith(".gguf"):
         return True
     from genai_factory.mlops.registry import ModelRegistry
 
@@ -346,8 +346,8 @@ async def arun_suite(
     ref = spec.candidates.champion
     if ref == "champion" and not _champion_exists(settings, ref, model_factory):
         # Nothing promoted yet: the service serves the model as shipped, so guard against that.
-        ref = "base"
-        notes.append("no champion registered: compared with the base model as shipped")
+        ref = "default"
+        notes.append("no champion registered: compared with the model as shipped (default)")
     if ref is not None and _champion_exists(settings, ref, model_factory):
         try:
             champion, champion_reports = await _candidate(

@@ -1,10 +1,13 @@
 """Question answering as evaluated (and fine-tuned): the prompt, abstention and SQuAD scoring.
 
-One prompt format, :func:`qa_prompt`, serves both evaluation and the fine-tuning examples
-(:func:`qa_target` is the answer a training example teaches), so the model is measured on exactly
-the format it was trained on. The model abstains by replying :data:`ABSTAIN` ("unanswerable");
-:func:`abstained` also accepts the usual paraphrases ("cannot be answered", "not mentioned", an
-empty reply), because a small model rarely says the exact word.
+``eval qa`` asks in the service's own prompt (:func:`genai_factory.mlops.qa_eval.service_prompt`),
+as the default fine-tuning rows do (:mod:`genai_factory.mlops.training.rag_data`). The short-answer
+prompt :func:`qa_prompt` (with :func:`qa_target`, the answer such a row teaches) remains for
+``train data --prompt qa``. The model abstains by replying :data:`ABSTAIN` ("unanswerable") or
+the adapter's "I don't know: the sources do not say."; :func:`abstained` accepts the usual
+paraphrases ("cannot be answered", "not mentioned", "does not contain", an empty reply), because a
+small model rarely says one exact phrase. :func:`extract_answer` drops source citations (``[1]``)
+before scoring.
 
 Scoring follows the official SQuAD 2.0 script: answers are normalised (lower case, punctuation,
 articles and extra whitespace removed), exact match and token F1 take the best gold answer, and an
@@ -34,10 +37,11 @@ _CLOSED_BOOK = (
     f"{ABSTAIN}"
 )
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
+_CITATION = re.compile(r"\s*\[\d{1,2}\]")
 _ABSTENTION = re.compile(
     r"\b(unanswerable|not answerable|cannot be answered|can ?not answer|can ?not be determined|"
-    r"no answer|not (?:mentioned|stated|provided|given|specified)|does not (?:say|mention|state)|"
-    r"i don ?t know|unknown)\b"
+    r"no answer|not (?:mentioned|stated|provided|given|specified)|"
+    r"(?:does|do) not (?:say|mention|state|contain)|i (?:don ?t|do not) know|unknown)\b"
 )
 _PREFIX = re.compile(
     r"^\s*(?:(?:the\s+)?answer(?:\s+to\s+(?:this|the)\s+question)?(?:\s+is\b\s*:?|\s*:)|a\s*:)\s*",
@@ -62,9 +66,11 @@ def qa_target(answers: Sequence[str]) -> str:
 
 def extract_answer(reply: str) -> str:
     """The answer in a model's reply: its first non-empty line without an ``Answer:`` or
-    ``The answer is`` lead-in (scoring itself is unchanged: the official normalisation)."""
+    ``The answer is`` lead-in and without source citations (``[1]``); scoring itself is unchanged
+    (the official normalisation)."""
     for line in reply.strip().splitlines():
-        line = _PREFIX.sub("", line).strip()
+        line = _CITATION.sub("", _PREFIX.sub("", line))
+        line = " ".join(line.split()).replace(" .", ".").replace(" ,", ",").strip()
         if line:
             return line
     return ""

@@ -5,9 +5,11 @@ The dataset is JSON lines with ``id``, ``title``, ``context``, ``question``, ``i
 sorted by id, shuffled with ``seed`` (0), the first ``limit`` kept, so the same limit always means
 the same questions. ``titles`` keeps only those articles (a held-out split by article).
 
-Each question is asked with :func:`~genai_factory.mlops.qa.qa_prompt` at temperature 0 and at most
-32 new tokens. The hallucination rate is the share of given answers with at least one sentence the
-groundedness guard finds unsupported by the question's paragraph. Latency is the wall time of each
+Each question is asked in the prompt the service uses (:func:`service_prompt`: with context, the
+RAG prompt of :func:`~genai_factory.rag.prompting.build_rag_messages` with the paragraph as source
+[1]; closed-book, the chat prompt) at temperature 0 and at most 32 new tokens. The hallucination
+rate is the share of given answers with at least one sentence the groundedness guard finds
+unsupported by the question's paragraph. Latency is the wall time of each
 model call; cost uses ``llm.pricing`` for the answering model (local models cost nothing).
 """
 
@@ -24,8 +26,8 @@ from typing import Any
 from genai_factory.config import Settings
 from genai_factory.exceptions import InvalidRequestError, NotFoundError
 from genai_factory.llm.base import ChatModel
-from genai_factory.messages import ChatOptions
-from genai_factory.mlops.qa import abstained, extract_answer, qa_metrics, qa_prompt, score
+from genai_factory.messages import ChatOptions, Message, ScoredChunk
+from genai_factory.mlops.qa import abstained, extract_answer, qa_metrics, score
 
 #: Generation settings of every evaluated answer.
 QA_OPTIONS = ChatOptions(max_tokens=32, temperature=0.0, top_p=1.0, repeat_penalty=1.0, seed=0)
@@ -102,22 +104,52 @@ def load_questions(
 
 
 def load_model(settings: Settings, ref: str) -> ChatModel:
-    """The model a reference names (see :func:`~genai_factory.mlops.registry.resolve_llm`).
+    """The model a reference names (see :func:`~genai_factory.mlops.registry.resolve_llm_files`).
 
-    ``base`` is the bundled weights when the configured provider runs local weights (llama.cpp),
-    else the configured primary model (an OpenAI-compatible server, or the fake in tests).
+    ``default`` is what the service serves when nothing is promoted: the configured model with its
+    adapter (``llm.adapter``: the shipped one unless turned off). ``base`` is the bundled GGUF
+    without any adapter when the configured provider runs local weights (llama.cpp), else the configured primary
+    model (an OpenAI-compatible server, or the fake in tests). A registered adapter is loaded on
+    its recorded base.
     """
     from genai_factory.llm.registry import get_model, provider_capabilities
-    from genai_factory.mlops.registry import resolve_llm
+    from genai_factory.mlops.registry import resolve_llm_files
 
-    path = resolve_llm(settings, ref)
-    if path is None:
-        if provider_capabilities(settings.llm.provider).local_weights:
-            return get_model(
-                settings.llm.provider, n_ctx=settings.llm.n_ctx, n_threads=settings.llm.n_threads
-            )
+    files = resolve_llm_files(settings, ref)
+    local = provider_capabilities(settings.llm.provider).local_weights
+    if not local and ref.strip() in ("base", "default", ""):
         return get_model(settings.llm)
-    return get_model(f"llamacpp:{path}", n_ctx=settings.llm.n_ctx, n_threads=settings.llm.n_threads)
+    from genai_factory.llm.llamacpp import LlamaCppModel
+
+    ref = ref.strip()
+    if ref in ("", "base", "default"):
+        name = settings.llm.model
+    elif ref.endswith(".gguf"):
+        name = Path(ref).stem
+    else:
+        name = f"{settings.mlops.llm_name}:{ref}"
+    return LlamaCppModel(
+        files.model,
+        name=name,
+        n_ctx=settings.llm.n_ctx,
+        n_threads=settings.llm.n_threads,
+        adapter_path=files.adapter,
+    )
+
+
+def service_prompt(settings: Settings, item: QAItem, *, with_context: bool) -> list[Message]:
+    """The messages the service sends for ``item``: its RAG prompt with the paragraph as the one
+    numbered source (kept whole), or its chat prompt (closed-book)."""
+    from genai_factory.mlops.training.rag_data import paragraph_chunk
+    from genai_factory.rag.prompting import build_chat_messages, build_rag_messages
+
+    system = settings.service.system_prompt
+    if not with_context:
+        return build_chat_messages(item.question, system_prompt=system)
+    hit = ScoredChunk(chunk=paragraph_chunk(item.id, item.title, item.context), score=1.0)
+    return build_rag_messages(
+        item.question, [hit], system_prompt=system, max_source_chars=max(1, len(item.context))
+    )
 
 
 def _percentile(values: Sequence[float], q: float) -> float:
@@ -153,7 +185,7 @@ async def answer_all(
     prompt_tokens = completion_tokens = 0
     cost = 0.0
     for item in items:
-        messages = qa_prompt(item.context if with_context else None, item.question)
+        messages = service_prompt(settings, item, with_context=with_context)
         started = time.perf_counter()
         response = await model.chat(messages, QA_OPTIONS)
         latencies.append((time.perf_counter() - started) * 1000)

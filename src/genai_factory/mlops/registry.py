@@ -7,8 +7,10 @@ champions in the registered model's tag ``previous_champion`` (a JSON list, newe
 ``rollback`` works repeatedly and from any process.
 
 What is registered under which name (see docs/mlops.md): the LLM under ``mlops.llm_name`` as one
-GGUF file; guards under ``<mlops.guard_prefix><guard>`` as a directory of artefacts; index versions
-under ``mlops.index_name`` as a small JSON descriptor.
+GGUF file, either a merged model or a LoRA adapter (tag ``kind = lora_adapter``, its base named by
+the tag ``base_ref``; :func:`resolve_llm_files` returns both files); guards under
+``<mlops.guard_prefix><guard>`` as a directory of artefacts; index versions under
+``mlops.index_name`` as a small JSON descriptor.
 """
 
 from __future__ import annotations
@@ -345,12 +347,86 @@ class ModelRegistry:
         return Path(path)
 
 
+#: Version tags of an LLM registered as a LoRA adapter: its kind and the base it was trained on.
+KIND_TAG = "kind"
+ADAPTER_KIND = "lora_adapter"
+BASE_REF_TAG = "base_ref"
+
+
+@dataclass(frozen=True)
+class ModelFiles:
+    """What a model reference serves: a GGUF model (``None``: the bundled one) and an adapter.
+
+    ``adapter`` is ``None`` for a merged model and for ``base``; for ``default`` it is the
+    configured adapter (``llm.adapter``: the shipped one unless turned off).
+    """
+
+    model: Path | None
+    adapter: Path | None = None
+
+
+def resolve_llm_files(settings: Settings, ref: str) -> ModelFiles:
+    """The files a model reference names; a registered adapter comes with its recorded base.
+
+    ``ref``: ``base`` (the bundled model, bare), ``default`` (what the service serves when nothing
+    is promoted: the configured model and adapter), a registry alias or version, or a ``.gguf``
+    file (a LoRA adapter file is served on the bundled model). An adapter version's base is the
+    reference in its ``base_ref`` tag, resolved the same way (``base`` when it has none).
+    """
+    from genai_factory.llm.llamacpp import resolve_adapter
+
+    ref = ref.strip()
+    if ref == "default":
+        return ModelFiles(
+            settings.llm.model_path,
+            resolve_adapter(settings.llm.adapter, settings.llm.model_path),
+        )
+    if ref.endswith(".gguf") and _is_adapter_file(Path(ref).expanduser()):
+        return ModelFiles(None, Path(ref).expanduser())
+    found = _registered(settings, ref)
+    if found is None or found.tags.get(KIND_TAG) != ADAPTER_KIND:
+        return ModelFiles(resolve_llm(settings, ref))
+    adapter = _gguf_in(ModelRegistry(settings).download(found.name, found.version))
+    base_ref = found.tags.get(BASE_REF_TAG, "base")
+    if base_ref in ("default", str(found.version)):
+        raise ConfigurationError(f"{found.name} v{found.version}: invalid base {base_ref!r}")
+    base = resolve_llm_files(settings, base_ref)
+    if base.adapter is not None:
+        raise ConfigurationError(
+            f"{found.name} v{found.version} is an adapter on another adapter ({base_ref})"
+        )
+    return ModelFiles(base.model, adapter)
+
+
+def _is_adapter_file(path: Path) -> bool:
+    if not path.is_file():
+        return False
+    from genai_factory.mlops.training.adapter_export import read_adapter_alpha
+
+    return read_adapter_alpha(path) is not None
+
+
+def _registered(settings: Settings, ref: str) -> RegisteredVersion | None:
+    """The registry version an alias or number names (``None`` for base or a file)."""
+    if ref in ("", "base") or ref.endswith(".gguf"):
+        return None
+    registry = ModelRegistry(settings)
+    name = settings.mlops.llm_name
+    if ref.isdigit():
+        return registry.get(name, int(ref))
+    found = registry.by_alias(name, _check_alias(ref))
+    if found is None:
+        raise NotFoundError(f"{name!r} has no {ref!r} version yet")
+    return found
+
+
 def resolve_llm(settings: Settings, ref: str) -> Path | None:
-    """The GGUF file a model reference names; ``None`` for ``base`` (the bundled model).
+    """The GGUF model file a model reference names; ``None`` for ``base`` (the bundled model).
 
     ``ref``: ``base``; an alias of ``mlops.llm_name`` (``champion``, ``challenger``); a version
     number (``"3"``); or the path of an existing ``.gguf`` file. A missing alias or version raises
-    :class:`NotFoundError`.
+    :class:`NotFoundError`; a version that is a LoRA adapter raises :class:`InvalidRequestError`
+    (it is not a model on its own: :func:`resolve_llm_files` gives it with its base).
     """
     ref = ref.strip()
     if ref in ("", "base"):
@@ -360,16 +436,14 @@ def resolve_llm(settings: Settings, ref: str) -> Path | None:
         if path.is_file():
             return path
         raise NotFoundError(f"no such GGUF file: {ref}")
-    registry = ModelRegistry(settings)
-    name = settings.mlops.llm_name
-    if ref.isdigit():
-        found: RegisteredVersion | None = registry.get(name, int(ref))
-    else:
-        found = registry.by_alias(name, _check_alias(ref))
-        if found is None:
-            raise NotFoundError(f"{name!r} has no {ref!r} version yet")
+    found = _registered(settings, ref)
     assert found is not None
-    return _gguf_in(registry.download(name, found.version))
+    if found.tags.get(KIND_TAG) == ADAPTER_KIND:
+        raise InvalidRequestError(
+            f"{found.name} v{found.version} is a LoRA adapter on "
+            f"{found.tags.get(BASE_REF_TAG, 'base')}, not a model on its own"
+        )
+    return _gguf_in(ModelRegistry(settings).download(found.name, found.version))
 
 
 def _gguf_in(path: Path) -> Path:

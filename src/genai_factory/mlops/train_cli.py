@@ -102,14 +102,34 @@ def data_command(
         ),
     ] = DEFAULT_UNANSWERABLE_SHARE,
     seed: Annotated[int, typer.Option(help="Seed of the unanswerable sample.")] = 0,
+    prompt: Annotated[
+        str,
+        typer.Option(
+            "--prompt",
+            help="rag: the assistant's RAG prompt with numbered sources (what the service "
+            "sends); qa: the short-answer SQuAD prompt.",
+        ),
+    ] = "rag",
+    docs: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--docs",
+            help="Also build grounded questions from these documents (repeat; --prompt rag).",
+        ),
+    ] = None,
     config: ConfigOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Build the fine-tuning set: SQuAD split by article title, plus liked interactions."""
+    """Build the fine-tuning set: SQuAD split by article title, plus liked interactions, plus
+    questions built from documents (``--docs``)."""
     from genai_factory.mlops.training import data as training_data
 
     if not 0.0 <= unanswerable_share <= 1.0:
         _fail("--unanswerable-share must be between 0 and 1")
+    if prompt not in ("rag", "qa"):
+        _fail("--prompt must be rag or qa")
+    if docs and prompt != "rag":
+        _fail("--docs builds RAG-prompt rows: use it with --prompt rag")
     settings = _settings(config)
 
     def work() -> dict[str, Any]:
@@ -120,9 +140,10 @@ def data_command(
             split = training_data.split_titles((r.title for r in records), holdout_share)
         titled = [r for r in records if r.title in split.train]
         train_records = training_data.cap_unanswerable(titled, unanswerable_share, seed)
-        examples = training_data.squad_examples(train_records)
+        examples = _squad_rows(settings, train_records, prompt, seed)
+        documents = _document_rows(settings, docs or [], seed)
         liked = training_data.feedback_examples(settings) if feedback else []
-        written = training_data.write_examples([*examples, *liked], out)
+        written = training_data.write_examples([*examples, *documents, *liked], out)
         split_file = out.with_name(f"{out.stem}.split.json")
         split_file.write_text(json.dumps(split.as_dict(), indent=2), encoding="utf-8")
         report: dict[str, Any] = {
@@ -134,6 +155,8 @@ def data_command(
             "unanswerable_share": unanswerable_share,
             "seed": seed,
             "feedback": len(liked),
+            "documents": len(documents),
+            "prompt": prompt,
             "split": split.as_dict(),
             "split_file": str(split_file),
         }
@@ -150,12 +173,41 @@ def data_command(
     typer.echo(
         f"wrote {report['examples']} examples to {out} ({report['squad']} SQuAD, "
         f"{report['unanswerable']} of them unanswerable, {report['unanswerable_dropped']} "
-        f"unanswerable left out; {report['feedback']} from feedback)"
+        f"unanswerable left out; {report['documents']} from documents; "
+        f"{report['feedback']} from feedback; {prompt} prompt)"
     )
     typer.echo(f"train titles:    {', '.join(report['split']['train'])}")
     typer.echo(f"held-out titles: {', '.join(report['split']['heldout'])}")
     if heldout_out is not None:
         typer.echo(f"wrote {report['heldout_questions']} held-out questions to {heldout_out}")
+
+
+def _squad_rows(settings: Settings, records: list[Any], prompt: str, seed: int) -> list[Any]:
+    from genai_factory.mlops.training import data as training_data
+    from genai_factory.mlops.training.rag_data import squad_rag_examples
+
+    if prompt == "qa":
+        return training_data.squad_examples(records)
+    return squad_rag_examples(records, system_prompt=settings.service.system_prompt, seed=seed)
+
+
+def _document_rows(settings: Settings, paths: list[Path], seed: int) -> list[Any]:
+    from genai_factory.mlops.training.rag_data import document_chunks, document_examples
+
+    if not paths:
+        return []
+    missing = [str(p) for p in paths if not p.exists()]
+    if missing:
+        raise InvalidRequestError(f"no such file or directory: {', '.join(missing)}")
+    rag = settings.rag
+    chunks = document_chunks(paths, chunk_tokens=rag.chunk_tokens, overlap=rag.chunk_overlap)
+    return document_examples(
+        chunks,
+        system_prompt=settings.service.system_prompt,
+        source_chars=rag.source_chars,
+        sources=rag.top_k,
+        seed=seed,
+    )
 
 
 @contextmanager
@@ -211,14 +263,25 @@ def llm_command(
         typer.Option("--out", help="Output directory (default: <data_dir>/training/llm-<time>)."),
     ] = None,
     register: RegisterOption = True,
+    register_as: Annotated[
+        str,
+        typer.Option(
+            "--register-as",
+            help="adapter: register the LoRA adapter (a few MB, served on its base); "
+            "merged: the merged F16 GGUF.",
+        ),
+    ] = "adapter",
     config: ConfigOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """LoRA-fine-tune the LLM on CPU, export an F16 GGUF, register it as challenger."""
+    """LoRA-fine-tune the LLM on CPU, export a GGUF adapter and a merged F16 GGUF, register one
+    of them as challenger."""
     from genai_factory.mlops.training.finetune import train_llm
     from genai_factory.mlops.training.lora import LoraSettings
 
     settings = _settings(config)
+    if register_as not in ("adapter", "merged"):
+        _fail("--register-as must be adapter or merged")
     if not data.is_file():
         _fail(f"no such file: {data}")
     try:
@@ -232,13 +295,21 @@ def llm_command(
     def work() -> Any:
         with _training_bars(steps, not as_json) as hooks:
             return train_llm(
-                settings, data, lora, base_ref=base, out=out, register=register, hooks=hooks
+                settings,
+                data,
+                lora,
+                base_ref=base,
+                out=out,
+                register=register,
+                register_as="merged" if register_as == "merged" else "adapter",
+                hooks=hooks,
             )
 
     result = _run(work)
     if as_json:
         typer.echo(json.dumps({k: v for k, v in result.as_dict().items() if k != "losses"}))
         return
+    typer.echo(f"adapter: {result.adapter} ({result.adapter_bytes / 1e6:.1f} MB)")
     typer.echo(f"model:   {result.gguf}")
     typer.echo(
         f"loss:    {result.first_loss:.3f} → {result.last_loss:.3f} over {steps} steps "

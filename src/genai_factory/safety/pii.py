@@ -1,16 +1,27 @@
 """The PII guard: structured detectors with checksums plus the name/location tagger.
 
-``PIIDetector`` finds spans; ``PIIGuard`` redacts them (or blocks, or only flags) before text reaches
-the model, before the answer reaches the caller, and before anything is logged.
+``PIIDetector`` finds spans; ``PIIGuard`` redacts them (or blocks, or only flags) before text
+reaches the model, before the answer reaches the caller, and before anything is logged.
+
+On the model's answer (``surface == "output"``) the guard redacts what is personal data *of this
+request*, not every word the detector finds (:class:`OutputPolicy`): structured values (e-mail,
+phone, card, IBAN, national ids, secrets) always; a person name only when the retrieved sources
+hold it as a person's name (the user's own input is redacted before the model sees it), so
+"Paris", a heading ("Drift monitoring") or a product name in an answer stays as written; a
+location only when it is a street address (a house number and a named street), never a place name;
+an IP address only when it is public (never loopback, private or documentation addresses such as
+``127.0.0.1:8000``). Input and logs keep the detector's full recall.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import ipaddress
+import re
+from collections.abc import Iterable, Sequence
 from typing import Literal
 
 from genai_factory.safety.guard import Finding, GuardContext, Verdict
-from genai_factory.safety.pii_names import NameTagger
+from genai_factory.safety.pii_names import _LOCATION_SUFFIXES, NameTagger
 from genai_factory.safety.pii_patterns import STRUCTURED_KINDS, find_structured, resolve_overlaps
 from genai_factory.safety.redaction import PLACEHOLDER, RedactionVault, redact
 
@@ -37,10 +48,87 @@ class PIIDetector:
         return found
 
 
+_WORD = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)?")
+_HOUSE_NUMBER = re.compile(r"\b\d{1,5}[a-zA-Z]?\b")
+_STREET_WORDS = frozenset(w.rstrip(".") for w in _LOCATION_SUFFIXES)
+
+
+class OutputPolicy:
+    """Which of the detector's findings in an answer are personal data (see the module doc)."""
+
+    def __init__(self, detector: PIIDetector) -> None:
+        self.detector = detector
+        self._cached: tuple[tuple[str, ...], frozenset[str]] | None = None
+
+    def source_person_words(self, sources: Sequence[str]) -> frozenset[str]:
+        """Case-folded words of the person names found in ``sources``, without the words also
+        read as a place there (``Paris`` in an article about Paris); cached per request."""
+        key = tuple(sources)
+        if self._cached is not None and self._cached[0] == key:
+            return self._cached[1]
+        people: set[str] = set()
+        places: set[str] = set()
+        tagger = self.detector.tagger
+        if tagger is not None:
+            for source in sources:
+                for finding in tagger.find(source):
+                    value = source[finding.start : finding.end]
+                    if finding.kind == "PERSON":
+                        people |= self._name_words(value)
+                    elif finding.kind == "LOCATION":
+                        places |= self._name_words(value)
+        found = frozenset(people - places)  # read as a place somewhere: not reliably a person
+        self._cached = (key, found)
+        return found
+
+    def _name_words(self, value: str) -> set[str]:
+        """The words of a name that identify someone: no ordinary words, no place names alone."""
+        tagger = self.detector.tagger
+        folded = {w.casefold() for w in _WORD.findall(value) if len(w) > 1}
+        if tagger is None:
+            return folded
+        gazetteers = tagger.gazetteers
+        ordinary = {
+            w for w in folded if w in gazetteers.common_words and not gazetteers.knows_name(w)
+        }
+        return folded - ordinary
+
+    def is_personal(self, value: str, kind: str, sources: Sequence[str]) -> bool:
+        if kind == "PERSON":
+            return bool(self._name_words(value) & self.source_person_words(sources))
+        if kind == "LOCATION":
+            return _street_address(value)
+        if kind == "IP_ADDRESS":
+            return _public_ip(value)
+        return True
+
+    def filter(
+        self, text: str, findings: Sequence[Finding], sources: Sequence[str]
+    ) -> list[Finding]:
+        return [f for f in findings if self.is_personal(text[f.start : f.end], f.kind, sources)]
+
+
+def _street_address(value: str) -> bool:
+    """A house number, a street word and a capitalised name: ``12 Baker Street``, not a city."""
+    words = _WORD.findall(value)
+    street = any(w.casefold() in _STREET_WORDS for w in words)
+    named = any(w[:1].isupper() and w.casefold() not in _STREET_WORDS for w in words)
+    return bool(_HOUSE_NUMBER.search(value)) and street and named
+
+
+def _public_ip(value: str) -> bool:
+    try:
+        return ipaddress.ip_address(value.strip("[]")).is_global
+    except ValueError:
+        return True
+
+
 class PIIGuard:
     """Redacts (default), blocks or flags PII.
 
     A :class:`RedactionVault` in the context makes the redaction reversible (numbered placeholders).
+    On the answer (``output`` surface) only this request's personal data counts
+    (:class:`OutputPolicy`).
     """
 
     name = "pii"
@@ -53,9 +141,12 @@ class PIIGuard:
     ) -> None:
         self.detector = detector
         self.action = action
+        self.output_policy = OutputPolicy(detector)
 
     def check(self, text: str, context: GuardContext) -> Verdict:
         findings = tuple(self.detector.find(text))
+        if findings and context.surface == "output":
+            findings = tuple(self.output_policy.filter(text, findings, context.sources))
         if not findings:
             return Verdict.allow(self.name)
         if self.action == "block":

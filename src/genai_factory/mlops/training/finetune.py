@@ -1,10 +1,13 @@
-"""``train llm``: LoRA on the served GGUF → merge → F16 GGUF → MLflow run → registry challenger.
+"""``train llm``: LoRA on the served GGUF → GGUF adapter and merged F16 GGUF → MLflow → challenger.
 
 One MLflow run holds everything needed to reproduce or audit the model: the hyper-parameters, the
 SHA-256 of the training file, the seed, the base model, the git commit (tagged by
 :func:`~genai_factory.mlops.tracking.tracked_run`), the loss of every step and the GGUF itself
-(logged by :meth:`~genai_factory.mlops.registry.ModelRegistry.register`). The new version gets the
-``challenger`` alias; only an evaluation gate promotes it to ``champion``.
+(logged by :meth:`~genai_factory.mlops.registry.ModelRegistry.register`). Two files are written:
+the LoRA adapter in llama.cpp's GGUF adapter format (a few MB, served on top of its base) and the
+merged F16 model (for servers that take no adapter); ``register_as`` chooses which one becomes the
+version (by default the adapter, tagged ``kind = lora_adapter`` with its base in ``base_ref``). The
+new version gets the ``challenger`` alias; only an evaluation gate promotes it to ``champion``.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from genai_factory.config import Settings
 from genai_factory.mlops.training.data import file_sha256, read_examples
@@ -22,6 +25,10 @@ from genai_factory.mlops.training.lora import LoraSettings, encode_all, load_ggu
 
 #: File name of the exported model inside the output directory.
 MODEL_FILE = "model.gguf"
+#: File name of the exported LoRA adapter inside the output directory.
+ADAPTER_FILE = "adapter.gguf"
+
+RegisterAs = Literal["adapter", "merged"]
 
 
 @dataclass
@@ -29,6 +36,8 @@ class LLMTrainingResult:
     """What ``train llm`` did (printed by the CLI, written to ``training.json``)."""
 
     gguf: str
+    adapter: str
+    adapter_bytes: int
     base: str
     data: str
     data_sha256: str
@@ -66,11 +75,25 @@ class Hooks:
 
 
 def base_model_path(settings: Settings, ref: str) -> Path:
-    """The GGUF to fine-tune: ``base`` (the bundled model), a registry alias/version, or a file."""
+    """The GGUF to fine-tune: ``base`` (the bundled model), a registry alias/version, or a file.
+
+    A registered LoRA adapter cannot be a base (train on its base instead).
+    """
     from genai_factory.llm.llamacpp import bundled_gguf_path
     from genai_factory.mlops.registry import resolve_llm
 
     return resolve_llm(settings, ref) or bundled_gguf_path()
+
+
+def pinned_base_ref(settings: Settings, ref: str) -> str:
+    """``ref`` as recorded with an adapter: an alias becomes the version it names now."""
+    ref = ref.strip() or "base"
+    if ref == "base" or ref.isdigit() or ref.endswith(".gguf"):
+        return str(Path(ref).expanduser().resolve()) if ref.endswith(".gguf") else ref
+    from genai_factory.mlops.registry import _registered
+
+    found = _registered(settings, ref)
+    return str(found.version) if found is not None else ref
 
 
 def default_out_dir(settings: Settings) -> Path:
@@ -80,6 +103,7 @@ def default_out_dir(settings: Settings) -> Path:
 def _train_and_export(
     base: Path, data: Path, lora: LoraSettings, out: Path, hooks: Hooks
 ) -> LLMTrainingResult:
+    from genai_factory.mlops.training.adapter_export import export_lora_gguf
     from genai_factory.mlops.training.gguf_export import export_gguf, torch_weights
 
     examples = read_examples(data)
@@ -89,12 +113,17 @@ def _train_and_export(
     hooks.stage("training")
     outcome = train_lora(model, encoded, lora, pad_id=tokenizer.eos_token_id, on_step=hooks.step)
     hooks.stage("exporting GGUF")
+    adapter = export_lora_gguf(
+        outcome.adapter, base, out / ADAPTER_FILE, alpha=lora.alpha, name="genai-llm-lora"
+    )
     gguf = export_gguf(torch_weights(outcome.model), base, out / MODEL_FILE, name="genai-llm")
     sources: dict[str, int] = {}
     for example in examples:
         sources[example.source] = sources.get(example.source, 0) + 1
     return LLMTrainingResult(
         gguf=str(gguf.path),
+        adapter=str(adapter.path),
+        adapter_bytes=adapter.bytes,
         base=str(base),
         data=str(data),
         data_sha256=file_sha256(data),
@@ -116,20 +145,38 @@ def train_llm(
     base_ref: str = "base",
     out: Path | None = None,
     register: bool = True,
+    register_as: RegisterAs = "adapter",
     hooks: Hooks | None = None,
 ) -> LLMTrainingResult:
-    """Fine-tune, export, track in MLflow and (unless ``register=False``) register a challenger."""
-    from genai_factory.mlops.registry import ModelRegistry
+    """Fine-tune, export, track in MLflow and (unless ``register=False``) register a challenger.
+
+    ``register_as``: ``adapter`` registers the LoRA adapter (with its base recorded), ``merged``
+    the merged F16 model.
+    """
+    from genai_factory.mlops.registry import (
+        ADAPTER_KIND,
+        BASE_REF_TAG,
+        KIND_TAG,
+        ModelRegistry,
+    )
     from genai_factory.mlops.tracking import import_mlflow, tracked_run
 
     hooks = hooks or Hooks()
     base = base_model_path(settings, base_ref)
+    pinned = pinned_base_ref(settings, base_ref)
     read_examples(data)  # fail on bad input before MLflow opens a run
     out = out or default_out_dir(settings)
     mlflow = import_mlflow()
     tags = {"base_model": base.name, "data_sha256": file_sha256(data)}
     with tracked_run(settings, "train-llm", job="train_llm", tags=tags) as run:
-        mlflow.log_params({**lora.as_params(), "base_ref": base_ref, "data": str(data)})
+        mlflow.log_params(
+            {
+                **lora.as_params(),
+                "base_ref": base_ref,
+                "data": str(data),
+                "register_as": register_as,
+            }
+        )
 
         def step(index: int, loss: float) -> None:
             mlflow.log_metric("loss", loss, step=index)
@@ -151,12 +198,18 @@ def train_llm(
         mlflow.log_dict(result.as_dict(), "training.json")
         if register:
             hooks.stage("registering")
+            tags = {"base_model": base.name, "data_sha256": result.data_sha256}
+            if register_as == "adapter":
+                tags |= {KIND_TAG: ADAPTER_KIND, BASE_REF_TAG: pinned}
             version = ModelRegistry(settings).register(
                 settings.mlops.llm_name,
-                Path(result.gguf),
+                Path(result.adapter if register_as == "adapter" else result.gguf),
                 run_id=result.run_id,
-                tags={"base_model": base.name, "data_sha256": result.data_sha256},
-                description=f"LoRA r={lora.rank} on {Path(data).name}, {lora.steps} steps",
+                tags=tags,
+                description=(
+                    f"LoRA r={lora.rank} on {Path(data).name}, {lora.steps} steps"
+                    + (f" (adapter on {pinned})" if register_as == "adapter" else " (merged)")
+                ),
             )
             result.registered_version = version.version
             result.aliases = list(version.aliases)

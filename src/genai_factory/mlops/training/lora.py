@@ -8,7 +8,8 @@ only: the model learns what to reply, not to predict the question.
 
 Training is a plain loop (AdamW, linear warm-up then linear decay, gradient clipping), small enough
 to read and deterministic for a given seed on CPU. :func:`train_lora` returns the merged model (LoRA
-folded into the base weights), ready for :func:`~genai_factory.mlops.training.gguf_export.export_gguf`.
+folded into the base weights), ready for :func:`~genai_factory.mlops.training.gguf_export.export_gguf`,
+and the LoRA matrices, ready for :func:`~genai_factory.mlops.training.adapter_export.export_lora_gguf`.
 """
 
 from __future__ import annotations
@@ -89,6 +90,8 @@ class TrainOutcome:
     """What a run produced: the merged model and how the loss went."""
 
     model: Any
+    #: The trained LoRA matrices (peft names → float32 arrays), taken before merging.
+    adapter: dict[str, Any] = field(default_factory=dict)
     losses: list[float] = field(default_factory=list)
     seconds: float = 0.0
     trainable_parameters: int = 0
@@ -196,7 +199,8 @@ def train_lora(
     """Fit LoRA adapters for ``settings.steps`` steps, then merge them into the weights.
 
     ``on_step(step, loss)`` is called after every optimiser step (1-based), for progress and
-    tracking. The returned model is a plain transformers model (no peft wrapper).
+    tracking. The returned model is a plain transformers model (no peft wrapper); the adapter
+    matrices themselves are kept in :attr:`TrainOutcome.adapter` for the GGUF adapter export.
     """
     import torch
     from peft import LoraConfig, get_peft_model
@@ -233,5 +237,8 @@ def train_lora(
             on_step(step, outcome.losses[-1])
     outcome.seconds = time.perf_counter() - started
     peft_model.eval()
+    from genai_factory.mlops.training.adapter_export import lora_weights
+
+    outcome.adapter = lora_weights(peft_model)
     outcome.model = peft_model.merge_and_unload()
     return outcome
