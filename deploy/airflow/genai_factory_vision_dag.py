@@ -1,7 +1,7 @@
 """The image model's loop as an Airflow DAG: drift check → retrain → gates → promotion.
 
 The same ``genai-factory vision loop`` command as the Kubernetes CronJob
-(``deploy/k8s/cronjob-vision-loop.yaml``). Copy this file into the DAG folder of an Airflow whose
+(``deploy/k8s/base/cronjob-vision-loop.yaml``). Copy this file into the DAG folder of an Airflow whose
 workers have GenAI Factory installed and the data directory mounted; settings come from the file
 named by ``GENAI_CONFIG``.
 

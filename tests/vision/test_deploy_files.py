@@ -29,7 +29,9 @@ def _parse(words: list[str]) -> Any:
 
 
 def test_the_cronjob_runs_vision_loop_and_fails_on_a_lost_gate() -> None:
-    [cronjob] = yaml.safe_load_all((DEPLOY / "k8s" / "cronjob-vision-loop.yaml").read_text())
+    [cronjob] = yaml.safe_load_all(
+        (DEPLOY / "k8s" / "base" / "cronjob-vision-loop.yaml").read_text()
+    )
     spec = cronjob["spec"]
     assert spec["concurrencyPolicy"] == "Forbid"
     job = spec["jobTemplate"]["spec"]
