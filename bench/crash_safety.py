@@ -103,10 +103,16 @@ def _env(data_dir: Path, stores: Stores, port: int) -> dict[str, str]:
 class Service:
     """``genai-factory serve`` as a child process."""
 
-    def __init__(self, data_dir: Path, stores: Stores, log_path: Path) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        stores: Stores,
+        log_path: Path,
+        extra_env: dict[str, str] | None = None,
+    ) -> None:
         self.port = _free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
-        self._env = _env(data_dir, stores, self.port)
+        self._env = {**_env(data_dir, stores, self.port), **(extra_env or {})}
         self._log = log_path
         self.process: subprocess.Popen[bytes] | None = None
 
