@@ -92,10 +92,14 @@ class Traffic:
     minutes: list[Minute] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
     started: float = field(default_factory=time.monotonic)
+    #: When each 5xx was answered (monotonic seconds).
+    server_errors: list[float] = field(default_factory=list)
 
     def note(self, status: str, latency: float) -> None:
         index = int((time.monotonic() - self.started) // 60)
         with self.lock:
+            if status.startswith("5"):
+                self.server_errors.append(time.monotonic())
             while len(self.minutes) <= index:
                 self.minutes.append(Minute())
             minute = self.minutes[index]
@@ -165,6 +169,8 @@ class SoakReport:
     budget_usd: float
     budget_spend_usd: float
     limited_key_429s: int
+    server_errors_in_redis_outage: int
+    server_errors_outside_it: int
     ok_after_redis_restart: bool
     seconds: float
 
@@ -208,12 +214,14 @@ def run_soak(work_dir: Path, *, minutes: float, clients: int) -> SoakReport:
         deadline = started + minutes * 60
         restarted = False
         ok_after = False
+        outage_from = restart_at = 0.0
         while time.monotonic() < deadline:
             time.sleep(min(15.0, max(0.0, deadline - time.monotonic())))
             for index, service in enumerate(replicas):
                 assert service.process is not None
                 usage[index].append(_usage(service.process.pid))
             if not restarted and time.monotonic() > started + minutes * 30:
+                outage_from = time.monotonic()
                 redis.stop()
                 time.sleep(3)
                 redis.start()
@@ -232,6 +240,9 @@ def run_soak(work_dir: Path, *, minutes: float, clients: int) -> SoakReport:
     for minute in traffic.minutes + side.minutes:
         statuses.update(minute.statuses)
     limited_429 = sum(m.statuses.get("429", 0) for m in side.minutes)
+    errors = traffic.server_errors + side.server_errors
+    # The outage, with 5 s after Redis is back for requests already waiting on it.
+    in_outage = [t for t in errors if restarted and outage_from <= t <= restart_at + 5]
     return SoakReport(
         minutes=len(traffic.minutes),
         replicas=len(replicas),
@@ -243,6 +254,8 @@ def run_soak(work_dir: Path, *, minutes: float, clients: int) -> SoakReport:
         budget_usd=budget,
         budget_spend_usd=round(spend, 6),
         limited_key_429s=limited_429,
+        server_errors_in_redis_outage=len(in_outage),
+        server_errors_outside_it=len(errors) - len(in_outage),
         ok_after_redis_restart=ok_after,
         seconds=round(time.monotonic() - started, 1),
     )
@@ -287,6 +300,7 @@ def main() -> int:
         for name, value in asdict(report).items():
             print(f"{name:24s} {value}")
     held = report.budget_spend_usd <= report.budget_usd and report.limited_key_429s > 0
+    held = held and report.server_errors_outside_it == 0
     return 0 if held and report.ok_after_redis_restart else 1
 
 
