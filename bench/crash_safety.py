@@ -218,6 +218,9 @@ class CrashReport:
     statuses: dict[str, int]
     budget_usd: float
     ledger_spend_usd: float
+    #: Redis only: the budget counter less the ledger, i.e. reservations of killed requests
+    #: still counted against the budget (never spent, never released before the period ends).
+    counter_minus_ledger_usd: float | None
     refused_after_restart: bool
     document_kept: bool
     index_version_kept: bool
@@ -259,6 +262,20 @@ def _spend(database_url: str, key_id: str) -> float:
         return float(total)
     finally:
         engine.dispose()
+
+
+def _redis_counted(stores: Stores, key_id: str) -> float | None:
+    """The key's budget counter in Redis, in USD (``None`` without Redis)."""
+    if not stores.redis_url:
+        return None
+    from redis import Redis
+
+    client = Redis.from_url(stores.redis_url)
+    try:
+        keys = list(client.scan_iter(match=f"{stores.redis_prefix}budget:{key_id}:*"))
+        return sum(int(client.get(key) or 0) for key in keys) / 1_000_000_000
+    finally:
+        client.close()
 
 
 def _upload(service: Service, key: str) -> tuple[str, str]:
@@ -365,6 +382,7 @@ def run_crash(
         interactions = _found(stores.database_url, interactions_table, acknowledged)
         ledger = _found(stores.database_url, spend_table, acknowledged)
         spend = _spend(stores.database_url, key_id)
+        counted = _redis_counted(stores, key_id)
     return CrashReport(
         backend=backend,
         rounds=rounds,
@@ -377,6 +395,7 @@ def run_crash(
         statuses=dict(sorted(load.statuses.items())),
         budget_usd=budget_usd,
         ledger_spend_usd=round(spend, 6),
+        counter_minus_ledger_usd=None if counted is None else round(counted - spend, 6),
         refused_after_restart=refused,
         document_kept=kept_document,
         index_version_kept=kept_version,
