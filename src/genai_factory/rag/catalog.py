@@ -80,7 +80,8 @@ class DocumentCatalog:
         marks = ",".join("?" * len(document_ids))
         with self._lock:
             cursor = self._db.execute(
-                f"DELETE FROM documents WHERE id IN ({marks})", list(document_ids)
+                f"DELETE FROM documents WHERE id IN ({marks})",  # noqa: S608  only '?' placeholders
+                list(document_ids),
             )
             for document_id in document_ids:
                 self._ids.pop(document_id, None)
@@ -94,7 +95,7 @@ class DocumentCatalog:
     def _select(self, where: str = "", args: Sequence[Any] = ()) -> list[DocumentRecord]:
         with self._lock:
             rows = self._db.execute(
-                "SELECT id, title, source, content_hash, chunks, metadata, indexed_at "
+                "SELECT id, title, source, content_hash, chunks, metadata, indexed_at "  # noqa: S608  the WHERE clause is built from fixed text and '?' placeholders
                 f"FROM documents {where} ORDER BY source, id",
                 list(args),
             ).fetchall()

@@ -80,7 +80,7 @@ class CachedEmbedder:
             for start in range(0, len(keys), _LOOKUP_BATCH):
                 part = list(keys[start : start + _LOOKUP_BATCH])
                 marks = ",".join("?" * len(part))
-                rows = db.execute(f"SELECT key, vector FROM vectors WHERE key IN ({marks})", part)
+                rows = db.execute(f"SELECT key, vector FROM vectors WHERE key IN ({marks})", part)  # noqa: S608  only '?' placeholders are interpolated
                 found.update((bytes(k), bytes(v)) for k, v in rows)
         return found
 

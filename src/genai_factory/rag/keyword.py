@@ -146,12 +146,12 @@ class KeywordIndex:
             marks = ",".join("?" * len(part))
             rowids = [
                 r[0]
-                for r in db.execute(f"SELECT rowid FROM rows WHERE chunk_id IN ({marks})", part)
+                for r in db.execute(f"SELECT rowid FROM rows WHERE chunk_id IN ({marks})", part)  # noqa: S608  only '?' placeholders are interpolated
             ]
             if rowids:
                 holes = ",".join("?" * len(rowids))
-                db.execute(f"DELETE FROM fts WHERE rowid IN ({holes})", rowids)
-                db.execute(f"DELETE FROM rows WHERE rowid IN ({holes})", rowids)
+                db.execute(f"DELETE FROM fts WHERE rowid IN ({holes})", rowids)  # noqa: S608  only '?' placeholders are interpolated
+                db.execute(f"DELETE FROM rows WHERE rowid IN ({holes})", rowids)  # noqa: S608  only '?' placeholders are interpolated
 
     async def add(self, chunks: Sequence[Chunk]) -> None:
         """Index chunks; a chunk id already indexed is replaced."""
@@ -167,7 +167,7 @@ class KeywordIndex:
                 ids = [
                     r[0]
                     for r in db.execute(
-                        f"SELECT chunk_id FROM rows WHERE document_id IN ({marks})",
+                        f"SELECT chunk_id FROM rows WHERE document_id IN ({marks})",  # noqa: S608  only '?' placeholders are interpolated
                         list(document_ids),
                     )
                 ]
@@ -210,7 +210,7 @@ class KeywordIndex:
                 part = list(chunk_ids[start : start + 500])
                 marks = ",".join("?" * len(part))
                 rows = self._db.execute(
-                    "SELECT rows.chunk_id, bm25(fts, ?, ?, ?, ?) FROM fts "
+                    "SELECT rows.chunk_id, bm25(fts, ?, ?, ?, ?) FROM fts "  # noqa: S608  only '?' placeholders are interpolated
                     "JOIN rows ON rows.rowid = fts.rowid "
                     f"WHERE fts MATCH ? AND rows.chunk_id IN ({marks})",
                     (*self.weights, expression, *part),

@@ -19,6 +19,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException
 
 from genai_factory.exceptions import (
     AuthenticationError,
@@ -101,6 +102,7 @@ _ERROR_MEANINGS = {
     403: "The key may not do this.",
     404: "The thing named does not exist.",
     413: "The body (or the uploaded document) is over its size limit.",
+    415: "The uploaded file's type is not supported.",
     429: "The key used up its requests or tokens per minute (see Retry-After).",
     500: "The service is misconfigured or failed; see its log with the trace id.",
     502: "The model backend failed.",
@@ -177,6 +179,24 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+#: The error code of a refusal made by the framework itself (unparseable body, unknown route, ...).
+_HTTP_CODES = {400: "invalid_request", 404: "not_found", 405: "method_not_allowed"}
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    """Starlette's own refusals (a body that cannot be parsed, an unknown route or method) in the
+    service's error shape, not the framework's ``{"detail": ...}``."""
+    assert isinstance(exc, HTTPException)
+    code = _HTTP_CODES.get(
+        exc.status_code, "invalid_request" if exc.status_code < 500 else "internal_error"
+    )
+    return JSONResponse(
+        error_body(code, str(exc.detail), _trace_id(request), exc.status_code),
+        status_code=exc.status_code,
+        headers=exc.headers,
+    )
+
+
 async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     trace_id = _trace_id(request)
     log.exception("unhandled_error", trace_id=trace_id, error_type=type(exc).__name__)
@@ -189,4 +209,5 @@ async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(GenAIFactoryError, _factory_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(Exception, _unexpected_error)

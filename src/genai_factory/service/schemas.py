@@ -15,7 +15,7 @@ class GenerateRequest(BaseModel):
     query: str = Field(min_length=1, description="The question or instruction.")
     session_id: str | None = Field(default=None, min_length=1, max_length=128)
     mode: Literal["auto", "chat", "rag", "agent"] = "auto"
-    max_tokens: int | None = Field(default=None, ge=1, le=4096)
+    max_tokens: int | None = Field(default=None, ge=1, le=4096, strict=True)
     stream: bool = Field(default=False, description="Answer as server-sent events.")
     reveal_pii: bool = Field(
         default=False,

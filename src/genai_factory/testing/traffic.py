@@ -143,7 +143,7 @@ async def seed_traffic(
     """Write ``count`` interactions spread evenly over ``[start, end)`` (naive UTC) and their
     feedback; returns the records written."""
     profile = profile or TrafficProfile()
-    rng = random.Random(seed)
+    rng = random.Random(seed)  # noqa: S311  seeded synthetic traffic for tests, not a secret
     step = (end - start) / max(count, 1)
     records: list[InteractionRecord] = []
     feedback: list[FeedbackRecord] = []
