@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import time
 import tracemalloc
-import zlib
 from pathlib import Path
 
 import pytest
@@ -11,7 +10,7 @@ from genai_factory.exceptions import UnreadableDocument, UnsupportedFileType
 from genai_factory.rag.loaders import load_bytes, load_file, load_path
 from genai_factory.rag.parsers import PDF_MAX_CHARS, parse_bytes, parse_html
 from genai_factory.rag.splitting import sections
-from genai_factory.testing.documents import minimal_pdf
+from genai_factory.testing.documents import compressed_pdf, minimal_pdf
 
 PAGE = """<!doctype html><html><head><title> Cooling  guide </title>
 <style>body { color: red }</style><script>var x = "hidden";</script></head>
@@ -100,32 +99,8 @@ def test_directory_skips_unreadable_files_and_reports_them(tmp_path: Path) -> No
     assert len(skipped) == 1 and "bad.pdf" in skipped[0]
 
 
-def _pdf_with_stream(content: bytes) -> bytes:
-    """A one-page PDF whose content stream is ``content``, Flate-compressed."""
-    packed = zlib.compress(content, 9)
-    objects = [
-        b"<< /Type /Catalog /Pages 2 0 R >>",
-        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R >>",
-        b"<< /Length %d /Filter /FlateDecode >>\nstream\n" % len(packed) + packed + b"\nendstream",
-    ]
-    out = bytearray(b"%PDF-1.4\n")
-    offsets = []
-    for number, body in enumerate(objects, start=1):
-        offsets.append(len(out))
-        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
-    xref = len(out)
-    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
-    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
-    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (
-        len(objects) + 1,
-        xref,
-    )
-    return bytes(out)
-
-
 def test_a_pdf_decompression_bomb_stays_bounded_in_time_and_memory() -> None:
-    bomb = _pdf_with_stream(b"BT (" + b"A" * 200_000_000 + b") Tj ET")  # 200 MB from ~200 kB
+    bomb = compressed_pdf([b"BT (" + b"A" * 200_000_000 + b") Tj ET"])  # 200 MB from ~200 kB
     assert len(bomb) < 1_000_000
     started = time.monotonic()
     tracemalloc.start()
@@ -142,5 +117,5 @@ def test_a_pdf_decompression_bomb_stays_bounded_in_time_and_memory() -> None:
 
 
 def test_a_small_pdf_stream_still_reads() -> None:
-    parsed = parse_bytes("ok.pdf", _pdf_with_stream(b"BT /F1 12 Tf 72 720 Td (Hello) Tj ET"))
+    parsed = parse_bytes("ok.pdf", compressed_pdf([b"BT /F1 12 Tf 72 720 Td (Hello) Tj ET"]))
     assert parsed.metadata["pages"] == 1

@@ -15,7 +15,6 @@ import json
 import resource
 import time
 import zipfile
-import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -28,7 +27,7 @@ from genai_factory.config import Settings
 from genai_factory.gateway.keys import new_key
 from genai_factory.gateway.sql_store import SqlKeyStore, open_engine
 from genai_factory.service import create_app
-from genai_factory.testing.documents import minimal_pdf
+from genai_factory.testing.documents import compressed_pdf, minimal_pdf
 from genai_factory.testing.fakes import FakeChatModel, FakeEmbedder
 
 GENERATE = "/v1/assistant/generate"
@@ -216,44 +215,13 @@ def test_archives_are_refused_unopened(client: TestClient) -> None:
         assert response.json()["document"]["chars"] < 1_000_000
 
 
-def _pdf_with_streams(contents: list[bytes]) -> bytes:
-    """A PDF with one page per content stream, each Flate-compressed."""
-    objects = [b"<< /Type /Catalog /Pages 2 0 R >>"]
-    kids = " ".join(f"{3 + 2 * i} 0 R" for i in range(len(contents)))
-    objects.append(f"<< /Type /Pages /Kids [{kids}] /Count {len(contents)} >>".encode())
-    for i, content in enumerate(contents):
-        packed = zlib.compress(content, 9)
-        objects.append(
-            b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents %d 0 R >>"
-            % (4 + 2 * i)
-        )
-        objects.append(
-            b"<< /Length %d /Filter /FlateDecode >>\nstream\n" % len(packed)
-            + packed
-            + b"\nendstream"
-        )
-    out = bytearray(b"%PDF-1.4\n")
-    offsets = []
-    for number, body in enumerate(objects, start=1):
-        offsets.append(len(out))
-        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
-    xref = len(out)
-    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
-    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
-    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (
-        len(objects) + 1,
-        xref,
-    )
-    return bytes(out)
-
-
 def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def test_a_pdf_bomb_over_many_streams_stays_bounded(client: TestClient) -> None:
     stream = b"BT (" + b"A" * 40_000_000 + b") Tj ET"  # 40 MB per page from ~40 kB
-    bomb = _pdf_with_streams([stream] * 14)
+    bomb = compressed_pdf([stream] * 14)
     assert len(bomb) < 1_500_000
     before = _peak_rss_mb()
     started = time.monotonic()

@@ -7,6 +7,7 @@ table) without any PDF library, so loader tests need nothing beyond what the loa
 from __future__ import annotations
 
 import json
+import zlib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -53,6 +54,38 @@ def minimal_pdf(pages: Sequence[Sequence[str]], *, title: str | None = None) -> 
     out += b"".join(f"{offset:010d} 00000 n \n".encode() for offset in offsets)
     trailer = f"<< /Size {len(objects) + 1} /Root 1 0 R" + (f" /Info {info} 0 R" if info else "")
     out += f"trailer\n{trailer} >>\nstartxref\n{xref}\n%%EOF\n".encode()
+    return bytes(out)
+
+
+def compressed_pdf(contents: Sequence[bytes]) -> bytes:
+    """A PDF with one page per raw content stream, each Flate-compressed (a few kB can hold a
+    decompression bomb: ``compressed_pdf([b"BT (" + b"A" * 10**8 + b") Tj ET"])``)."""
+    objects = [b"<< /Type /Catalog /Pages 2 0 R >>"]
+    kids = " ".join(f"{3 + 2 * i} 0 R" for i in range(len(contents)))
+    objects.append(f"<< /Type /Pages /Kids [{kids}] /Count {len(contents)} >>".encode())
+    for i, content in enumerate(contents):
+        packed = zlib.compress(content, 9)
+        objects.append(
+            b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents %d 0 R >>"
+            % (4 + 2 * i)
+        )
+        objects.append(
+            b"<< /Length %d /Filter /FlateDecode >>\nstream\n" % len(packed)
+            + packed
+            + b"\nendstream"
+        )
+    out = bytearray(b"%PDF-1.4\n")
+    offsets = []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (
+        len(objects) + 1,
+        xref,
+    )
     return bytes(out)
 
 
