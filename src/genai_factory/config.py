@@ -194,6 +194,10 @@ class RAGSettings(BaseModel):
     source_chars: int = Field(default=600, ge=50, le=20_000)
     min_score: float = Field(default=0.25, ge=-1.0, le=1.0)
     excerpt_chars: int = Field(default=300, ge=20)
+    #: When the model declines although a source states the answer, answer with that source's
+    #: best-matching sentence (``assistant.extractive``), if it scores at least ``extract_min_score``.
+    extract_on_decline: bool = True
+    extract_min_score: float = Field(default=0.55, ge=0.0, le=2.0)
     store: VectorStoreName = "embedded"
     qdrant: QdrantSettings = Field(default_factory=QdrantSettings)
     retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)

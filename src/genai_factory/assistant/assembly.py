@@ -20,6 +20,7 @@ from typing import Any
 import structlog
 
 from genai_factory.agents.assembly import build_agent
+from genai_factory.assistant.extractive import SentenceExtractor
 from genai_factory.assistant.service import AssistantService
 from genai_factory.config import Settings
 from genai_factory.exceptions import ServiceNotReady
@@ -167,6 +168,11 @@ def assemble(
         agent=build_agent(settings, chat_model, index),
         auto_agent=settings.agents.auto_route,
         safety=safety.pipeline if safety else None,
+        extractor=SentenceExtractor(
+            chosen_embedder, min_score=rag.extract_min_score, source_chars=rag.source_chars
+        )
+        if rag.extract_on_decline
+        else None,
     )
     if safety is not None and assistant.agent is not None:
         screen_agent_tools(assistant.agent, safety.pipeline)  # indirect injection via tools

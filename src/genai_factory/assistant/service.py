@@ -28,6 +28,11 @@ from genai_factory.assistant.answer import (
     StreamEvent,
     StreamStart,
 )
+from genai_factory.assistant.extractive import (
+    SentenceExtractor,
+    may_be_declining,
+    unsupported_numbers,
+)
 from genai_factory.assistant.routing import DataTerms, data_terms_for, wants_agent
 from genai_factory.assistant.turn import Outcome, Turn
 from genai_factory.exceptions import InvalidRequestError
@@ -36,6 +41,7 @@ from genai_factory.llm.collector import DeltaCollector
 from genai_factory.llm.tokens import PriceLike
 from genai_factory.memory.protocol import SessionStore
 from genai_factory.messages import ChatOptions, Message, ScoredChunk
+from genai_factory.mlops.qa import abstained
 from genai_factory.observability.tracing import stage_span
 from genai_factory.rag.index import SearchIndex
 from genai_factory.rag.prompting import build_chat_messages, build_rag_messages, citations_for
@@ -79,6 +85,9 @@ class AssistantService:
         agent: the agent of the agent route (on the same model chain); ``None`` disables it.
         auto_agent: whether ``auto`` mode may choose the agent.
         safety: the guards of every route; ``None`` turns them off.
+        extractor: on the RAG route, when the model declines although a source states the
+            answer, answers with that source's sentence (:mod:`~genai_factory.assistant.extractive`);
+            ``None`` keeps the model's reply.
     """
 
     def __init__(
@@ -98,6 +107,7 @@ class AssistantService:
         agent: ReActAgent | None = None,
         auto_agent: bool = True,
         safety: SafetyPipeline | None = None,
+        extractor: SentenceExtractor | None = None,
     ) -> None:
         self.model = model
         self.index = index
@@ -113,6 +123,7 @@ class AssistantService:
         self.agent = agent
         self.auto_agent = auto_agent
         self.safety = SafetyGate(safety, system_prompt)
+        self.extractor = extractor
         self._data_terms: DataTerms | None = None
         self._data_terms_read = False
 
@@ -233,6 +244,8 @@ class AssistantService:
             with turn.timed("llm"):
                 response = await self.model.chat(turn.messages, turn.options)
             outcome = turn.checked(response)
+            if self._should_extract(turn, outcome.text):
+                outcome.text = await self._extracted(turn) or outcome.text
         return await self._finish(turn, outcome)
 
     async def _streamed(self, turn: Turn) -> AsyncIterator[StreamEvent]:
@@ -245,18 +258,52 @@ class AssistantService:
             collector = DeltaCollector(model=self.model.name)
             deltas = self.model.stream(turn.messages, turn.options)
             pieces = turn.guarded_stream(deltas, collector)
+            # While the answer may still be the model declining, it is held back: a source's
+            # sentence may replace it once the stream has ended (see ``_extracted``).
+            held, holding = "", self._may_extract(turn)
             try:
                 first = await anext(pieces, None)  # a refusal raises before the start event
                 yield self._start_event(turn)
-                if first:
-                    yield StreamDelta(text=first)
-                async for text in pieces:
-                    yield StreamDelta(text=text)
+                async for text in _chained(first, pieces):
+                    if holding:
+                        held += text
+                        holding = may_be_declining(held)
+                        text = "" if holding else held
+                    if text:
+                        yield StreamDelta(text=text)
             finally:
                 await pieces.aclose()
             response = collector.response(turn.messages)
             outcome = Outcome.of_response(response, response.text)
+            if holding:
+                extracted = await self._extracted(turn) if abstained(held) else None
+                outcome.text = extracted or response.text
+                if shown := (turn.safety.shown(extracted) if extracted else held):
+                    yield StreamDelta(text=shown)
         yield StreamEnd(answer=await self._finish(turn, outcome))
+
+    def _may_extract(self, turn: Turn) -> bool:
+        return self.extractor is not None and turn.route == "rag" and bool(turn.hits)
+
+    def _should_extract(self, turn: Turn, text: str) -> bool:
+        """The model declined, or stated a figure its sources do not hold."""
+        if not self._may_extract(turn):
+            return False
+        return abstained(text) or unsupported_numbers(
+            text, turn.hits, source_chars=self.source_chars
+        )
+
+    async def _extracted(self, turn: Turn) -> str | None:
+        """The cited source sentence that answers the turn's question, after the output guards;
+        ``None`` when there is no extractor, no source or no sentence that matches well."""
+        if self.extractor is None or not self._may_extract(turn):
+            return None
+        with turn.timed("extract"):
+            sentence = await self.extractor.answer(turn.query, turn.hits)
+        if sentence is None:
+            return None
+        with turn.timed("output_guards", when=turn.guarded):
+            return turn.safety.answer(sentence, turn.route, turn.hits)
 
     def _start_event(self, turn: Turn) -> StreamStart:
         return StreamStart(
@@ -284,3 +331,10 @@ class AssistantService:
                 turn.session_id, [Message.user(turn.query), Message.assistant(outcome.text)]
             )
         return turn.finish(outcome, prices=self.prices, excerpt_chars=self.excerpt_chars)
+
+
+async def _chained(first: str | None, rest: AsyncIterator[str]) -> AsyncIterator[str]:
+    if first:
+        yield first
+    async for item in rest:
+        yield item

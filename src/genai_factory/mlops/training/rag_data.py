@@ -29,11 +29,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from genai_factory.assistant.extractive import DECLINE
 from genai_factory.messages import Chunk, ScoredChunk
 from genai_factory.mlops.training.data import SquadRecord, TrainingExample
 
 #: What the model answers when the sources do not hold the answer.
-RAG_ABSTAIN = "I don't know: the sources do not say."
+RAG_ABSTAIN = DECLINE
 
 _SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z`\"'(])")
 _MARKUP = re.compile(r"\*\*")

@@ -1,0 +1,115 @@
+"""Plain questions about the bundled user guide, asked the way a new user asks them after ``make run``.
+
+Starts the service in process on its embedded defaults (the bundled model, the shipped adapter
+unless ``--adapter none``, the bundled guide as knowledge base), then asks each question through
+``POST /v1/assistant/generate`` and counts the answers that state the fact (a pattern of the
+expected fact appears in the answer) *and* cite at least one source. Prints each answer, the count,
+and the median answer time. A development set: the facts are written from ``docs/``.
+
+    .venv/bin/python bench/guide_questions.py [--adapter default|none] [--data-dir DIR] [--json]
+
+The index is kept in ``--data-dir`` (default ``.genai/guide-bench``) so later runs start faster.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+from fastapi.testclient import TestClient
+
+from genai_factory.config import Settings
+from genai_factory.service import create_app
+
+#: (question, pattern of the fact, case-insensitive). Each fact is stated in one sentence of docs/.
+QUESTIONS: list[tuple[str, str]] = [
+    ("Which port does the service listen on by default?", r"\b8000\b"),
+    ("How do I configure a fallback model?", r"fallbacks"),
+    ("What does the circuit breaker do after repeated failures?", r"\bopen"),
+    ("How long does an open circuit breaker wait before a trial call?", r"\b30\b"),
+    ("How do I turn off the shipped LoRA adapter?", r"\bnone\b"),
+    ("Which embedding model is used by default?", r"minilm"),
+    ("How many dimensions do the default embeddings have?", r"\b384\b"),
+    ("What is the default requests-per-minute limit of a new API key?", r"\b60\b"),
+    ("What is the default tokens-per-minute limit of a new API key?", r"20,?000"),
+    ("How many model decisions may an agent run make by default?", r"\b5\b|\bfive\b"),
+    ("What is the default token budget of one agent run?", r"8,?000"),
+    ("How large are chunks by default, in tokens?", r"\b160\b"),
+    ("Which endpoint serves Prometheus metrics?", r"/metrics"),
+    ("Do /metrics, /healthz and /readyz need an API key?", r"^no\b|need no|without|not need|but .*metrics"),
+    ("How do I create an API key with a monthly budget?", r"keys create"),
+]
+
+
+def ask_all(settings: Settings) -> list[dict[str, Any]]:
+    results: list[dict[str, Any]] = []
+    with TestClient(create_app(settings)) as client:
+        deadline = time.monotonic() + 900
+        while client.get("/readyz").status_code != 200:
+            if time.monotonic() > deadline:
+                raise SystemExit(f"service not ready: {client.get('/readyz').json()}")
+            time.sleep(1)
+        for question, pattern in QUESTIONS:
+            started = time.perf_counter()
+            response = client.post("/v1/assistant/generate", json={"query": question})
+            elapsed = time.perf_counter() - started
+            body = response.json()
+            answer = str(body.get("answer", body))
+            cited = bool(body.get("citations"))
+            fact = re.search(pattern, answer, re.IGNORECASE) is not None
+            excerpts = " ".join(str(c.get("excerpt", "")) for c in body.get("citations", []))
+            results.append(
+                {
+                    "question": question,
+                    "answer": answer,
+                    "fact": fact,
+                    "cited": cited,
+                    "ok": fact and cited,
+                    # Whether the fact is in the excerpts shown to the model (retrieval, not the model).
+                    "in_sources": re.search(pattern, excerpts, re.IGNORECASE) is not None,
+                    "seconds": round(elapsed, 2),
+                }
+            )
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--adapter", default="default", help="llm.adapter: default, none or a file")
+    parser.add_argument("--data-dir", type=Path, default=Path(".genai/guide-bench"))
+    parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    args = parser.parse_args()
+    settings = Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        data_dir=args.data_dir,
+        llm={"adapter": args.adapter},
+        auth={"enabled": False},
+    )
+    results = ask_all(settings)
+    good = sum(r["ok"] for r in results)
+    retrieved = sum(r["in_sources"] for r in results)
+    median = statistics.median(r["seconds"] for r in results)
+    if args.json:
+        print(
+            json.dumps(
+                {"adapter": args.adapter, "ok": good, "of": len(results), "results": results}
+            )
+        )
+        return
+    for r in results:
+        mark = "OK  " if r["ok"] else ("nocite" if r["fact"] else "MISS")
+        where = "in sources" if r["in_sources"] else "NOT in sources"
+        print(f"{mark} [{where}] {r['question']}\n     -> {r['answer'][:220]!r} ({r['seconds']} s)")
+    print(
+        f"adapter={args.adapter}: {good}/{len(results)} state the fact with a citation; "
+        f"the fact in the first 300 characters of a source: {retrieved}; median answer {median:.1f} s"
+    )
+
+
+if __name__ == "__main__":
+    main()

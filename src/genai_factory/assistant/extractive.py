@@ -1,0 +1,226 @@
+"""The sentence of the sources that answers the question, for when the model declines.
+
+A small model reading numbered sources sometimes declines ("I don't know: the sources do not
+say.") although one of them states the answer. When that happens on the RAG route and the sources
+scored well, :class:`SentenceExtractor` picks the sentence (or table row, or command line) of the
+sources that best matches the question and answers with it, cited: ``The service listens on port
+8000 [1].`` It never invents: the answer is a sentence of a source, shown to the reader as written.
+
+A candidate's score is the cosine similarity of its embedding to the question's (the index's own
+embedder) plus half the share of the question's content words it contains. Below
+``min_score`` nothing is extracted and the model's answer stands.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from genai_factory.messages import ScoredChunk
+from genai_factory.rag.embedding import Embedder
+
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z`\"'(])")
+_WORD = re.compile(r"[a-z0-9_./-]+")
+_FENCE = re.compile(r"^\s*```")
+_ROW_BREAK = re.compile(r"\|\s+\|")
+_TABLE_RULE = re.compile(r"^[\s|:-]*$")
+_STOPWORDS = frozenset(
+    [
+        "a",
+        "an",
+        "and",
+        "are",
+        "as",
+        "at",
+        "be",
+        "by",
+        "can",
+        "do",
+        "does",
+        "for",
+        "from",
+        "how",
+        "i",
+        "in",
+        "is",
+        "it",
+        "my",
+        "of",
+        "on",
+        "or",
+        "the",
+        "to",
+        "what",
+        "when",
+        "where",
+        "which",
+        "who",
+        "why",
+        "with",
+        "this",
+        "that",
+        "there",
+        "these",
+        "those",
+        "default",
+        "should",
+        "would",
+        "will",
+        "could",
+        "me",
+        "we",
+        "you",
+        "your",
+        "our",
+        "service",
+    ]
+)
+#: The reply the shipped adapter gives when the sources do not hold the answer.
+DECLINE = "I don't know: the sources do not say."
+#: Candidates shorter than this carry no answer; longer ones are cut.
+MIN_CHARS, MAX_CHARS = 12, 400
+
+
+@dataclass(frozen=True)
+class Candidate:
+    source: int  # the 1-based number of the source in the prompt
+    text: str
+
+
+def may_be_declining(text: str) -> bool:
+    """Whether ``text`` is :data:`DECLINE` or could still become it (a stream's first pieces)."""
+    start = " ".join(text.split()).lower()
+    return DECLINE.lower().startswith(start) or start.startswith(DECLINE.lower())
+
+
+def _table_row(line: str) -> str:
+    if _TABLE_RULE.match(line):
+        return ""
+    cells = [c.strip() for c in line.strip().strip("|").split("|")]
+    return " | ".join(c for c in cells if c)
+
+
+def _pieces(text: str) -> list[str]:
+    """The sentences, table rows and code lines of one source text, in order."""
+    pieces: list[str] = []
+    paragraph: list[str] = []
+    in_code = False
+    for line in [*text.splitlines(), ""]:
+        stripped = line.strip()
+        if not in_code and stripped.count(" | ") >= 2:  # table rows (the chunker joins them)
+            pieces.extend(_table_row(row) for row in _ROW_BREAK.split(stripped))
+            continue
+        prose = bool(stripped) and not in_code and not stripped.startswith(("|", "#", "```"))
+        if prose:
+            paragraph.append(stripped.lstrip("-* "))
+            continue
+        if paragraph:
+            pieces.extend(s.strip() for s in _SENTENCE_END.split(" ".join(paragraph)))
+            paragraph = []
+        if _FENCE.match(stripped):
+            in_code = not in_code
+        elif in_code and stripped and not stripped.startswith("#"):
+            pieces.append(f"`{stripped}`")
+    return pieces
+
+
+def candidates(hits: Sequence[ScoredChunk], *, source_chars: int = 600) -> list[Candidate]:
+    """Sentences, table rows and code lines of each source, as far as the prompt shows it."""
+    return [
+        Candidate(number, piece[:MAX_CHARS])
+        for number, hit in enumerate(hits, start=1)
+        for piece in _pieces(hit.chunk.text[:source_chars])
+        if len(piece) >= MIN_CHARS and any(ch.isalnum() for ch in piece)
+    ]
+
+
+def content_words(text: str) -> set[str]:
+    words = {w.strip("./-") for w in _WORD.findall(text.lower())}
+    return {w for w in words if w and w not in _STOPWORDS}
+
+
+def _plain(text: str) -> str:
+    """Lower-case words only, in order (to find a question quoted in a source)."""
+    return " ".join(re.findall(r"[a-z0-9]+", text.lower()))
+
+
+def _stem(word: str) -> str:
+    for suffix in ("ing", "es", "s", "ed"):
+        if len(word) > len(suffix) + 3 and word.endswith(suffix):
+            return word[: -len(suffix)]
+    return word
+
+
+def overlap(question: str, candidate: str) -> float:
+    """Share of the question's content words (crudely stemmed) found in the candidate."""
+    wanted = {_stem(w) for w in content_words(question)}
+    if not wanted:
+        return 0.0
+    have = {_stem(w) for w in content_words(candidate)}
+    have |= {_stem(part) for w in content_words(candidate) for part in re.split(r"[._/-]", w)}
+    return len(wanted & have) / len(wanted)
+
+
+_NUMBER = re.compile(r"(?<![\w.\[])\d[\d,.]*(?![\w\]])")
+_CITE = re.compile(r"\[(\d{1,2})\]")
+
+
+def unsupported_numbers(
+    answer: str, hits: Sequence[ScoredChunk], *, source_chars: int = 600
+) -> bool:
+    """Whether the answer states a number that none of the sources it cites (all, if it cites
+    none) contains: a small model's invented figure ("120 seconds [3]")."""
+    numbers = {n.rstrip(".,") for n in _NUMBER.findall(_CITE.sub(" ", answer))}
+    if not numbers:
+        return False
+    cited_numbers = {int(n) for n in _CITE.findall(answer) if 1 <= int(n) <= len(hits)}
+    shown = [hit.chunk.text[:source_chars] for hit in hits]
+    texts = [shown[n - 1] for n in sorted(cited_numbers)] or shown
+    present = {n.rstrip(".,") for text in texts for n in _NUMBER.findall(text)}
+    return not numbers <= present
+
+
+def cited(sentence: str, number: int) -> str:
+    """``sentence`` with its source number before the final full stop: ``… 8000 [1].``"""
+    text = sentence.strip()
+    if text.endswith((".", "!", "?", ":")):
+        return f"{text[:-1].rstrip()} [{number}]{'.' if text.endswith(':') else text[-1]}"
+    return f"{text} [{number}]"
+
+
+class SentenceExtractor:
+    """Picks the best-matching sentence of the sources (see the module docstring)."""
+
+    def __init__(
+        self, embedder: Embedder, *, min_score: float = 0.55, source_chars: int = 600
+    ) -> None:
+        self.embedder = embedder
+        self.min_score = min_score
+        self.source_chars = source_chars
+
+    async def best(
+        self, question: str, hits: Sequence[ScoredChunk]
+    ) -> tuple[Candidate, float] | None:
+        """The best candidate and its score, or ``None`` when none reaches ``min_score``."""
+        asked = _plain(question)
+        found = [  # a line quoting the question (an example request) does not answer it
+            c
+            for c in candidates(hits, source_chars=self.source_chars)
+            if not asked or asked not in _plain(c.text)
+        ]
+        if not found:
+            return None
+        vectors = await self.embedder.embed([question, *(c.text for c in found)])
+        similarity = vectors[1:] @ vectors[0]  # unit rows: cosine similarity
+        scored = [
+            (float(sim) + 0.5 * overlap(question, c.text), c)
+            for c, sim in zip(found, similarity, strict=True)
+        ]
+        score, best = max(scored, key=lambda pair: pair[0])
+        return (best, score) if score >= self.min_score else None
+
+    async def answer(self, question: str, hits: Sequence[ScoredChunk]) -> str | None:
+        """The cited sentence that answers ``question``, or ``None``."""
+        found = await self.best(question, hits)
+        return None if found is None else cited(found[0].text, found[0].source)

@@ -1,0 +1,171 @@
+"""The source sentence that answers when the model declines (``assistant.extractive``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from genai_factory.assistant.answer import StreamDelta, StreamEnd
+from genai_factory.assistant.extractive import (
+    DECLINE,
+    SentenceExtractor,
+    candidates,
+    cited,
+    may_be_declining,
+    unsupported_numbers,
+)
+from genai_factory.assistant.service import AssistantService
+from genai_factory.messages import Chunk, ScoredChunk
+from genai_factory.rag.index import KnowledgeIndex
+from genai_factory.rag.stores import EmbeddedVectorStore
+from genai_factory.testing.fakes import FakeChatModel, FakeEmbedder
+
+PORT_DOC = (
+    "# Getting started\n\n"
+    "Install the package first. The service listens on port 8000 by default.\n\n"
+    "```bash\ncurl -s localhost:8000/healthz\n```\n"
+)
+
+
+def hit(text: str, score: float = 0.6) -> ScoredChunk:
+    chunk = Chunk(id="c", document_id="d", text=text, title="t", source="s.md", position=0)
+    return ScoredChunk(chunk=chunk, score=score)
+
+
+def test_candidates_are_sentences_table_rows_and_code_lines() -> None:
+    text = (
+        "First sentence here. Second sentence is here.\n\n"
+        "| key | default | meaning |\n|---|---|---|\n| `service.port` | `8000` | port |\n\n"
+        "```bash\n# a comment\ngenai-factory keys create --rpm 5\n```\n"
+        "tail of a row | | `rag.top_k` | `3` | sources per question |"
+    )
+    texts = [c.text for c in candidates([hit(text)])]
+    assert "First sentence here." in texts and "Second sentence is here." in texts
+    assert "`service.port` | `8000` | port" in texts
+    assert "`genai-factory keys create --rpm 5`" in texts
+    assert "`rag.top_k` | `3` | sources per question" in texts  # rows the chunker joined
+    assert not any("---" in t or "a comment" in t for t in texts)
+
+
+def test_candidates_only_from_what_the_prompt_shows() -> None:
+    texts = [c.text for c in candidates([hit("Shown sentence here. " + "x" * 700 + " Hidden.")])]
+    assert not any("Hidden" in t for t in texts)
+
+
+def test_declining_and_its_prefixes() -> None:
+    assert may_be_declining("I don't")
+    assert may_be_declining(DECLINE)
+    assert not may_be_declining("It listens on port 8000")
+    assert not may_be_declining("I think the port is 8000")
+
+
+@pytest.mark.parametrize(
+    ("answer", "expected"),
+    [
+        ("120 seconds [1]", True),  # a figure the cited source does not hold
+        ("30 seconds [1]", False),
+        ("It waits 30 seconds.", False),  # no citation: any source may hold it
+        ("It opens after failures [1].", False),  # no figure
+        ("8000 [2]", True),  # held by source 1, not by the cited source 2
+    ],
+)
+def test_unsupported_numbers(answer: str, expected: bool) -> None:
+    hits = [hit("The breaker waits 30 seconds, port 8000."), hit("Nothing numeric.")]
+    assert unsupported_numbers(answer, hits) is expected
+
+
+def test_cited_puts_the_number_before_the_full_stop() -> None:
+    assert cited("The port is 8000.", 2) == "The port is 8000 [2]."
+    assert cited("`make run`", 1) == "`make run` [1]"
+
+
+async def test_the_best_sentence_and_nothing_below_the_threshold() -> None:
+    extractor = SentenceExtractor(FakeEmbedder(), min_score=0.6)
+    hits = [hit("Pasta boils in salted water."), hit(PORT_DOC)]
+    assert await extractor.answer("Which port does the service listen on?", hits) == (
+        "The service listens on port 8000 by default [2]."
+    )
+    assert await extractor.answer("What colour is the sky at dusk?", hits) is None
+
+
+async def test_a_line_quoting_the_question_is_not_an_answer() -> None:
+    extractor = SentenceExtractor(FakeEmbedder(), min_score=0.1)
+    quoting = 'curl -d \'{"query": "How do I configure a fallback model?"}\''
+    hits = [hit(f"```bash\n{quoting}\n```\nList backups under llm fallbacks to configure one.")]
+    answer = await extractor.answer("How do I configure a fallback model?", hits)
+    assert answer == "List backups under llm fallbacks to configure one [1]."
+
+
+@pytest.fixture
+async def index(tmp_path: Path) -> KnowledgeIndex:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "start.md").write_text(PORT_DOC)
+    idx = KnowledgeIndex(EmbeddedVectorStore(tmp_path / "i"), FakeEmbedder())
+    await idx.ingest_path(docs)
+    return idx
+
+
+def assistant(index: KnowledgeIndex, reply: str, *, extract: bool = True) -> AssistantService:
+    extractor = SentenceExtractor(FakeEmbedder(), min_score=0.5) if extract else None
+    return AssistantService(
+        FakeChatModel([reply]), index, system_prompt="sys", min_score=0.1, extractor=extractor
+    )
+
+
+QUESTION = "Which port does the service listen on?"
+EXTRACTED = "The service listens on port 8000 by default [1]."
+
+
+async def test_a_declined_answer_becomes_the_source_sentence(index: KnowledgeIndex) -> None:
+    answer = await assistant(index, DECLINE).generate(QUESTION)
+    assert answer.route == "rag"
+    assert answer.answer == EXTRACTED
+    assert answer.citations[0].cited
+    assert "extract" in answer.stages_ms
+
+
+async def test_an_invented_figure_becomes_the_source_sentence(index: KnowledgeIndex) -> None:
+    answer = await assistant(index, "9000 [1]").generate(QUESTION)
+    assert answer.answer == EXTRACTED
+
+
+async def test_a_supported_answer_is_kept(index: KnowledgeIndex) -> None:
+    answer = await assistant(index, "Port 8000 [1].").generate(QUESTION)
+    assert answer.answer == "Port 8000 [1]."
+    assert "extract" not in answer.stages_ms
+
+
+async def test_without_the_extractor_the_decline_stands(index: KnowledgeIndex) -> None:
+    answer = await assistant(index, DECLINE, extract=False).generate(QUESTION)
+    assert answer.answer == DECLINE
+
+
+async def test_a_decline_without_a_matching_sentence_stands(index: KnowledgeIndex) -> None:
+    answer = await assistant(index, DECLINE).generate(QUESTION, mode="rag")
+    unrelated = await assistant(index, DECLINE).generate("Why is pasta boiled in salted water?")
+    assert answer.answer == EXTRACTED
+    assert unrelated.answer == DECLINE
+
+
+async def streamed(service: AssistantService, question: str) -> tuple[str, str]:
+    text, final = "", ""
+    async for event in service.stream(question, mode="rag"):
+        if isinstance(event, StreamDelta):
+            text += event.text
+        elif isinstance(event, StreamEnd):
+            final = event.answer.answer
+    return text, final
+
+
+async def test_a_streamed_decline_is_held_back_and_replaced(index: KnowledgeIndex) -> None:
+    text, final = await streamed(assistant(index, DECLINE), QUESTION)
+    assert text == final == EXTRACTED  # the decline itself never reached the client
+
+
+async def test_a_streamed_answer_passes_through(index: KnowledgeIndex) -> None:
+    text, final = await streamed(assistant(index, "It is port 8000 [1]."), QUESTION)
+    assert text == final == "It is port 8000 [1]."
+    text, final = await streamed(assistant(index, "I don't"), QUESTION)  # a prefix, cut short
+    assert text == final == "I don't"
