@@ -33,19 +33,26 @@ def hit(text: str, score: float = 0.6) -> ScoredChunk:
     return ScoredChunk(chunk=chunk, score=score)
 
 
-def test_candidates_are_sentences_table_rows_and_code_lines() -> None:
+def test_candidates_are_sentences_table_rows_and_code_blocks() -> None:
+    # Indexed chunk text has its whitespace folded: a table or a code block is one line.
     text = (
-        "First sentence here. Second sentence is here.\n\n"
-        "| key | default | meaning |\n|---|---|---|\n| `service.port` | `8000` | port |\n\n"
-        "```bash\n# a comment\ngenai-factory keys create --rpm 5\n```\n"
-        "tail of a row | | `rag.top_k` | `3` | sources per question |"
+        "First sentence here. Second sentence is here. "
+        "| key | default | meaning | | --- | --- | --- | | `service.port` | `8000` | port | "
+        "```bash genai-factory keys create --rpm 5 ``` "
+        "Last words of the chunk."
     )
     texts = [c.text for c in candidates([hit(text)])]
     assert "First sentence here." in texts and "Second sentence is here." in texts
     assert "`service.port` | `8000` | port" in texts
     assert "`genai-factory keys create --rpm 5`" in texts
-    assert "`rag.top_k` | `3` | sources per question" in texts  # rows the chunker joined
-    assert not any("---" in t or "a comment" in t for t in texts)
+    assert "Last words of the chunk." in texts
+    assert not any("---" in t for t in texts)
+
+
+def test_candidates_of_unfolded_text() -> None:
+    text = "# A long heading\n\nA sentence of prose\nwrapped on two lines.\n\n```yaml\nllm:\n  adapter: none\n```\n"
+    texts = [c.text for c in candidates([hit(text)])]
+    assert texts == ["A long heading", "A sentence of prose wrapped on two lines.", "`llm: adapter: none`"]
 
 
 def test_candidates_only_from_what_the_prompt_shows() -> None:

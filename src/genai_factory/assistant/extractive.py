@@ -7,8 +7,9 @@ sources that best matches the question and answers with it, cited: ``The service
 8000 [1].`` It never invents: the answer is a sentence of a source, shown to the reader as written.
 
 A candidate's score is the cosine similarity of its embedding to the question's (the index's own
-embedder) plus half the share of the question's content words it contains. Below
-``min_score`` nothing is extracted and the model's answer stands.
+embedder), plus half the share of the question's content words it contains, plus a small lift
+when it is of the kind the question asks for (a figure for "how many", a setting or command for
+"how do I"). Below ``min_score`` nothing is extracted and the model's answer stands.
 """
 
 from __future__ import annotations
@@ -20,9 +21,11 @@ from dataclasses import dataclass
 from genai_factory.messages import ScoredChunk
 from genai_factory.rag.embedding import Embedder
 
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z`\"'(])")
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z`\"'(|])")
 _WORD = re.compile(r"[a-z0-9_./-]+")
-_FENCE = re.compile(r"^\s*```")
+_FENCE_SPLIT = re.compile(r"```")
+_LANGUAGE_TAG = re.compile(r"^(?:bash|sh|shell|console|yaml|yml|json|python|toml|ini|text|sql)\b")
+_PARAGRAPH = re.compile(r"\n\s*\n")
 _ROW_BREAK = re.compile(r"\|\s+\|")
 _TABLE_RULE = re.compile(r"^[\s|:-]*$")
 _STOPWORDS = frozenset(
@@ -102,26 +105,29 @@ def _table_row(line: str) -> str:
 
 
 def _pieces(text: str) -> list[str]:
-    """The sentences, table rows and code lines of one source text, in order."""
+    """The sentences, table rows and code blocks of one source text, in order.
+
+    Indexed chunk text has its whitespace folded (a code block or a table is one line), so code
+    is found between ``` fences and table rows between ``| |`` breaks, not by line.
+    """
     pieces: list[str] = []
-    paragraph: list[str] = []
-    in_code = False
-    for line in [*text.splitlines(), ""]:
-        stripped = line.strip()
-        if not in_code and stripped.count(" | ") >= 2:  # table rows (the chunker joins them)
-            pieces.extend(_table_row(row) for row in _ROW_BREAK.split(stripped))
+    for number, segment in enumerate(_FENCE_SPLIT.split(text)):
+        segment = segment.strip()
+        if not segment:
             continue
-        prose = bool(stripped) and not in_code and not stripped.startswith(("|", "#", "```"))
-        if prose:
-            paragraph.append(stripped.lstrip("-* "))
+        if number % 2:  # inside a fence: the language tag off, one piece
+            code = " ".join(_LANGUAGE_TAG.sub("", segment).split())
+            if code:
+                pieces.append(f"`{code}`")
             continue
-        if paragraph:
-            pieces.extend(s.strip() for s in _SENTENCE_END.split(" ".join(paragraph)))
-            paragraph = []
-        if _FENCE.match(stripped):
-            in_code = not in_code
-        elif in_code and stripped and not stripped.startswith("#"):
-            pieces.append(f"`{stripped}`")
+        for paragraph in _PARAGRAPH.split(segment):
+            folded = " ".join(paragraph.split()).lstrip("#-* ")
+            for part in _ROW_BREAK.split(folded):
+                for sentence in _SENTENCE_END.split(part.strip()):
+                    if sentence.count(" | ") >= 2 or sentence.startswith("|"):  # a table row
+                        pieces.append(_table_row(sentence))
+                    elif sentence.strip():
+                        pieces.append(sentence.strip())
     return pieces
 
 
@@ -160,6 +166,27 @@ def overlap(question: str, candidate: str) -> float:
     have = {_stem(w) for w in content_words(candidate)}
     have |= {_stem(part) for w in content_words(candidate) for part in re.split(r"[._/-]", w)}
     return len(wanted & have) / len(wanted)
+
+
+#: Questions that want a figure, and questions that want a procedure (a setting or a command).
+_WANTS_FIGURE = re.compile(
+    r"\b(how (?:many|much|long|large|big|often)|which port|what port|what (?:is|are) the default|"
+    r"limit|size|timeout|how soon)\b",
+    re.IGNORECASE,
+)
+_WANTS_PROCEDURE = re.compile(r"\b(how (?:do|can|should) (?:i|you|we)|how to)\b", re.IGNORECASE)
+_DIGIT = re.compile(r"\d")
+
+
+def answer_type_bonus(question: str, candidate: str) -> float:
+    """A small lift for candidates of the kind the question asks for: a figure (``how many``,
+    ``which port``, ``the default …``) or a procedure (``how do I``: a setting or a command)."""
+    bonus = 0.0
+    if _WANTS_FIGURE.search(question) and _DIGIT.search(_CITE.sub(" ", candidate)):
+        bonus += 0.15
+    if _WANTS_PROCEDURE.search(question) and "`" in candidate:
+        bonus += 0.1
+    return bonus
 
 
 _NUMBER = re.compile(r"(?<![\w.\[])\d[\d,.]*(?![\w\]])")
@@ -214,7 +241,7 @@ class SentenceExtractor:
         vectors = await self.embedder.embed([question, *(c.text for c in found)])
         similarity = vectors[1:] @ vectors[0]  # unit rows: cosine similarity
         scored = [
-            (float(sim) + 0.5 * overlap(question, c.text), c)
+            (float(sim) + 0.5 * overlap(question, c.text) + answer_type_bonus(question, c.text), c)
             for c, sim in zip(found, similarity, strict=True)
         ]
         score, best = max(scored, key=lambda pair: pair[0])
