@@ -5,7 +5,9 @@ the fake model (streaming slowly, so the page is seen mid-answer) behind a circu
 fake embedder over the bundled user guide. The test types a question, watches the answer stream
 in, checks the sources, rates the answer and finds the rating in the interaction log; then it opens
 the operations page, is refused with the non-admin key, switches to the admin key and sees the
-request counted and the breaker's state. A screenshot of each page is decoded and checked.
+request counted and the breaker's state, the charts of the window (SVG bars and points with the
+request's figures, one latency chart per timed stage) and the MLOps panel read from a registry
+seeded with a challenger, a drift verdict and an evaluation suite's gates. A screenshot of each page is decoded and checked.
 
 Without ``/usr/bin/chromium`` the test is skipped, unless ``GENAI_REQUIRE_BROWSER=1`` (CI), where
 it fails instead.
@@ -122,6 +124,7 @@ def service(tmp_path: Path) -> Iterator[Running]:
         engine.dispose()
 
     asyncio.run(add_keys())
+    _seed_mlops(settings, tmp_path)
     model = CircuitBreakerModel(SlowStreamingModel([REPLY] * 5, name=MODEL))
     app = create_app(settings, model=model, embedder=FakeEmbedder())
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -159,6 +162,31 @@ def _feedback_rows(settings: Settings, trace_id: str) -> list[tuple[int, str | N
             return [(row.rating, row.key_id) for row in conn.execute(query)]
     finally:
         engine.dispose()
+
+
+def _seed_mlops(settings: Settings, tmp_path: Path) -> None:
+    """A registry with a challenger (no champion: the fake model keeps serving), a drift run with
+    its report and a suite run whose second gate failed."""
+    from genai_factory.mlops.registry import ModelRegistry
+    from genai_factory.mlops.tracking import import_mlflow, tracked_run
+
+    mlflow = import_mlflow()
+    weights = tmp_path / "challenger.gguf"
+    weights.write_bytes(b"GGUF")
+    ModelRegistry(settings).register(settings.mlops.llm_name, weights)
+    report = tmp_path / "drift_report.html"
+    report.write_text("<html>drift</html>", encoding="utf-8")
+    with tracked_run(settings, "drift", job="drift", tags={"drift": "true"}):
+        mlflow.log_params({"alpha": 0.05})
+        mlflow.log_metrics({"prompt_length_p_adjusted": 0.001})
+        mlflow.log_artifact(str(report), "drift")
+    gates = {
+        "gates": "failed",
+        "gate.0": "PASSED  f1 >= 0.3: 0.5",
+        "gate.1": "FAILED  em >= 0.5: 0.2",
+    }
+    with tracked_run(settings, "suite-guide", job="eval_suite", tags=gates):
+        pass
 
 
 def _check_screenshot(png: bytes, name: str, tmp_path: Path) -> None:
@@ -247,6 +275,42 @@ def test_chat_and_operations_pages_in_chromium(service: Running, tmp_path: Path)
             expect(user_row.locator("td").nth(1)).to_have_text("1")
             breaker = page.locator(f"#breakers-body tr[data-backend='{MODEL}']")
             expect(breaker.locator("[data-testid=breaker-state]")).to_have_text("closed")
+
+            # -- charts: the request is one bar, its latency points, one chart per stage ------
+            bars = page.locator("#chart-requests svg rect.bar.requests")
+            expect(bars).to_have_count(1)
+            assert bars.first.get_attribute("data-value") == "1"
+            expect(page.locator("#chart-requests svg rect.bar.errors")).to_have_count(0)
+            cost = page.locator("#chart-cost svg rect.bar.cost")
+            expect(cost).to_have_count(1)
+            assert float(cost.first.get_attribute("data-value") or 0) > 0
+            p50 = page.locator("#chart-latency svg circle.point.p50")
+            expect(p50).to_have_count(1)
+            assert float(p50.first.get_attribute("data-value") or 0) > 0
+            expect(page.locator("#chart-latency svg path.line.p95")).to_have_count(1)
+            stages = page.locator("[data-testid=stage-chart]")
+            assert stages.count() >= 2, "one latency chart per timed stage"
+            expect(
+                page.locator("[data-testid=stage-chart][data-stage=llm] circle.point")
+            ).to_have_count(2)
+            assert page.locator("#chart-requests svg").get_attribute("role") == "img"
+            expect(page.locator("#charts-empty")).to_be_hidden()
+
+            # -- the MLOps panel ---------------------------------------------------------------
+            llm = page.locator("#models-body tr[data-model='genai-llm'] td")
+            expect(llm.nth(1)).to_have_text("–")  # no champion: served as shipped
+            expect(llm.nth(2)).to_have_text("v1")
+            expect(page.locator("[data-testid=drift-verdict]")).to_have_text("drift")
+            expect(page.locator("#drift-state")).to_contain_text("prompt_length")
+            expect(page.locator("[data-testid=drift-report]")).to_contain_text("drift_report.html")
+            suite = page.locator("#runs-body tr[data-job='eval_suite']")
+            expect(suite).to_contain_text("gates failed")
+            gates = suite.locator("[data-testid=gate]")
+            expect(gates).to_have_count(2)
+            expect(gates.nth(1)).to_contain_text("failed")
+            expect(page.locator("#runs-body tr[data-job='drift']")).to_have_count(1)
+            page.select_option("#window", "360")  # 6 hours: still the one request
+            expect(page.locator("#chart-requests svg rect.bar.requests")).to_have_count(1)
             _check_screenshot(page.screenshot(), "ops.png", tmp_path)
             # The one expected error: the refused stats call with the non-admin key.
             unexpected = [e for e in errors if "status of 403" not in e]

@@ -25,6 +25,7 @@ ASSETS = {
     "ui.css": "text/css; charset=utf-8",
     "common.js": "text/javascript; charset=utf-8",
     "chat.js": "text/javascript; charset=utf-8",
+    "charts.js": "text/javascript; charset=utf-8",
     "ops.js": "text/javascript; charset=utf-8",
 }
 SECURITY_HEADERS = {
@@ -51,7 +52,8 @@ async def chat_page() -> FileResponse:
 
 @router.get("/ops")
 async def ops_page() -> FileResponse:
-    """The operations page: requests, latency, tokens and cost per key, guards, breakers."""
+    """The operations page: totals and charts over a window, cost per key, guards, breakers and
+    the MLOps state (champions, the last drift verdict, job runs and their gates)."""
     return _file("ops.html", "text/html; charset=utf-8")
 
 
