@@ -41,7 +41,10 @@ QUESTIONS: list[tuple[str, str]] = [
     ("What is the default token budget of one agent run?", r"8,?000"),
     ("How large are chunks by default, in tokens?", r"\b160\b"),
     ("Which endpoint serves Prometheus metrics?", r"/metrics"),
-    ("Do /metrics, /healthz and /readyz need an API key?", r"^no\b|need no|without|not need|but .*metrics"),
+    (
+        "Do /metrics, /healthz and /readyz need an API key?",
+        r"^no\b|need no|without|not need|but .*metrics",
+    ),
     ("How do I create an API key with a monthly budget?", r"keys create"),
 ]
 

@@ -52,7 +52,11 @@ def test_candidates_are_sentences_table_rows_and_code_blocks() -> None:
 def test_candidates_of_unfolded_text() -> None:
     text = "# A long heading\n\nA sentence of prose\nwrapped on two lines.\n\n```yaml\nllm:\n  adapter: none\n```\n"
     texts = [c.text for c in candidates([hit(text)])]
-    assert texts == ["A long heading", "A sentence of prose wrapped on two lines.", "`llm: adapter: none`"]
+    assert texts == [
+        "A long heading",
+        "A sentence of prose wrapped on two lines.",
+        "`llm: adapter: none`",
+    ]
 
 
 def test_candidates_only_from_what_the_prompt_shows() -> None:
