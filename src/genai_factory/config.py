@@ -315,6 +315,9 @@ class ObservabilitySettings(BaseModel):
     budget_alert_share: float = Field(default=0.8, gt=0.0, le=1.0)
     budget_alert_webhook: str | None = None
     webhook_timeout_s: float = Field(default=5.0, gt=0, le=60)
+    #: How often the MLOps gauges (champion versions, drift verdict, job runs, gate results) are
+    #: read from the registry; ``0`` never reads them.
+    mlops_refresh_s: float = Field(default=60.0, ge=0)
 
 
 GuardAction = Literal["block", "redact", "warn", "strip"]

@@ -277,6 +277,7 @@ def test_mlops_state_reports_aliases_drift_and_gates(tmp_path: Path) -> None:
         pass  # a suite's child run per candidate: not listed
     for client in _start(settings):
         state = client.get("/v1/admin/mlops").json()
+        metrics = _mlops_metrics(client)
     assert state["error"] is None and state["registry"] is True
     [model] = state["models"]
     assert (model["name"], model["champion"], model["challenger"]) == (name, 2, 3)
@@ -296,3 +297,61 @@ def test_mlops_state_reports_aliases_drift_and_gates(tmp_path: Path) -> None:
     assert [g["status"] for g in suite["gate_results"]] == ["passed", "failed"]
     assert jobs[0] == "eval_suite"  # newest first
     assert {"drift", "register"} <= set(jobs)
+    # The same state as Prometheus gauges (read by the service's refresh task).
+    assert f'genai_model_version{{alias="champion",model="{name}"}} 2.0' in metrics
+    assert f'genai_model_version{{alias="challenger",model="{name}"}} 3.0' in metrics
+    assert f'genai_drift_detected{{run_id="{drift["run_id"]}"}} 1.0' in metrics
+    assert 'genai_eval_gate_results{status="passed"} 1.0' in metrics
+    assert 'genai_eval_gate_results{status="failed"} 1.0' in metrics
+    assert 'genai_job_last_run_timestamp_seconds{job="eval_suite",status="FINISHED"}' in metrics
+
+
+def _mlops_metrics(client: TestClient) -> str:
+    """``/metrics`` once the refresh task has read the registry (it starts with the service)."""
+    deadline = time.monotonic() + 30
+    while "genai_model_version{" not in (text := client.get("/metrics").text):
+        assert time.monotonic() < deadline, "the MLOps gauges never appeared"
+        time.sleep(0.1)
+    return text
+
+
+def test_mlops_gauges_follow_the_state() -> None:
+    from genai_factory.mlops.state import DriftState, GateLine, JobRun, MlopsState, ModelState
+    from genai_factory.observability.metrics import Metrics
+
+    metrics = Metrics()
+    now = utc_now()
+    run = JobRun(
+        run_id="r1",
+        job="eval_suite",
+        name="suite",
+        status="FINISHED",
+        started_at=now,
+        ended_at=now,
+        outcome=None,
+        gates="passed",
+        gate_results=[GateLine(status="passed", text="f1 >= 0.3")],
+    )
+    state = MlopsState(
+        generated_at=now,
+        registry=True,
+        models=[
+            ModelState(
+                name="m", champion=4, challenger=None, latest_version=4, previous_champions=[]
+            )
+        ],
+        drift=DriftState(
+            run_id="d1", at=now, drift=False, drifted_tests=[], report=None, run_url=None
+        ),
+        runs=[run],
+    )
+    metrics.observe_mlops(state)
+    text = metrics.render().decode()
+    assert 'genai_model_version{alias="champion",model="m"} 4.0' in text
+    assert 'alias="challenger"' not in text  # no challenger: no series
+    assert 'genai_drift_detected{run_id="d1"} 0.0' in text
+    assert 'genai_eval_gate_results{status="failed"} 0.0' in text
+    # A later read without the model removes its series.
+    metrics.observe_mlops(state.model_copy(update={"models": [], "drift": None, "runs": []}))
+    text = metrics.render().decode()
+    assert "genai_model_version{" not in text and "genai_drift_detected{" not in text

@@ -231,19 +231,33 @@ def mlops_panels() -> list[dict[str, Any]]:
             ],
             unit="percentunit",
         ),
-        {
-            "type": "text",
-            "title": "Evaluation gates",
-            "gridPos": {"h": 4, "w": 24},
-            "options": {
-                "mode": "markdown",
-                "content": (
-                    "Gate results and the champion / challenger versions of each model are in the MLflow "
-                    "registry (runs of the `genai-factory` experiment); the service exports no metric for them. "
-                    "See docs/operations.md#mlops."
-                ),
-            },
-        },
+        row("Registry (read from MLflow by the service every observability.mlops_refresh_s)"),
+        panel(
+            "Champion and challenger versions",
+            [("max by (model, alias) (genai_model_version)", "{{model}} {{alias}}")],
+            kind="stat",
+        ),
+        panel(
+            "Last drift verdict (1 drift, 0 none)",
+            [("max by (run_id) (genai_drift_detected)", "run {{run_id}}")],
+            kind="stat",
+        ),
+        panel(
+            "Gate conditions of the newest evaluation suite",
+            [("max by (status) (genai_eval_gate_results)", "{{status}}")],
+            kind="stat",
+        ),
+        panel(
+            "Newest run of each job",
+            [
+                (
+                    "max by (job, status) (genai_job_last_run_timestamp_seconds) * 1000",
+                    "{{job}} {{status}}",
+                )
+            ],
+            kind="table",
+            unit="dateTimeAsIso",
+        ),
     ]
 
 

@@ -257,3 +257,21 @@ def read_state(settings: Settings, *, run_limit: int = DEFAULT_RUN_LIMIT) -> Mlo
         drift=drift,
         runs=runs,
     )
+
+
+async def read_state_safely(settings: Settings, *, timeout_s: float = 10.0) -> MlopsState:
+    """:func:`read_state` in a worker thread, never raising: a store that fails or does not answer
+    within ``timeout_s`` gives the empty state with the reason in ``error``."""
+    import asyncio
+
+    import structlog
+
+    try:
+        return await asyncio.wait_for(asyncio.to_thread(read_state, settings), timeout_s)
+    except TimeoutError:
+        return empty_state(settings, f"the MLflow store did not answer within {timeout_s:g} s")
+    except Exception as exc:  # a status read reports a broken store instead of failing with it
+        structlog.get_logger(__name__).warning(
+            "mlops_state_unreadable", error=f"{type(exc).__name__}: {exc}"
+        )
+        return empty_state(settings, f"the MLflow store could not be read: {type(exc).__name__}")

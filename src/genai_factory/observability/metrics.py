@@ -19,16 +19,23 @@ Families (all prefixed ``genai_``):
 * ``interaction_log_records_total{outcome}`` (``written``, ``failed``, ``dropped``) and
   ``interaction_log_queue_depth``.
 * ``budget_alerts_total{key_id}`` and ``budget_webhook_failures_total``.
+* From the MLflow registry (:meth:`Metrics.observe_mlops`): ``model_version{model,alias}``,
+  ``drift_detected{run_id}``, ``job_last_run_timestamp_seconds{job,status}`` and
+  ``eval_gate_results{status}``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from genai_factory.messages import Usage
+
+if TYPE_CHECKING:
+    from genai_factory.mlops.state import JobRun, MlopsState
 
 NAMESPACE = "genai"
 #: ``key_id`` label of calls made without an API key (auth off).
@@ -119,8 +126,56 @@ class Metrics:
         self.webhook_failures = self._counter(
             "budget_webhook_failures", "Budget alert webhooks that failed."
         )
+        self._mlops_instruments()
+
+    def _mlops_instruments(self) -> None:
+        # Read from the MLflow registry and tracking store (``mlops.state``) every
+        # ``observability.mlops_refresh_s``; absent until a first read found something.
+        self.model_version = self._gauge(
+            "model_version", "Registered version an alias points at.", ["model", "alias"]
+        )
+        self.drift_detected = self._gauge(
+            "drift_detected", "Verdict of the last drift run: 1 drift, 0 none.", ["run_id"]
+        )
+        self.job_last_run = self._gauge(
+            "job_last_run_timestamp_seconds",
+            "Start time of each job's newest tracked run, by its status.",
+            ["job", "status"],
+        )
+        self.gate_results = self._gauge(
+            "eval_gate_results",
+            "Conditions of the newest evaluation suite's promotion gates, by status.",
+            ["status"],
+        )
 
     # -- observations -------------------------------------------------------------------------
+
+    def observe_mlops(self, state: MlopsState) -> None:
+        """Set the MLOps gauges from a state read (series that no longer hold are removed)."""
+        for gauge in (
+            self.model_version,
+            self.drift_detected,
+            self.job_last_run,
+            self.gate_results,
+        ):
+            gauge.clear()
+        for model in state.models:
+            for alias, version in (("champion", model.champion), ("challenger", model.challenger)):
+                if version is not None:
+                    self.model_version.labels(model.name, alias).set(version)
+        if state.drift is not None and state.drift.drift is not None:
+            self.drift_detected.labels(state.drift.run_id).set(1 if state.drift.drift else 0)
+        newest: dict[str, JobRun] = {}
+        for run in state.runs:  # newest first
+            newest.setdefault(run.job, run)
+        for job, run in newest.items():
+            if run.started_at is not None:
+                self.job_last_run.labels(job, run.status).set(run.started_at.timestamp())
+        suite = next((run for run in state.runs if run.gate_results), None)
+        if suite is not None:
+            for status in ("passed", "failed", "skipped"):
+                count = sum(line.status == status for line in suite.gate_results)
+                self.gate_results.labels(status).set(count)
 
     def observe_http(self, method: str, route: str, status: int, seconds: float) -> None:
         self.http_requests.labels(method, route, str(status)).inc()

@@ -16,6 +16,7 @@ the gateway middleware guards every route but the probes.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 
@@ -32,6 +33,7 @@ from genai_factory.gateway.middleware import GatewayMiddleware
 from genai_factory.gateway.service import GatewayService
 from genai_factory.llm.base import ChatModel
 from genai_factory.mlops.champion import ChampionWatcher
+from genai_factory.mlops.state import read_state_safely
 from genai_factory.observability.assembly import Telemetry, open_telemetry
 from genai_factory.observability.metrics import Metrics
 from genai_factory.observability.middleware import ObservabilityMiddleware
@@ -88,6 +90,16 @@ async def _start(app: FastAPI, parts: Components, on_ready: ReadyHook | None) ->
         log.exception("startup_failed")
 
 
+async def _refresh_mlops(app: FastAPI, settings: Settings, registry: Metrics, every: float) -> None:
+    """Keep the MLOps gauges (and the ops page's cached state) fresh from the registry."""
+    while True:
+        state = await read_state_safely(settings)
+        if state.error is None:
+            registry.observe_mlops(state)
+        app.state.mlops_state = (time.monotonic(), state)
+        await asyncio.sleep(every)
+
+
 @asynccontextmanager
 async def open_runtime(
     settings: Settings,
@@ -142,10 +154,16 @@ def create_app(
             app.state.startup_error = None
             app.state.champion_task = None
             app.state.startup_task = asyncio.create_task(_start(app, parts, on_ready))
+            refresh = resolved.observability.mlops_refresh_s
+            app.state.mlops_task = (
+                asyncio.create_task(_refresh_mlops(app, resolved, registry, refresh))
+                if refresh > 0 and resolved.observability.metrics_enabled
+                else None
+            )
             try:
                 yield
             finally:
-                tasks = [app.state.startup_task, app.state.champion_task]
+                tasks = [app.state.startup_task, app.state.champion_task, app.state.mlops_task]
                 running = [task for task in tasks if task is not None]
                 for task in running:
                     task.cancel()

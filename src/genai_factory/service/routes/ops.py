@@ -29,7 +29,7 @@ from genai_factory.exceptions import ServiceNotReady
 from genai_factory.gateway.admin import admin_key, gateway
 from genai_factory.gateway.keys import ApiKey
 from genai_factory.gateway.service import GatewayService
-from genai_factory.mlops.state import MlopsState, empty_state, read_state
+from genai_factory.mlops.state import MlopsState, read_state_safely
 from genai_factory.observability.assembly import Telemetry
 from genai_factory.observability.interaction_store import SqlInteractionLog
 from genai_factory.observability.series import (
@@ -111,15 +111,6 @@ async def mlops(
     cached: tuple[float, MlopsState] | None = getattr(request.app.state, "mlops_state", None)
     if cached is not None and time.monotonic() - cached[0] < MLOPS_CACHE_S:
         return cached[1]
-    settings = parts.settings
-    try:
-        state = await asyncio.wait_for(asyncio.to_thread(read_state, settings), MLOPS_TIMEOUT_S)
-    except TimeoutError:
-        state = empty_state(
-            settings, f"the MLflow store did not answer within {MLOPS_TIMEOUT_S:g} s"
-        )
-    except Exception as exc:  # a status page reports a broken store instead of failing with it
-        log.warning("mlops_state_unreadable", error=f"{type(exc).__name__}: {exc}")
-        state = empty_state(settings, f"the MLflow store could not be read: {type(exc).__name__}")
+    state = await read_state_safely(parts.settings, timeout_s=MLOPS_TIMEOUT_S)
     request.app.state.mlops_state = (time.monotonic(), state)
     return state
