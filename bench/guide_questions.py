@@ -4,7 +4,9 @@ Starts the service in process on its embedded defaults (the bundled model, the s
 unless ``--adapter none``, the bundled guide as knowledge base), then asks each question through
 ``POST /v1/assistant/generate`` and counts the answers that state the fact (a pattern of the
 expected fact appears in the answer) *and* cite at least one source. Prints each answer, the count,
-and the median answer time. A development set: the facts are written from ``docs/``.
+and the median answer time. Then five questions the guide does not answer, counting those answered
+with a quoted source sentence (they should be declined). A development set: the facts are written
+from ``docs/``.
 
     .venv/bin/python bench/guide_questions.py [--adapter default|none] [--data-dir DIR] [--json]
 
@@ -23,6 +25,7 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
+from genai_factory.assistant.extractive import DECLINE
 from genai_factory.config import Settings
 from genai_factory.service import create_app
 
@@ -47,6 +50,33 @@ QUESTIONS: list[tuple[str, str]] = [
     ),
     ("How do I create an API key with a monthly budget?", r"keys create"),
 ]
+
+#: Questions the guide does not answer: the answer should decline (or the route be plain chat),
+#: never quote an unrelated sentence of the guide as if it answered.
+UNANSWERED: list[str] = [
+    "What is the capital of Australia?",
+    "Which GPU models does the service support for training?",
+    "How do I export answers to Microsoft Excel?",
+    "What is the price of the enterprise licence?",
+    "Which version of Windows is required?",
+]
+
+
+def ask_unanswered(client: TestClient) -> list[dict[str, Any]]:
+    results = []
+    for question in UNANSWERED:
+        body = client.post("/v1/assistant/generate", json={"query": question}).json()
+        answer = str(body.get("answer", body))
+        extracted = "extract" in body.get("stages_ms", {}) and answer != DECLINE
+        results.append(
+            {
+                "question": question,
+                "answer": answer,
+                "route": body.get("route"),
+                "quoted_source": extracted,
+            }
+        )
+    return results
 
 
 def ask_all(settings: Settings) -> list[dict[str, Any]]:
@@ -78,6 +108,7 @@ def ask_all(settings: Settings) -> list[dict[str, Any]]:
                     "seconds": round(elapsed, 2),
                 }
             )
+        results.extend(ask_unanswered(client))
     return results
 
 
@@ -93,7 +124,9 @@ def main() -> None:
         llm={"adapter": args.adapter},
         auth={"enabled": False},
     )
-    results = ask_all(settings)
+    everything = ask_all(settings)
+    results = [r for r in everything if "fact" in r]
+    unanswered = [r for r in everything if "fact" not in r]
     good = sum(r["ok"] for r in results)
     retrieved = sum(r["in_sources"] for r in results)
     median = statistics.median(r["seconds"] for r in results)
@@ -108,6 +141,13 @@ def main() -> None:
         mark = "OK  " if r["ok"] else ("nocite" if r["fact"] else "MISS")
         where = "in sources" if r["in_sources"] else "NOT in sources"
         print(f"{mark} [{where}] {r['question']}\n     -> {r['answer'][:220]!r} ({r['seconds']} s)")
+    for r in unanswered:
+        mark = "QUOTED" if r["quoted_source"] else "ok    "
+        print(f"{mark} (not in the guide) {r['question']}\n     -> {r['answer'][:160]!r}")
+    quoted = sum(r["quoted_source"] for r in unanswered)
+    print(
+        f"questions the guide does not answer: {quoted}/{len(unanswered)} got a quoted source sentence"
+    )
     print(
         f"adapter={args.adapter}: {good}/{len(results)} state the fact with a citation; "
         f"the fact in the first 300 characters of a source: {retrieved}; median answer {median:.1f} s"
