@@ -5,8 +5,8 @@ unless ``--adapter none``, the bundled guide as knowledge base), then asks each 
 ``POST /v1/assistant/generate`` and counts the answers that state the fact (a pattern of the
 expected fact appears in the answer) *and* cite at least one source. Prints each answer, the count,
 and the median answer time. Then five questions the guide does not answer, counting those answered
-with a quoted source sentence (they should be declined). A development set: the facts are written
-from ``docs/``.
+from the guide's sources (by the model or a quoted sentence) instead of declined. A development
+set: the facts are written from ``docs/``.
 
     .venv/bin/python bench/guide_questions.py [--adapter default|none] [--data-dir DIR] [--json]
 
@@ -67,13 +67,14 @@ def ask_unanswered(client: TestClient) -> list[dict[str, Any]]:
     for question in UNANSWERED:
         body = client.post("/v1/assistant/generate", json={"query": question}).json()
         answer = str(body.get("answer", body))
-        extracted = "extract" in body.get("stages_ms", {}) and answer != DECLINE
+        # Answered from the guide (by the model or by a quoted sentence) instead of declining.
+        from_guide = body.get("route") == "rag" and answer != DECLINE
         results.append(
             {
                 "question": question,
                 "answer": answer,
                 "route": body.get("route"),
-                "quoted_source": extracted,
+                "answered_from_guide": from_guide,
             }
         )
     return results
@@ -133,7 +134,13 @@ def main() -> None:
     if args.json:
         print(
             json.dumps(
-                {"adapter": args.adapter, "ok": good, "of": len(results), "results": results}
+                {
+                    "adapter": args.adapter,
+                    "ok": good,
+                    "of": len(results),
+                    "results": results,
+                    "not_in_guide": unanswered,
+                }
             )
         )
         return
@@ -142,11 +149,12 @@ def main() -> None:
         where = "in sources" if r["in_sources"] else "NOT in sources"
         print(f"{mark} [{where}] {r['question']}\n     -> {r['answer'][:220]!r} ({r['seconds']} s)")
     for r in unanswered:
-        mark = "QUOTED" if r["quoted_source"] else "ok    "
+        mark = "ANSWERED" if r["answered_from_guide"] else "ok      "
         print(f"{mark} (not in the guide) {r['question']}\n     -> {r['answer'][:160]!r}")
-    quoted = sum(r["quoted_source"] for r in unanswered)
+    answered = sum(r["answered_from_guide"] for r in unanswered)
     print(
-        f"questions the guide does not answer: {quoted}/{len(unanswered)} got a quoted source sentence"
+        f"questions the guide does not answer: {answered}/{len(unanswered)} answered from the "
+        "guide instead of declined"
     )
     print(
         f"adapter={args.adapter}: {good}/{len(results)} state the fact with a citation; "

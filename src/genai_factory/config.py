@@ -197,7 +197,7 @@ class RAGSettings(BaseModel):
     #: When the model declines although a source states the answer, answer with that source's
     #: best-matching sentence (``assistant.extractive``), if it scores at least ``extract_min_score``.
     extract_on_decline: bool = True
-    extract_min_score: float = Field(default=0.55, ge=0.0, le=2.0)
+    extract_min_score: float = Field(default=0.65, ge=0.0, le=2.0)
     store: VectorStoreName = "embedded"
     qdrant: QdrantSettings = Field(default_factory=QdrantSettings)
     retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)

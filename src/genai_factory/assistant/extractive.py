@@ -220,7 +220,7 @@ class SentenceExtractor:
     """Picks the best-matching sentence of the sources (see the module docstring)."""
 
     def __init__(
-        self, embedder: Embedder, *, min_score: float = 0.55, source_chars: int = 600
+        self, embedder: Embedder, *, min_score: float = 0.65, source_chars: int = 600
     ) -> None:
         self.embedder = embedder
         self.min_score = min_score
