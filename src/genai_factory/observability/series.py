@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-import sqlalchemy as sa
 from pydantic import BaseModel, Field
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
@@ -26,7 +25,7 @@ from genai_factory.exceptions import ServiceNotReady
 from genai_factory.messages import UtcDatetime
 from genai_factory.observability.interaction_store import interactions_table
 from genai_factory.observability.interactions import utc_now
-from genai_factory.observability.stats import DEFAULT_ROW_LIMIT, percentiles
+from genai_factory.observability.stats import DEFAULT_ROW_LIMIT, percentiles, read_window
 
 #: Buckets per window when the caller names none, and at most.
 DEFAULT_BUCKETS = 30
@@ -168,23 +167,16 @@ def bucket_series(
 
 
 def read_series_rows(engine: Engine, since: datetime, limit: int) -> tuple[list[SeriesRow], bool]:
-    """The window's rows, newest first, at most ``limit``; and whether there were more. Blocking."""
+    """The window's rows for the series (see :func:`~.stats.read_window`). Blocking."""
     table = interactions_table
-    query = (
-        sa.select(
-            table.c.created_at,
-            table.c.status,
-            table.c.cost_usd,
-            table.c.latency_ms,
-            table.c.stages_ms,
-        )
-        .where(table.c.created_at >= since)
-        .order_by(table.c.id.desc())
-        .limit(limit + 1)
-    )
-    with engine.connect() as conn:
-        rows = [SeriesRow(**row._asdict()) for row in conn.execute(query)]
-    return rows[:limit], len(rows) > limit
+    columns = [
+        table.c.created_at,
+        table.c.status,
+        table.c.cost_usd,
+        table.c.latency_ms,
+        table.c.stages_ms,
+    ]
+    return read_window(engine, since, limit, columns, SeriesRow)
 
 
 async def window_series(

@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import sqlalchemy as sa
@@ -31,6 +31,8 @@ from genai_factory.messages import UtcDatetime
 from genai_factory.observability.interaction_store import interactions_table
 from genai_factory.observability.interactions import utc_now
 from genai_factory.observability.metrics import ANONYMOUS
+
+T = TypeVar("T")
 
 #: Rows read per window at most (newest first).
 DEFAULT_ROW_LIMIT = 50_000
@@ -204,26 +206,35 @@ def summarize(
     )
 
 
-def read_rows(engine: Engine, since: datetime, limit: int) -> tuple[list[StatsRow], bool]:
-    """The window's rows, newest first, at most ``limit``; and whether there were more. Blocking."""
-    table = interactions_table
+def read_window(
+    engine: Engine, since: datetime, limit: int, columns: Sequence[Any], make: Callable[..., T]
+) -> tuple[list[T], bool]:
+    """``columns`` of the rows logged since ``since``, newest first, each made into ``make(**row)``:
+    at most ``limit`` rows, and whether there were more. Blocking."""
     query = (
-        sa.select(
-            table.c.status,
-            table.c.key_id,
-            table.c.prompt_tokens,
-            table.c.completion_tokens,
-            table.c.cost_usd,
-            table.c.latency_ms,
-            table.c.safety,
-        )
-        .where(table.c.created_at >= since)
-        .order_by(table.c.id.desc())
+        sa.select(*columns)
+        .where(interactions_table.c.created_at >= since)
+        .order_by(interactions_table.c.id.desc())
         .limit(limit + 1)
     )
     with engine.connect() as conn:
-        rows = [StatsRow(**row._asdict()) for row in conn.execute(query)]
+        rows = [make(**row._asdict()) for row in conn.execute(query)]
     return rows[:limit], len(rows) > limit
+
+
+def read_rows(engine: Engine, since: datetime, limit: int) -> tuple[list[StatsRow], bool]:
+    """The window's rows for :func:`compute_stats` (see :func:`read_window`). Blocking."""
+    table = interactions_table
+    columns = [
+        table.c.status,
+        table.c.key_id,
+        table.c.prompt_tokens,
+        table.c.completion_tokens,
+        table.c.cost_usd,
+        table.c.latency_ms,
+        table.c.safety,
+    ]
+    return read_window(engine, since, limit, columns, StatsRow)
 
 
 async def window_stats(
