@@ -29,55 +29,11 @@ _PARAGRAPH = re.compile(r"\n\s*\n")
 _ROW_BREAK = re.compile(r"\|\s+\|")
 _TABLE_RULE = re.compile(r"^[\s|:-]*$")
 _STOPWORDS = frozenset(
-    [
-        "a",
-        "an",
-        "and",
-        "are",
-        "as",
-        "at",
-        "be",
-        "by",
-        "can",
-        "do",
-        "does",
-        "for",
-        "from",
-        "how",
-        "i",
-        "in",
-        "is",
-        "it",
-        "my",
-        "of",
-        "on",
-        "or",
-        "the",
-        "to",
-        "what",
-        "when",
-        "where",
-        "which",
-        "who",
-        "why",
-        "with",
-        "this",
-        "that",
-        "there",
-        "these",
-        "those",
-        "default",
-        "should",
-        "would",
-        "will",
-        "could",
-        "me",
-        "we",
-        "you",
-        "your",
-        "our",
-        "service",
-    ]
+    (  # noqa: SIM905 (a word list reads better as one string)
+        "a an and are as at be by can do does for from how i in is it my of on or the "
+        "to what when where which who why with this that there these those default should "
+        "would will could me we you your our service"
+    ).split()
 )
 #: The reply the shipped adapter gives when the sources do not hold the answer.
 DECLINE = "I don't know: the sources do not say."

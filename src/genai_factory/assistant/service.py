@@ -296,7 +296,7 @@ class AssistantService:
     async def _extracted(self, turn: Turn) -> str | None:
         """The cited source sentence that answers the turn's question, after the output guards;
         ``None`` when there is no extractor, no source or no sentence that matches well."""
-        if self.extractor is None or not self._may_extract(turn):
+        if self.extractor is None or not turn.hits:
             return None
         with turn.timed("extract"):
             sentence = await self.extractor.answer(turn.query, turn.hits)
