@@ -5,8 +5,9 @@ interleaved rounds in one process (so machine noise hits all of them alike):
 
 * ``raw``: ``llama_cpp.Llama.create_chat_completion`` called directly (the anchor);
 * ``model``: ``LlamaCppModel.chat`` (worker thread, option mapping, token accounting);
-* ``adapter``: ``LlamaCppModel.chat`` with the shipped LoRA adapter applied (``llm.adapter``
-  ``default``: what the service serves);
+* ``adapter``: ``LlamaCppModel.chat`` with the shipped LoRA adapter as the service serves it
+  (``llm.adapter`` ``default``, ``llm.adapter_merge`` true: folded into the weights once);
+* ``per_token``: the same adapter applied by llama.cpp at every token (``adapter_merge`` false);
 * ``service``: ``POST /v1/assistant/generate`` (mode ``chat``) on a uvicorn server on 127.0.0.1,
   timed by an HTTP client (validation, routing, JSON, the network stack included), without the
   adapter so that the row measures the service's own overhead.
@@ -14,6 +15,9 @@ interleaved rounds in one process (so machine noise hits all of them alike):
 Each prints the median tokens/s over the rounds and its ratio to the anchor's median (and the
 adapter's ratio to ``model``). Targets: ``model`` >= 0.95, ``service`` >= 0.90, ``adapter`` >= 0.90
 of ``model``.
+
+The merged file is built before the rounds start (or taken from the merge cache), like the
+service does at start-up.
 
     .venv/bin/python bench/llm_overhead.py [--rounds 7] [--max-tokens 128] [--threads 2]
 """
@@ -154,14 +158,24 @@ def main() -> None:
     adapted = LlamaCppModel(
         n_ctx=args.n_ctx, n_threads=args.threads, seed=0, adapter_path=shipped_adapter_path()
     )
-    loop.run_until_complete(model.load())
-    loop.run_until_complete(adapted.load())
+    per_token = LlamaCppModel(
+        n_ctx=args.n_ctx,
+        n_threads=args.threads,
+        seed=0,
+        adapter_path=shipped_adapter_path(),
+        adapter_merge=False,
+    )
+    for each in (model, adapted, per_token):
+        loop.run_until_complete(each.load())
     runners: dict[str, Callable[[], tuple[int, float]]] = {
         "raw": _raw_runner(args.threads, args.max_tokens, args.n_ctx),
         "model": _model_runner(model, loop, args.max_tokens),
         "adapter": _model_runner(adapted, loop, args.max_tokens),
+        "per_token": _model_runner(per_token, loop, args.max_tokens),
     }
-    rates: dict[str, list[float]] = {name: [] for name in ("raw", "model", "adapter", "service")}
+    rates: dict[str, list[float]] = {
+        name: [] for name in ("raw", "model", "adapter", "per_token", "service")
+    }
     with (
         TemporaryDirectory() as data_dir,
         _Service(args.threads, args.n_ctx, Path(data_dir)) as svc,
@@ -176,8 +190,8 @@ def main() -> None:
             for name in order:
                 tokens, elapsed = runners[name]()
                 rates[name].append(tokens / elapsed)
-    loop.run_until_complete(model.aclose())
-    loop.run_until_complete(adapted.aclose())
+    for each in (model, adapted, per_token):
+        loop.run_until_complete(each.aclose())
     loop.close()
 
     anchor = statistics.median(rates["raw"])
@@ -186,9 +200,10 @@ def main() -> None:
     )
     for name, values in rates.items():
         median = statistics.median(values)
-        print(f"  {name:8s} median {median:7.1f} tokens/s   ratio to raw {median / anchor:.3f}")
-    adapter_ratio = statistics.median(rates["adapter"]) / statistics.median(rates["model"])
-    print(f"  adapter / model {adapter_ratio:.3f}")
+        print(f"  {name:9s} median {median:7.1f} tokens/s   ratio to raw {median / anchor:.3f}")
+    for name in ("adapter", "per_token"):
+        ratio = statistics.median(rates[name]) / statistics.median(rates["model"])
+        print(f"  {name} / model {ratio:.3f}")
 
 
 if __name__ == "__main__":

@@ -103,12 +103,15 @@ class ModelSettings(Credentials):
     ``adapter`` (llama.cpp only): the LoRA adapter applied on top of the GGUF model. ``default``:
     the adapter shipped for the bundled model (nothing for another ``model_path``); ``none``: no
     adapter; else the path of a GGUF adapter file (docs/mlops.md, "The shipped adapter").
+    ``adapter_merge``: fold the adapter into the model's weights once (a cached file, served at
+    the bare model's speed) instead of applying it at every token.
     """
 
     provider: LLMProvider = "llamacpp"
     model: str = "smollm2-135m-instruct-q4_1"
     model_path: Path | None = None
     adapter: str = "default"
+    adapter_merge: bool = True
     n_ctx: int = Field(default=2048, ge=256)
     n_threads: int = Field(default_factory=lambda: max(1, min(os.cpu_count() or 1, 8)), ge=1)
     timeout_s: float = Field(default=60.0, gt=0)

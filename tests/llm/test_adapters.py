@@ -58,7 +58,7 @@ def test_llama_cpp_gets_the_adapter(monkeypatch: pytest.MonkeyPatch, tmp_path: P
     monkeypatch.setattr("llama_cpp.Llama", FakeLlama)
     adapter = tmp_path / "a.gguf"
     adapter.write_bytes(b"GGUF")
-    model = LlamaCppModel(adapter_path=adapter, adapter_scale=0.5)
+    model = LlamaCppModel(adapter_path=adapter, adapter_scale=0.5, adapter_merge=False)
     model._load_blocking()
     assert seen["lora_path"] == str(adapter) and seen["lora_scale"] == 0.5
     assert seen["model_path"].endswith(SMOLLM2_FILE)

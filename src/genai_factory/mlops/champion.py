@@ -102,6 +102,7 @@ class ChampionWatcher:
             n_threads=llm.n_threads,
             worker=self.worker,
             adapter_path=champion.adapter,
+            adapter_merge=llm.adapter_merge,
         )
 
     async def check(self) -> bool:

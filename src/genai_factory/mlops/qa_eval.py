@@ -134,6 +134,7 @@ def load_model(settings: Settings, ref: str) -> ChatModel:
         n_ctx=settings.llm.n_ctx,
         n_threads=settings.llm.n_threads,
         adapter_path=files.adapter,
+        adapter_merge=settings.llm.adapter_merge,
     )
 
 

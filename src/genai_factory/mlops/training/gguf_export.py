@@ -22,12 +22,10 @@ import numpy as np
 import numpy.typing as npt
 
 from genai_factory.exceptions import ConfigurationError
+from genai_factory.llm.adapter_merge import copy_metadata
 
 #: ``general.file_type`` of a GGUF whose matrices are F16 (llama.cpp's ``LLAMA_FTYPE_MOSTLY_F16``).
 FILE_TYPE_F16 = 1
-#: Metadata not copied from the template: the reader's own bookkeeping (``GGUF.*``), and keys the
-#: writer sets itself or that describe the old encoding of the tensors.
-_SKIPPED_KEYS = ("general.architecture", "general.file_type", "general.alignment")
 
 Array = npt.NDArray[Any]
 
@@ -79,21 +77,7 @@ def gguf_to_hf_names(hf_names: list[str], architecture: str, n_blocks: int) -> d
 
 
 def _copy_metadata(reader: Any, writer: Any, name: str | None) -> None:
-    import gguf
-
-    for key, field in reader.fields.items():
-        if key.startswith("GGUF.") or key in _SKIPPED_KEYS or not field.types:
-            continue
-        vtype = field.types[0]
-        sub_type = None
-        if vtype == gguf.GGUFValueType.ARRAY:
-            if len(field.types) != 2:
-                raise ConfigurationError(f"nested GGUF arrays are not supported ({key})")
-            sub_type = field.types[1]
-        value = field.contents()
-        if key == "general.name" and name:
-            value = name
-        writer.add_key_value(key, value, vtype, sub_type=sub_type)
+    copy_metadata(reader, writer, name=name, skip=("general.file_type",))
     writer.add_file_type(FILE_TYPE_F16)
 
 
