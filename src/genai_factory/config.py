@@ -286,13 +286,21 @@ class MemorySettings(BaseModel):
 
     ``backend``: ``auto`` is Redis when ``gateway.redis_url`` is set (sessions then follow a client
     across replicas), else SQLite at ``<data_dir>/sessions.db``; ``memory`` keeps them in the process.
-    ``max_tokens`` bounds the history put into a prompt (estimated tokens, newest turns first);
-    ``service.max_history_messages`` bounds its length. Sessions idle for ``ttl_s`` are forgotten.
+    ``max_tokens`` bounds the history put into a prompt (estimated tokens, summary included, newest
+    turns first); ``service.max_history_messages`` bounds its length. Sessions not used for
+    ``ttl_s`` are forgotten. A session stores at most ``max_session_messages`` messages (never
+    fewer than the window and one more turn) and ``max_session_bytes`` bytes of them; past either
+    the oldest go. ``summaries``: turns leaving the prompt's window are summarised by the model in
+    the background and the summary goes into later prompts (at most ``summary_max_tokens``).
     """
 
     backend: SessionBackend = "auto"
     max_tokens: int = Field(default=600, ge=0, le=100_000)
     ttl_s: int = Field(default=7 * 86_400, ge=60)
+    max_session_messages: int = Field(default=40, ge=1, le=10_000)
+    max_session_bytes: int = Field(default=131_072, ge=1_024, le=16_777_216)
+    summaries: bool = True
+    summary_max_tokens: int = Field(default=128, ge=16, le=1_024)
     redis_url: str | None = None
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -13,56 +12,22 @@ import pytest
 from genai_factory.config import Settings
 from genai_factory.exceptions import ConfigurationError, PermissionDenied, ServiceNotReady
 from genai_factory.memory.inprocess import InMemoryHistory
-from genai_factory.memory.protocol import SessionStore
+from genai_factory.memory.protocol import (
+    SUMMARY_PREFIX,
+    SessionStore,
+    SizeLimits,
+    Summary,
+    encode_message,
+    stored_size,
+)
 from genai_factory.memory.redis_store import RedisSessionStore
-from genai_factory.memory.registry import build_session_store, session_backend
+from genai_factory.memory.registry import Limits, build_session_store, session_backend
 from genai_factory.memory.sqlite_store import SqliteSessionStore
+from genai_factory.memory.summary import SummarizingHistory
 from genai_factory.messages import Message
+from genai_factory.testing.fakes import FakeChatModel
 
-REDIS_URL = "redis://127.0.0.1:6379/15"
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-async def _redis_store(prefix: str, **limits: Any) -> RedisSessionStore:
-    from redis.asyncio import Redis
-
-    return RedisSessionStore(Redis.from_url(REDIS_URL), prefix=prefix, **limits)
-
-
-async def _drop_prefix(prefix: str) -> None:
-    from redis.asyncio import Redis
-
-    client: Redis = Redis.from_url(REDIS_URL)
-    try:
-        keys = [key async for key in client.scan_iter(match=f"{prefix}*")]
-        if keys:
-            await client.delete(*keys)
-    finally:
-        await client.aclose()
-
-
-@pytest.fixture(params=["memory", "sqlite", pytest.param("redis", marks=pytest.mark.integration)])
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[SessionStore]:
-    limits = {"max_messages": 4, "max_tokens": 1000}
-    prefix = f"gftest:{uuid.uuid4().hex[:12]}:"
-    made: SessionStore
-    if request.param == "memory":
-        made = InMemoryHistory(**limits)
-    elif request.param == "sqlite":
-        made = SqliteSessionStore(tmp_path / "sessions.db", **limits)
-    else:
-        made = await _redis_store(prefix, **limits)
-    yield made
-    await made.aclose()
-    if request.param == "redis":
-        await _drop_prefix(prefix)
+from .conftest import REDIS_URL, Backend, redis_client
 
 
 async def test_claim_creates_then_checks_the_owner(store: SessionStore) -> None:
@@ -125,22 +90,109 @@ async def test_delete_forgets_the_session(store: SessionStore) -> None:
     await store.claim("s", "key2")  # a forgotten id can be taken again
 
 
-@pytest.mark.parametrize("backend", ["memory", "sqlite"])
-async def test_idle_sessions_expire(backend: str, tmp_path: Path) -> None:
-    clock = Clock()
-    store: SessionStore
-    if backend == "memory":
-        store = InMemoryHistory(ttl_s=60, clock=clock)
-    else:
-        store = SqliteSessionStore(tmp_path / "s.db", ttl_s=60, clock=clock)
+async def test_idle_sessions_expire_and_are_cleaned_up(backend: Backend) -> None:
+    store = backend.store(ttl_s=2)
     await store.claim("s", "key1")
     await store.append("s", [Message.user("hi")])
-    clock.now += 30
-    assert await store.messages("s")  # still alive, and touched
-    clock.now += 61
+    await backend.sleep(1.2)
+    await store.append("s", [Message.assistant("hello")])  # used: alive for ttl_s more
+    await backend.sleep(1.2)
+    assert [m.content for m in await store.messages("s")] == ["hi", "hello"]
+    await backend.sleep(2.5)
+    await store.claim("other", "key1")  # a write, of another session, cleans up
+    assert not await backend.holds(store, "s")
     assert await store.info("s") is None
+    assert await store.history("s") is None
+    assert await store.messages("s") == [] and await store.get("s") == []
     await store.claim("s", "key2")  # expired: a new owner may take the id
-    await store.aclose()
+
+
+async def test_expired_sessions_are_not_returned_before_the_clean_up(backend: Backend) -> None:
+    store = backend.store(ttl_s=1)
+    await store.claim("s", "key1")
+    await store.append("s", [Message.user("hi")])
+    await backend.sleep(1.5)
+    assert await store.info("s") is None
+    assert await store.history("s") is None
+    assert not await store.save_summary("s", "", Summary("x", 1), replaces=0)
+
+
+async def test_the_message_limit_drops_the_oldest(backend: Backend) -> None:
+    store = backend.store(max_messages=2, keep=SizeLimits(messages=5, bytes=100_000))
+    for i in range(3):
+        await store.append("s", [Message.user(f"q{i}"), Message.assistant(f"a{i}")])
+    found = await store.history("s")
+    assert found is not None
+    assert [m.content for m in found.messages] == ["a0", "q1", "a1", "q2", "a2"]
+    assert (found.start, found.end) == (1, 6)
+
+
+async def test_the_byte_limit_drops_the_oldest_the_same_way_everywhere(backend: Backend) -> None:
+    sized = [Message.user(f"m{i}" + "x" * 50) for i in range(5)]
+    size = stored_size(encode_message(sized[0]))
+    store = backend.store(keep=SizeLimits(messages=100, bytes=3 * size + size // 2))
+    await store.append("s", sized[:2])
+    await store.append("s", sized[2:])
+    found = await store.history("s")
+    assert found is not None
+    assert [m.content[:2] for m in found.messages] == ["m2", "m3", "m4"]
+    assert found.start == 2
+    await store.append("s", [Message.user("y" * (4 * size))])  # larger than the limit alone
+    found = await store.history("s")
+    assert found is not None and found.messages == [] and found.start == 6
+    await store.append("s", [sized[0]])
+    assert [m.content[:2] for m in await store.messages("s")] == ["m0"]
+
+
+async def test_the_summary_is_kept_with_the_session_and_leads_the_prompt(
+    store: SessionStore,
+) -> None:
+    await store.claim("s", "key1")
+    for i in range(3):
+        await store.append("s", [Message.user(f"question {i}"), Message.assistant(f"answer {i}")])
+    found = await store.history("s")
+    assert found is not None and found.summary is None and found.generation
+    assert await store.save_summary("s", found.generation, Summary("Ada asked", 2), replaces=0)
+    found = await store.history("s")
+    assert found is not None and found.summary == Summary("Ada asked", 2)
+    prompt = await store.get("s")
+    assert prompt[0] == Message.system(SUMMARY_PREFIX + "Ada asked")
+    # The summary covers the first turn; the window (max_messages=4) holds the other two.
+    assert [m.content for m in prompt[1:]] == ["question 1", "answer 1", "question 2", "answer 2"]
+    assert len(await store.messages("s")) == 6  # the covered turns are still kept
+
+
+async def test_a_summary_is_saved_only_over_the_one_it_was_made_from(store: SessionStore) -> None:
+    await store.append("s", [Message.user("q"), Message.assistant("a")] * 3)
+    found = await store.history("s")
+    assert found is not None
+    generation = found.generation
+    assert await store.save_summary("s", generation, Summary("first", 2), replaces=0)
+    assert not await store.save_summary("s", generation, Summary("stale", 4), replaces=0)
+    assert not await store.save_summary("s", generation, Summary("not newer", 2), replaces=2)
+    assert not await store.save_summary("s", "another", Summary("wrong", 4), replaces=2)
+    assert not await store.save_summary("missing", generation, Summary("x", 1), replaces=0)
+    assert await store.save_summary("s", generation, Summary("second", 4), replaces=2)
+    found = await store.history("s")
+    assert found is not None and found.summary == Summary("second", 4)
+
+
+async def test_delete_forgets_the_summary_and_a_new_session_gets_a_new_generation(
+    store: SessionStore,
+) -> None:
+    await store.claim("s", "key1")
+    await store.append("s", [Message.user("q"), Message.assistant("a")])
+    old = await store.history("s")
+    assert old is not None
+    assert await store.save_summary("s", old.generation, Summary("secret", 1), replaces=0)
+    assert await store.delete("s")
+    await store.claim("s", "key1")
+    await store.append("s", [Message.user("again")])
+    new = await store.history("s")
+    assert new is not None and new.summary is None and new.start == 0
+    assert new.generation != old.generation
+    # A summary made from the deleted session cannot land in the new one.
+    assert not await store.save_summary("s", old.generation, Summary("secret", 1), replaces=0)
 
 
 async def test_sqlite_sessions_survive_a_restart(tmp_path: Path) -> None:
@@ -181,3 +233,88 @@ async def test_registry_chooses_the_backend(tmp_path: Path) -> None:
     await redis.aclose()
     with pytest.raises(ConfigurationError):
         build_session_store(_settings(tmp_path, memory={"backend": "redis"}))
+
+
+async def test_registry_gives_every_backend_the_same_limits_and_wraps_for_summaries(
+    tmp_path: Path,
+) -> None:
+    limits = {"max_session_messages": 12, "max_session_bytes": 4096, "ttl_s": 600}
+    settings = _settings(tmp_path, memory=limits, service={"max_history_messages": 6})
+    assert Limits.from_settings(settings) == Limits(6, 600, 600, SizeLimits(12, 4096))
+    # Never fewer than the window and one more turn, so a turn leaving it can be summarised.
+    narrow = _settings(tmp_path, memory={"max_session_messages": 3})
+    assert Limits.from_settings(narrow).keep.messages == 8 + 2
+    for name in ("memory", "sqlite", "redis"):
+        chosen = {**limits, "backend": name, "redis_url": REDIS_URL}
+        built = build_session_store(_settings(tmp_path, memory=chosen))
+        assert getattr(built, "keep") == SizeLimits(12, 4096)  # noqa: B009
+        assert getattr(built, "ttl_s") == 600  # noqa: B009
+        await built.aclose()
+    model = FakeChatModel()
+    wrapped = build_session_store(_settings(tmp_path), model=model)
+    assert isinstance(wrapped, SummarizingHistory) and wrapped.model is model
+    assert isinstance(wrapped.inner, SqliteSessionStore)
+    assert wrapped.options.max_tokens == 128
+    plain = build_session_store(_settings(tmp_path, memory={"summaries": False}), model=model)
+    assert isinstance(plain, SqliteSessionStore)
+
+
+OLD_SQLITE_SCHEMA = """
+CREATE TABLE sessions (
+    id TEXT PRIMARY KEY, owner TEXT, created_at REAL NOT NULL, updated_at REAL NOT NULL
+);
+CREATE TABLE session_messages (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, session_id TEXT NOT NULL, message TEXT NOT NULL
+);
+"""
+
+
+async def test_a_sqlite_file_of_an_older_release_gets_the_new_columns(tmp_path: Path) -> None:
+    import sqlite3
+    import time
+
+    path = tmp_path / "s.db"
+    with sqlite3.connect(path) as conn:
+        conn.executescript(OLD_SQLITE_SCHEMA)
+        conn.execute("INSERT INTO sessions VALUES ('s', 'key1', ?, ?)", (time.time(),) * 2)
+        conn.execute(
+            "INSERT INTO session_messages (session_id, message) VALUES ('s', ?)",
+            (encode_message(Message.user("from before")),),
+        )
+    store = SqliteSessionStore(path, keep=SizeLimits(messages=2, bytes=10_000))
+    found = await store.history("s")
+    assert found is not None and found.generation == "" and found.start == 0
+    await store.append("s", [Message.user("q"), Message.assistant("a")])
+    found = await store.history("s")
+    assert found is not None and found.start == 1 and found.generation  # given one when used
+    assert await store.save_summary("s", found.generation, Summary("older", 1), replaces=0)
+    found = await store.history("s")
+    assert found is not None and found.summary == Summary("older", 1)
+    await store.aclose()
+    again = SqliteSessionStore(path)  # opening an upgraded file again changes nothing
+    assert await again.messages("s") == found.messages
+    await again.aclose()
+
+
+@pytest.mark.integration
+async def test_a_redis_session_of_an_older_release_is_measured_on_its_first_append() -> None:
+    prefix = f"gftest:{uuid.uuid4().hex[:12]}:"
+    store = RedisSessionStore(
+        redis_client(), prefix=prefix, keep=SizeLimits(messages=100, bytes=90)
+    )
+    meta, log = store._keys("s")
+    try:
+        old = encode_message(Message.user("x" * 40))  # 68 bytes, not counted in a "bytes" field
+        await store.client.hset(meta, mapping={"owner": "key1", "updated": 1.0})
+        await store.client.rpush(log, old)
+        found = await store.history("s")
+        assert found is not None and found.generation == ""
+        await store.append("s", [Message.user("new")])  # 68 + 31 bytes > 90: the old one goes
+        found = await store.history("s")
+        assert found is not None
+        assert [m.content for m in found.messages] == ["new"] and found.start == 1
+        assert found.generation  # given one when used
+        assert await store.save_summary("s", found.generation, Summary("older", 1), replaces=0)
+    finally:
+        await store.client.delete(meta, log)
+        await store.aclose()

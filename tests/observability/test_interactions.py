@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from genai_factory.assistant.answer import AssistantAnswer
-from genai_factory.exceptions import ProviderUnavailable, SafetyViolation
+from genai_factory.exceptions import ProviderUnavailable, SafetyViolation, ServiceNotReady
 from genai_factory.messages import Citation, Usage
 from genai_factory.observability.interaction_store import (
     SqlInteractionLog,
@@ -26,6 +27,7 @@ from genai_factory.observability.interactions import (
     record_answer,
     record_failure,
 )
+from genai_factory.observability.interactions import erased as erased_record
 from genai_factory.observability.metrics import Metrics
 
 from .test_metrics import value
@@ -151,6 +153,7 @@ class FlakyLog:
     def __init__(self, failures: int = 0) -> None:
         self.failures = failures
         self.written: list[InteractionRecord] = []
+        self.events: list[str] = []
         self.gate = asyncio.Event()
         self.gate.set()
 
@@ -160,6 +163,13 @@ class FlakyLog:
             self.failures -= 1
             raise OSError("disk full")
         self.written.extend(records)
+        self.events.extend(f"write {r.trace_id}" for r in records)
+
+    async def erase_session(self, session_id: str) -> int:
+        self.events.append(f"erase {session_id}")
+        erased = [r for r in self.written if r.session_id == session_id]
+        self.written = [erased_record(r) if r.session_id == session_id else r for r in self.written]
+        return len(erased)
 
     async def get(self, trace_id: str) -> InteractionRecord | None:
         return next((r for r in self.written if r.trace_id == trace_id), None)
@@ -226,3 +236,170 @@ async def test_a_full_queue_drops_and_counts() -> None:
     writer.start()
     await writer.aclose()
     assert [r.trace_id for r in log.written] == ["t1"]
+
+
+STEP = {
+    "index": 0,
+    "tool": "sql_query",
+    "input": {"sql": "SELECT card FROM customers WHERE name = 'Ada'"},
+    "thought": "look up Ada",
+    "observation": "4111 1111 1111 1111",
+    "ok": True,
+    "automatic": False,
+    "model_ms": 1.5,
+    "tool_ms": 2.5,
+}
+
+
+def session_record(trace_id: str, session_id: str | None) -> InteractionRecord:
+    return InteractionRecord(
+        trace_id=trace_id,
+        endpoint="generate",
+        status="ok",
+        request_text=f"my card number, question {trace_id}",
+        response_text="It is 4111 1111 1111 1111.",
+        key_id="k1",
+        session_id=session_id,
+        route="agent",
+        model="m1",
+        prompt_tokens=40,
+        completion_tokens=5,
+        cost_usd=0.002,
+        latency_ms=12.5,
+        stages_ms={"agent": 10.0},
+        retrieval_ids=["doc#1"],
+        safety={"input": [], "output": []},
+        details={"steps": [STEP], "retrieval_scores": [0.5], "limit_hit": False, "x": "text"},
+    )
+
+
+def assert_erased(found: InteractionRecord | None, original: InteractionRecord) -> None:
+    assert found is not None and found.deleted_at is not None
+    assert (found.request_text, found.response_text) == ("", "")
+    kept_step = {k: v for k, v in STEP.items() if k not in ("input", "thought", "observation")}
+    assert found.details == {"retrieval_scores": [0.5], "limit_hit": False, "steps": [kept_step]}
+    # What accounting and the operations page count stays.
+    unchanged = ("trace_id", "key_id", "session_id", "status", "route", "model", "prompt_tokens")
+    unchanged += ("completion_tokens", "cost_usd", "latency_ms", "stages_ms", "safety")
+    assert all(getattr(found, name) == getattr(original, name) for name in unchanged)
+
+
+def test_an_erased_record_keeps_no_text() -> None:
+    original = session_record("t1", "s1")
+    assert_erased(erased_record(original), original)
+    truncated = replace(original, details={"truncated": True, "preview": "secret"})
+    assert erased_record(truncated).details == {}
+
+
+async def test_erasing_a_session_blanks_its_texts_and_keeps_its_accounting(
+    sql_log: SqlInteractionLog,
+) -> None:
+    mine = [session_record("t1", "s1"), session_record("t2", "s1")]
+    others = [session_record("t3", "s2"), session_record("t4", None)]
+    await sql_log.record([*mine, *others])
+    await sql_log.add_feedback(FeedbackRecord("t1", -1, "it showed my card", "k1"))
+    await sql_log.add_feedback(FeedbackRecord("t3", 1, "thanks", "k1"))
+    assert await sql_log.erase_session("s1") == 2
+    for record in mine:
+        assert_erased(await sql_log.get(record.trace_id), record)
+    for record in others:
+        found = await sql_log.get(record.trace_id)
+        assert found is not None and found.as_row() == record.as_row()
+    assert [(f.rating, f.comment) for f in await sql_log.feedback("t1")] == [(-1, None)]
+    assert [(f.rating, f.comment) for f in await sql_log.feedback("t3")] == [(1, "thanks")]
+    first = await sql_log.get("t1")
+    assert await sql_log.erase_session("s1") == 0  # already erased: left as it was
+    assert await sql_log.get("t1") == first
+    assert await sql_log.erase_session("nope") == 0
+
+
+async def test_a_table_of_an_older_release_gets_the_deleted_at_column(tmp_path: Path) -> None:
+    import sqlalchemy as sa
+
+    from genai_factory.observability.interaction_store import interactions_table
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    older = sa.MetaData()
+    columns = [
+        sa.Column(c.name, c.type, primary_key=c.primary_key, nullable=c.nullable)
+        for c in interactions_table.columns
+        if c.name != "deleted_at"
+    ]
+    old_table = sa.Table("interactions", older, *columns)
+    engine = sa.create_engine(url)
+    older.create_all(engine)
+    row = session_record("t1", "s1").as_row()
+    del row["deleted_at"]
+    with engine.begin() as conn:
+        conn.execute(old_table.insert(), [row])
+    engine.dispose()
+    log = SqlInteractionLog(await asyncio.to_thread(open_interaction_engine, url))
+    found = await log.get("t1")
+    assert found is not None and found.deleted_at is None
+    assert await log.erase_session("s1") == 1
+    indexes = {i["name"] for i in sa.inspect(log.engine).get_indexes("interactions")}
+    assert "ix_interactions_session" in indexes
+    await log.aclose()
+    again = SqlInteractionLog(await asyncio.to_thread(open_interaction_engine, url))
+    assert_erased(await again.get("t1"), session_record("t1", "s1"))
+    await again.aclose()
+
+
+async def test_an_erasure_runs_after_the_records_queued_before_it() -> None:
+    log = FlakyLog()
+    log.gate.clear()
+    writer = InteractionWriter(log)
+    writer.start()
+    writer.submit(session_record("t1", "s1"))
+    writer.submit(session_record("t2", "s2"))
+    erasing = asyncio.create_task(writer.erase_session("s1"))
+    await asyncio.sleep(0)
+    writer.submit(session_record("t3", "s1"))  # a turn that ended after the delete
+    log.gate.set()
+    assert await erasing == 1
+    await writer.flush()
+    assert log.events == ["write t1", "write t2", "erase s1", "write t3"]
+    assert [r.request_text == "" for r in log.written] == [True, False, False]
+    await writer.aclose()
+
+
+async def test_an_erasure_without_the_background_writer_goes_straight_to_the_log() -> None:
+    log = FlakyLog()
+    log.written = [session_record("t1", "s1")]
+    assert await InteractionWriter(log).erase_session("s1") == 1
+    assert log.written[0].request_text == ""
+
+
+async def test_an_erasure_also_erases_the_spill_file(tmp_path: Path) -> None:
+    spill = tmp_path / "spill.jsonl"
+    log = FlakyLog(failures=99)
+    writer = InteractionWriter(log, spill_path=spill, attempts=1, backoff_s=0.001)
+    writer.start()
+    writer.submit(session_record("t1", "s1"))
+    writer.submit(session_record("t2", "s2"))
+    await writer.flush()
+    with spill.open("a", encoding="utf-8") as handle:
+        handle.write("not json\n")
+    log.failures = 0
+    await writer.erase_session("s1")
+    lines = spill.read_text().splitlines()
+    rows = [json.loads(line) for line in lines[:2]]
+    assert [r["trace_id"] for r in rows] == ["t1", "t2"]
+    assert rows[0]["request_text"] == "" and rows[0]["response_text"] == ""
+    assert rows[0]["deleted_at"] and rows[0]["prompt_tokens"] == 40
+    assert "4111" not in lines[0]
+    assert rows[1]["request_text"].startswith("my card") and rows[1]["deleted_at"] is None
+    assert lines[2] == "not json"
+    await writer.aclose()
+
+
+async def test_an_erasure_that_keeps_failing_is_refused_as_unavailable() -> None:
+    class Broken(FlakyLog):
+        async def erase_session(self, session_id: str) -> int:
+            raise OSError("database gone")
+
+    writer = InteractionWriter(Broken(), attempts=2, backoff_s=0.001)
+    writer.start()
+    with pytest.raises(ServiceNotReady):
+        await writer.erase_session("s1")
+    await writer.aclose()

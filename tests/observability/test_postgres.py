@@ -16,6 +16,8 @@ from genai_factory.observability.interaction_store import (
 from genai_factory.observability.interaction_writer import InteractionWriter
 from genai_factory.observability.interactions import FeedbackRecord, InteractionRecord
 
+from .test_interactions import assert_erased, session_record
+
 pytestmark = pytest.mark.integration
 
 PG_DSN = "host=127.0.0.1 port=5432 user=postgres dbname=test"
@@ -92,3 +94,31 @@ async def test_a_nul_byte_fails_no_batch(log: SqlInteractionLog, tmp_path: Path)
     assert all(record is not None for record in stored)
     assert stored[7] is not None and stored[7].request_text == "bad \ufffd query"
     assert not (tmp_path / "spill.jsonl").exists()
+
+
+async def test_erasing_a_session_on_postgresql(log: SqlInteractionLog) -> None:
+    mine, other = session_record("t1", "s1"), session_record("t2", "s2")
+    await log.record([mine, other])
+    await log.add_feedback(FeedbackRecord("t1", -1, "it showed my card", "k1"))
+    assert await log.erase_session("s1") == 1
+    assert_erased(await log.get("t1"), mine)
+    found = await log.get("t2")
+    assert found is not None and found.as_row() == other.as_row()
+    assert [(f.rating, f.comment) for f in await log.feedback("t1")] == [(-1, None)]
+    assert await log.erase_session("s1") == 0
+
+
+async def test_an_older_postgresql_table_is_upgraded(postgres_url: str) -> None:
+    import sqlalchemy as sa
+
+    # A table made by an older release: no deleted_at column, no session index.
+    engine = await asyncio.to_thread(open_interaction_engine, postgres_url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("ALTER TABLE interactions DROP COLUMN deleted_at"))
+        conn.execute(sa.text("DROP INDEX ix_interactions_session"))
+    engine.dispose()
+    upgraded = SqlInteractionLog(await asyncio.to_thread(open_interaction_engine, postgres_url))
+    await upgraded.record([session_record("t1", "s1")])
+    assert await upgraded.erase_session("s1") == 1
+    assert_erased(await upgraded.get("t1"), session_record("t1", "s1"))
+    await upgraded.aclose()

@@ -84,11 +84,11 @@ class Components:
             raise ServiceNotReady("the assistant is still loading its model and index")
 
     async def aclose(self) -> None:
+        if self.assistant.history is not None:  # first: it stops summaries still using the model
+            await self.assistant.history.aclose()
         await self.index.aclose()
         await self.model.aclose()
         await self.embedder.aclose()
-        if self.assistant.history is not None:
-            await self.assistant.history.aclose()
         self.worker.close()
 
 
@@ -164,7 +164,7 @@ def assemble(
         excerpt_chars=rag.excerpt_chars,
         source_chars=rag.source_chars,
         prices=settings.llm.pricing,
-        history=build_session_store(settings),
+        history=build_session_store(settings, model=chat_model),
         agent=build_agent(settings, chat_model, index),
         auto_agent=settings.agents.auto_route,
         safety=safety.pipeline if safety else None,

@@ -1,10 +1,12 @@
 """Session history in Redis, so a conversation follows its client across replicas.
 
 Keys (``prefix`` from ``gateway.redis_prefix``): ``<prefix>session:{<id>}`` (a hash: ``owner``,
-``updated``) and ``<prefix>session:{<id>}:messages`` (a list of JSON messages, newest last). The
-braces make both keys one hash slot, so the claim script and the append transaction also work on a
-Redis cluster. Both keys expire ``ttl_s`` after the last use. Redis errors become
-:class:`ServiceNotReady` (503) here, in one place.
+``updated``, ``generation``, ``start`` (the position of the first kept message), ``bytes`` (the
+stored size of the kept messages), ``summary`` and ``through``) and ``<prefix>session:{<id>}:messages``
+(a list of JSON messages, newest last). The braces make both keys one hash slot, so the scripts
+also work on a Redis cluster. Both keys expire ``ttl_s`` after the last claim or append, so an
+expired session is gone without a sweep. Every write is one script, atomic across replicas. Redis
+errors become :class:`ServiceNotReady` (503) here, in one place.
 """
 
 from __future__ import annotations
@@ -20,20 +22,66 @@ from redis.exceptions import RedisError
 
 from genai_factory.exceptions import ServiceNotReady
 from genai_factory.memory.protocol import (
+    DEFAULT_KEEP_BYTES,
+    SessionHistory,
     SessionInfo,
+    SizeLimits,
+    Summary,
     check_owner,
+    encode_message,
     keep_count,
-    recent_within_budget,
+    new_generation,
+    prompt_history,
 )
 from genai_factory.messages import Message
 
 #: Create the session for ARGV[1] unless it exists; touch it; answer its owner.
 CLAIM = """
 redis.call('HSETNX', KEYS[1], 'owner', ARGV[1])
+redis.call('HSETNX', KEYS[1], 'generation', ARGV[4])
 redis.call('HSET', KEYS[1], 'updated', ARGV[3])
 redis.call('EXPIRE', KEYS[1], ARGV[2])
 redis.call('EXPIRE', KEYS[2], ARGV[2])
 return redis.call('HGET', KEYS[1], 'owner')
+"""
+#: Append ARGV[6..] (creating an unowned session), then drop the oldest messages until at most
+#: ARGV[3] messages of at most ARGV[4] bytes in all are left; touch both keys.
+APPEND = """
+redis.call('HSETNX', KEYS[1], 'owner', '')
+redis.call('HSETNX', KEYS[1], 'generation', ARGV[5])
+redis.call('HSET', KEYS[1], 'updated', ARGV[1])
+local size = tonumber(redis.call('HGET', KEYS[1], 'bytes'))
+if not size then
+  size = 0
+  for _, kept in ipairs(redis.call('LRANGE', KEYS[2], 0, -1)) do size = size + string.len(kept) end
+end
+for i = 6, #ARGV do
+  redis.call('RPUSH', KEYS[2], ARGV[i])
+  size = size + string.len(ARGV[i])
+end
+local count = redis.call('LLEN', KEYS[2])
+local max_count, max_bytes = tonumber(ARGV[3]), tonumber(ARGV[4])
+local dropped = 0
+while count > 0 and (count > max_count or size > max_bytes) do
+  size = size - string.len(redis.call('LPOP', KEYS[2]))
+  count = count - 1
+  dropped = dropped + 1
+end
+redis.call('HSET', KEYS[1], 'bytes', size)
+if dropped > 0 then redis.call('HINCRBY', KEYS[1], 'start', dropped) end
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+redis.call('EXPIRE', KEYS[2], ARGV[2])
+return dropped
+"""
+#: Store the summary ARGV[4] covering ARGV[3] messages when the session still has generation
+#: ARGV[1] and its summary still covers ARGV[2] messages (fewer than ARGV[3]).
+SAVE_SUMMARY = """
+if redis.call('HEXISTS', KEYS[1], 'owner') == 0 then return 0 end
+if (redis.call('HGET', KEYS[1], 'generation') or '') ~= ARGV[1] then return 0 end
+local covered = tonumber(redis.call('HGET', KEYS[1], 'through') or '0')
+if covered ~= tonumber(ARGV[2]) or tonumber(ARGV[3]) <= covered then return 0 end
+redis.call('HSET', KEYS[1], 'summary', ARGV[4], 'through', ARGV[3])
+return 1
 """
 #: A session created while auth was off has this owner in Redis (a key id is never empty).
 NO_OWNER = ""
@@ -59,8 +107,24 @@ def _info(session_id: str, owner: Any, updated: Any) -> SessionInfo:
     return SessionInfo(session_id, owner_text or None, stamp)
 
 
+def _history(fields: dict[str, Any], raw: list[Any]) -> SessionHistory:
+    summary = None
+    if "summary" in fields:
+        summary = Summary(_text(fields["summary"]), int(_text(fields.get("through", b"0"))))
+    return SessionHistory(
+        [Message.model_validate_json(item) for item in raw],
+        int(_text(fields.get("start", b"0"))),
+        summary,
+        _text(fields.get("generation", b"")),
+    )
+
+
 class RedisSessionStore:
-    """A :class:`~genai_factory.memory.protocol.SessionStore` in Redis. It closes ``client``."""
+    """A :class:`~genai_factory.memory.protocol.SessionStore` in Redis. It closes ``client``.
+
+    ``keep`` defaults to :func:`~genai_factory.memory.protocol.keep_count` messages and
+    :data:`~genai_factory.memory.protocol.DEFAULT_KEEP_BYTES` bytes.
+    """
 
     def __init__(
         self,
@@ -69,24 +133,29 @@ class RedisSessionStore:
         prefix: str = "gf:",
         max_messages: int = 8,
         max_tokens: int = 600,
+        keep: SizeLimits | None = None,
         ttl_s: int = 7 * 86_400,
     ) -> None:
         self.client = client
         self.prefix = prefix
         self.max_messages = max_messages
         self.max_tokens = max_tokens
+        self.keep = keep or SizeLimits(keep_count(max_messages), DEFAULT_KEEP_BYTES)
         self.ttl_s = ttl_s
         self._claim = client.register_script(CLAIM)
+        self._append = client.register_script(APPEND)
+        self._save_summary = client.register_script(SAVE_SUMMARY)
 
     def _keys(self, session_id: str) -> tuple[str, str]:
         meta = f"{self.prefix}session:{{{session_id}}}"
         return meta, f"{meta}:messages"
 
     async def claim(self, session_id: str, owner: str | None) -> SessionInfo:
-        args: list[str | int | float] = [owner or NO_OWNER, self.ttl_s, time.time()]
+        now = time.time()
+        args: list[str | int | float] = [owner or NO_OWNER, self.ttl_s, now, new_generation()]
         with _translated():
             found: Any = await self._claim(keys=list(self._keys(session_id)), args=args)
-        info = _info(session_id, found, time.time())
+        info = _info(session_id, found, now)
         check_owner(info, owner)
         return info
 
@@ -98,14 +167,24 @@ class RedisSessionStore:
         values = {_text(k): v for k, v in fields.items()}
         return _info(session_id, values.get("owner", b""), values.get("updated"))
 
-    async def messages(self, session_id: str) -> list[Message]:
+    async def history(self, session_id: str) -> SessionHistory | None:
+        meta, log = self._keys(session_id)
         with _translated():
-            raw: Any = await self.client.lrange(self._keys(session_id)[1], 0, -1)
-        return [Message.model_validate_json(item) for item in raw]
+            async with self.client.pipeline(transaction=True) as pipe:
+                pipe.hgetall(meta)
+                pipe.lrange(log, 0, -1)
+                fields, raw = await pipe.execute()
+        if not fields:
+            return None
+        return _history({_text(k): v for k, v in fields.items()}, raw)
+
+    async def messages(self, session_id: str) -> list[Message]:
+        found = await self.history(session_id)
+        return [] if found is None else found.messages
 
     async def get(self, session_id: str) -> list[Message]:
-        return recent_within_budget(
-            await self.messages(session_id),
+        return prompt_history(
+            await self.history(session_id),
             max_messages=self.max_messages,
             max_tokens=self.max_tokens,
         )
@@ -113,16 +192,24 @@ class RedisSessionStore:
     async def append(self, session_id: str, messages: Sequence[Message]) -> None:
         if not messages:
             return
-        meta, log = self._keys(session_id)
+        args: list[str | int | float] = [
+            time.time(),
+            self.ttl_s,
+            self.keep.messages,
+            self.keep.bytes,
+            new_generation(),
+            *(encode_message(m) for m in messages),
+        ]
         with _translated():
-            async with self.client.pipeline(transaction=True) as pipe:
-                pipe.hsetnx(meta, "owner", NO_OWNER)
-                pipe.hset(meta, "updated", time.time())
-                pipe.rpush(log, *(m.model_dump_json(exclude_defaults=True) for m in messages))
-                pipe.ltrim(log, -keep_count(self.max_messages), -1)
-                pipe.expire(meta, self.ttl_s)
-                pipe.expire(log, self.ttl_s)
-                await pipe.execute()
+            await self._append(keys=list(self._keys(session_id)), args=args)
+
+    async def save_summary(
+        self, session_id: str, generation: str, summary: Summary, *, replaces: int
+    ) -> bool:
+        args: list[str | int | float] = [generation, replaces, summary.through, summary.text]
+        with _translated():
+            saved: Any = await self._save_summary(keys=[self._keys(session_id)[0]], args=args)
+        return int(saved) == 1
 
     async def delete(self, session_id: str) -> bool:
         meta, log = self._keys(session_id)

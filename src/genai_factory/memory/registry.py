@@ -1,8 +1,11 @@
 """Build the configured session store: the one place that maps ``memory.backend`` to a class.
 
 The names are the table :data:`genai_factory.components.SESSION_STORES`; each factory below takes
-the settings. Building opens nothing: the SQLite file is opened on first use and the Redis client
-connects on its first command, so this can run while the components are assembled.
+the settings, and every backend gets the same limits (:class:`Limits`), so they behave the same.
+With ``memory.summaries`` and a model, the store is wrapped in
+:class:`~genai_factory.memory.summary.SummarizingHistory`. Building opens nothing: the SQLite file
+is opened on first use and the Redis client connects on its first command, so this can run while
+the components are assembled.
 """
 
 from __future__ import annotations
@@ -14,10 +17,14 @@ from typing import cast
 from genai_factory.components import SESSION_STORES, lookup
 from genai_factory.config import Settings
 from genai_factory.exceptions import ConfigurationError
+from genai_factory.llm.base import ChatModel
 from genai_factory.memory.inprocess import InMemoryHistory
-from genai_factory.memory.protocol import SessionStore
+from genai_factory.memory.protocol import SessionStore, SizeLimits
+from genai_factory.memory.summary import SummarizingHistory
 
 SessionStoreFactory = Callable[[Settings], SessionStore]
+#: The messages of one turn: a question and its answer.
+TURN_MESSAGES = 2
 
 
 def session_backend(settings: Settings) -> str:
@@ -28,35 +35,46 @@ def session_backend(settings: Settings) -> str:
     return backend
 
 
-def build_session_store(settings: Settings) -> SessionStore:
-    """The session store named by ``settings.memory`` (close it with ``aclose``).
+def build_session_store(settings: Settings, *, model: ChatModel | None = None) -> SessionStore:
+    """The session store named by ``settings.memory`` (close it with ``aclose``); with
+    ``memory.summaries`` and a ``model``, one that summarises turns leaving the window.
 
     Raises:
         ConfigurationError: an unregistered backend, ``memory.backend=redis`` without a Redis
             URL, or an invalid URL.
     """
     entry = lookup(SESSION_STORES, session_backend(settings), "session store")
-    return cast(SessionStoreFactory, entry.load())(settings)
+    store = cast(SessionStoreFactory, entry.load())(settings)
+    memory = settings.memory
+    if model is None or not memory.summaries:
+        return store
+    return SummarizingHistory(store, model, summary_tokens=memory.summary_max_tokens)
 
 
 @dataclass(frozen=True)
 class Limits:
-    """How much history a session keeps: messages, estimated tokens, idle seconds."""
+    """A session's prompt window (messages, estimated tokens), what it keeps, and its idle
+    seconds. It keeps at least the window and one more turn, so a turn leaving the window can
+    still be summarised."""
 
     messages: int
     tokens: int
     ttl_s: int
+    keep: SizeLimits
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Limits:
         memory = settings.memory
-        return cls(settings.service.max_history_messages, memory.max_tokens, memory.ttl_s)
+        window = settings.service.max_history_messages
+        kept = max(memory.max_session_messages, window + TURN_MESSAGES)
+        keep = SizeLimits(messages=kept, bytes=memory.max_session_bytes)
+        return cls(window, memory.max_tokens, memory.ttl_s, keep)
 
 
 def in_process_store(settings: Settings) -> SessionStore:
     limits = Limits.from_settings(settings)
     return InMemoryHistory(
-        max_messages=limits.messages, max_tokens=limits.tokens, ttl_s=limits.ttl_s
+        max_messages=limits.messages, max_tokens=limits.tokens, keep=limits.keep, ttl_s=limits.ttl_s
     )
 
 
@@ -68,6 +86,7 @@ def sqlite_store(settings: Settings) -> SessionStore:
         settings.data_dir / "sessions.db",
         max_messages=limits.messages,
         max_tokens=limits.tokens,
+        keep=limits.keep,
         ttl_s=limits.ttl_s,
     )
 
@@ -90,5 +109,6 @@ def redis_store(settings: Settings) -> SessionStore:
         prefix=settings.gateway.redis_prefix,
         max_messages=limits.messages,
         max_tokens=limits.tokens,
+        keep=limits.keep,
         ttl_s=limits.ttl_s,
     )

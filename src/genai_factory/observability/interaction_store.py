@@ -4,7 +4,8 @@ Tables ``interactions`` (one row per request; see
 :class:`~genai_factory.observability.interactions.InteractionRecord`) and ``interaction_feedback``
 (one row per rating), created when missing, in the database of ``observability.database_url`` or,
 by default, the gateway's (``<data_dir>/gateway.db``). Engines are opened like the gateway's (WAL
-and a busy timeout on SQLite, psycopg 3 on PostgreSQL). Every call runs in a worker thread;
+and a busy timeout on SQLite, psycopg 3 on PostgreSQL); a table made by an older release gets the
+columns and indexes added since (:data:`ADDED_COLUMNS`). Every call runs in a worker thread;
 database errors become :class:`ServiceNotReady` here, in one place.
 """
 
@@ -21,7 +22,12 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from genai_factory.exceptions import ConfigurationError, ServiceNotReady
 from genai_factory.gateway.sql_store import open_engine
-from genai_factory.observability.interactions import FeedbackRecord, InteractionRecord
+from genai_factory.observability.interactions import (
+    FeedbackRecord,
+    InteractionRecord,
+    erased_details,
+    utc_now,
+)
 
 T = TypeVar("T")
 
@@ -53,10 +59,14 @@ interactions_table = sa.Table(
     sa.Column("retrieval_ids", sa.JSON, nullable=False),
     sa.Column("safety", sa.JSON, nullable=True),
     sa.Column("details", sa.JSON, nullable=False),
+    sa.Column("deleted_at", sa.DateTime, nullable=True),
     sa.Index("ix_interactions_trace", "trace_id"),
     sa.Index("ix_interactions_time", "created_at"),
     sa.Index("ix_interactions_key_time", "key_id", "created_at"),
+    sa.Index("ix_interactions_session", "session_id"),
 )
+#: Columns of ``interactions`` added after its first release (added to older tables when opened).
+ADDED_COLUMNS = ("deleted_at",)
 
 feedback_table = sa.Table(
     "interaction_feedback",
@@ -81,12 +91,27 @@ def open_interaction_engine(url: str) -> Engine:
     try:
         try:
             metadata.create_all(engine)
-        except SQLAlchemyError:  # another process created them at the same moment
+            _upgrade(engine)
+        except SQLAlchemyError:  # another process created or upgraded them at the same moment
             metadata.create_all(engine)
+            _upgrade(engine)
     except SQLAlchemyError as exc:
         engine.dispose()
         raise ConfigurationError(f"cannot create the interaction log tables: {exc}") from exc
     return engine
+
+
+def _upgrade(engine: Engine) -> None:
+    """Add the columns and indexes an older ``interactions`` table lacks (idempotent)."""
+    present = {column["name"] for column in sa.inspect(engine).get_columns("interactions")}
+    for name in ADDED_COLUMNS:
+        if name not in present:
+            column = interactions_table.c[name]
+            kind = column.type.compile(dialect=engine.dialect)
+            with engine.begin() as conn:
+                conn.execute(sa.text(f"ALTER TABLE interactions ADD COLUMN {name} {kind}"))
+    for index in interactions_table.indexes:
+        index.create(engine, checkfirst=True)
 
 
 def _record_of(row: sa.Row[Any]) -> InteractionRecord:
@@ -163,6 +188,46 @@ class SqlInteractionLog:
         def work() -> list[InteractionRecord]:
             with self.engine.connect() as conn:
                 return [_record_of(row) for row in conn.execute(query)]
+
+        return await self._run(work)
+
+    async def erase_session(self, session_id: str) -> int:
+        """Erase the records of ``session_id`` not erased yet (texts blanked, ``details`` without
+        text, ``deleted_at`` set; counts and costs kept) and the comments of their feedback, in one
+        transaction. Returns how many records were erased."""
+        table = interactions_table
+        found = sa.select(table.c.id, table.c.details).where(
+            table.c.session_id == session_id, table.c.deleted_at.is_(None)
+        )
+        erase = (
+            table.update()
+            .where(table.c.id == sa.bindparam("row_id"))
+            .values(
+                request_text="",
+                response_text="",
+                details=sa.bindparam("kept"),
+                deleted_at=sa.bindparam("when"),
+            )
+        )
+        traces = sa.select(table.c.trace_id).where(table.c.session_id == session_id)
+        comments = (
+            feedback_table.update()
+            .where(feedback_table.c.trace_id.in_(traces), feedback_table.c.comment.is_not(None))
+            .values(comment=None)
+        )
+
+        def work() -> int:
+            when = utc_now()
+            with self.engine.begin() as conn:
+                rows = conn.execute(found).all()
+                if rows:
+                    params = [
+                        {"row_id": row.id, "kept": erased_details(row.details or {}), "when": when}
+                        for row in rows
+                    ]
+                    conn.execute(erase, params)
+                conn.execute(comments)
+            return len(rows)
 
         return await self._run(work)
 

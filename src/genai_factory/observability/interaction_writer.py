@@ -7,6 +7,10 @@ Nothing is lost silently: a batch that still fails after a few retries is logged
 and appended to a JSON-lines spill file to replay later; a full queue is logged and counted
 (``dropped``). Records still queued can be found by trace id (feedback may come before the write),
 and :meth:`~InteractionWriter.aclose` writes what is left before the process stops.
+
+:meth:`~InteractionWriter.erase_session` (a session was deleted) goes through the same queue, so it
+runs after every record queued before it is written: none of them escapes the erasure. It also
+erases the session's records in the spill file.
 """
 
 from __future__ import annotations
@@ -14,12 +18,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import structlog
 
-from genai_factory.observability.interactions import FeedbackRecord, InteractionRecord
+from genai_factory.exceptions import ServiceNotReady
+from genai_factory.observability.interactions import (
+    FeedbackRecord,
+    InteractionRecord,
+    erased_details,
+    utc_now,
+)
 from genai_factory.observability.metrics import Metrics
 
 log = structlog.get_logger(__name__)
@@ -34,7 +46,19 @@ class InteractionLog(Protocol):
 
     async def add_feedback(self, feedback: FeedbackRecord) -> int: ...
 
+    async def erase_session(self, session_id: str) -> int: ...
+
     async def aclose(self) -> None: ...
+
+
+@dataclass
+class _Erasure:
+    """A queued :meth:`InteractionWriter.erase_session`: its session and who waits for it."""
+
+    session_id: str
+    done: asyncio.Future[int] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
 
 
 class InteractionWriter:
@@ -67,7 +91,7 @@ class InteractionWriter:
         self.batch_size = batch_size
         self.attempts = attempts
         self.backoff_s = backoff_s
-        self._queue: asyncio.Queue[InteractionRecord] = asyncio.Queue(maxsize=max_queue)
+        self._queue: asyncio.Queue[InteractionRecord | _Erasure] = asyncio.Queue(maxsize=max_queue)
         self._pending: dict[str, InteractionRecord] = {}
         self._task: asyncio.Task[None] | None = None
 
@@ -96,6 +120,19 @@ class InteractionWriter:
         """Store a rating now (the caller waits for it to be durable)."""
         return await self.log.add_feedback(feedback)
 
+    async def erase_session(self, session_id: str) -> int:
+        """Erase the session's records (:meth:`SqlInteractionLog.erase_session`), those still
+        queued included, and its records in the spill file; returns how many the log erased.
+
+        Raises:
+            ServiceNotReady: the interaction log is unavailable.
+        """
+        if self._task is None:
+            return await self._erase(session_id)
+        job = _Erasure(session_id)
+        await self._queue.put(job)
+        return await asyncio.shield(job.done)
+
     async def flush(self) -> None:
         """Wait until every queued record is written (or spilled)."""
         await self._queue.join()
@@ -112,22 +149,67 @@ class InteractionWriter:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+            self._refuse_queued_erasures()
         await self.log.aclose()
+
+    def _refuse_queued_erasures(self) -> None:
+        while not self._queue.empty():
+            item = self._queue.get_nowait()
+            if isinstance(item, _Erasure) and not item.done.done():
+                item.done.set_exception(ServiceNotReady("the interaction log is closing"))
 
     # -- the background writer ----------------------------------------------------------------
 
     async def _run(self) -> None:
         while True:
-            batch = [await self._queue.get()]
-            while len(batch) < self.batch_size and not self._queue.empty():
-                batch.append(self._queue.get_nowait())
+            items = [await self._queue.get()]
+            # A batch of records, ended early by an erasure, which runs after them.
+            while (
+                isinstance(items[-1], InteractionRecord)
+                and len(items) < self.batch_size
+                and not self._queue.empty()
+            ):
+                items.append(self._queue.get_nowait())
+            batch = [item for item in items if isinstance(item, InteractionRecord)]
             try:
-                await self._write(batch)
+                if batch:
+                    await self._write(batch)
+                if isinstance(items[-1], _Erasure):
+                    await self._run_erasure(items[-1])
             finally:
                 for record in batch:
                     self._pending.pop(record.trace_id, None)
+                for _ in items:
                     self._queue.task_done()
                 self._gauge()
+
+    async def _run_erasure(self, job: _Erasure) -> None:
+        try:
+            erased = await self._erase(job.session_id)
+        except BaseException as exc:
+            if not job.done.done():
+                job.done.set_exception(_unavailable(exc))
+            if not isinstance(exc, Exception):
+                raise
+            return
+        if not job.done.done():
+            job.done.set_result(erased)
+
+    async def _erase(self, session_id: str) -> int:
+        error: Exception | None = None
+        for attempt in range(self.attempts):
+            try:
+                erased = await self.log.erase_session(session_id)
+            except Exception as exc:
+                error = exc
+                if attempt + 1 < self.attempts:
+                    await asyncio.sleep(self.backoff_s * 2**attempt)
+                continue
+            await self._erase_spilled(session_id)
+            return erased
+        assert error is not None
+        log.error("interaction_log_erase_failed", error=f"{type(error).__name__}: {error}")
+        raise error
 
     async def _write(self, batch: list[InteractionRecord]) -> None:
         error: Exception | None = None
@@ -171,6 +253,29 @@ class InteractionWriter:
         except OSError as exc:
             log.error("interaction_log_spill_failed", error=str(exc), records=len(batch))
 
+    async def _erase_spilled(self, session_id: str) -> None:
+        """Erase the session's records in the spill file (rewritten whole, then swapped in)."""
+        path = self.spill_path
+        if path is None:
+            return
+
+        def rewrite() -> None:
+            if not path.exists():
+                return
+            lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+            changed = [_erased_line(line, session_id) for line in lines]
+            if changed == lines:
+                return
+            scratch = path.with_name(path.name + ".tmp")
+            scratch.write_text("".join(changed), encoding="utf-8")
+            os.replace(scratch, path)
+
+        try:
+            await asyncio.to_thread(rewrite)
+        except OSError as exc:
+            log.error("interaction_log_spill_erase_failed", error=str(exc))
+            raise ServiceNotReady(f"the interaction log spill file is unavailable: {exc}") from exc
+
     def _count(self, outcome: str, count: int = 1) -> None:
         if self.metrics is not None and count:
             self.metrics.interactions(outcome, count)
@@ -178,3 +283,28 @@ class InteractionWriter:
     def _gauge(self) -> None:
         if self.metrics is not None:
             self.metrics.interaction_queue.set(self._queue.qsize())
+
+
+def _erased_line(line: str, session_id: str) -> str:
+    """A spill-file line, erased when it is a record of ``session_id``."""
+    try:
+        row: Any = json.loads(line)
+    except ValueError:
+        return line
+    if not isinstance(row, dict) or row.get("session_id") != session_id or row.get("deleted_at"):
+        return line
+    details = row.get("details")
+    row.update(
+        request_text="",
+        response_text="",
+        details=erased_details(details if isinstance(details, dict) else {}),
+        deleted_at=str(utc_now()),
+    )
+    return json.dumps(row, default=str) + "\n"
+
+
+def _unavailable(exc: BaseException) -> Exception:
+    """What an erasure that did not complete raises to its caller."""
+    if isinstance(exc, ServiceNotReady):
+        return exc
+    return ServiceNotReady(f"the interaction log could not erase the session: {type(exc).__name__}")

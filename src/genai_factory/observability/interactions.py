@@ -9,6 +9,11 @@ users' feedback is attached to them by trace id.
 
 Redaction hook: the safety pipeline passes its redactor as ``redact`` (text in, text out); it is
 applied to the request and the answer before they are stored. ``store_text=False`` keeps no text.
+
+Erasure: when a session is deleted, its records are kept for accounting but erased
+(:func:`erased`): ``deleted_at`` is set, the request and answer texts are blanked, and ``details``
+keeps only numbers and flags (no agent inputs, thoughts or observations). Tokens, cost, latency,
+route, model, status and the safety verdicts (which hold no text) stay.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -32,6 +37,10 @@ InteractionStatus = Literal["ok", "error", "blocked", "cancelled"]
 MAX_TEXT_CHARS = 100_000
 #: ``details`` larger than this (as JSON) are replaced by a truncated preview.
 MAX_DETAILS_CHARS = 64_000
+#: What ``details`` of an erased record keeps: numbers and flags, no text.
+ERASED_KEEPS = ("retrieval_scores", "limit_hit", "stop_reason")
+#: What an erased record keeps of each agent step.
+ERASED_STEP_KEEPS = ("index", "tool", "ok", "automatic", "model_ms", "tool_ms")
 #: Answer fields stored in their own columns; every other field goes to ``details``.
 COLUMN_FIELDS = frozenset(
     {
@@ -79,9 +88,35 @@ class InteractionRecord:
     safety: Any = None
     details: dict[str, Any] = field(default_factory=dict)
     created_at: datetime = field(default_factory=utc_now)
+    #: When the record's session was deleted and its texts erased (``None``: never).
+    deleted_at: datetime | None = None
 
     def as_row(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def erased_details(details: dict[str, Any]) -> dict[str, Any]:
+    """``details`` without text: the scores and flags, and each agent step's tool and timing."""
+    kept = {name: details[name] for name in ERASED_KEEPS if name in details}
+    steps = details.get("steps")
+    if isinstance(steps, list):
+        kept["steps"] = [
+            {name: step[name] for name in ERASED_STEP_KEEPS if name in step}
+            for step in steps
+            if isinstance(step, dict)
+        ]
+    return kept
+
+
+def erased(record: InteractionRecord, when: datetime | None = None) -> InteractionRecord:
+    """``record`` with its texts erased and marked deleted (see the module docstring)."""
+    return replace(
+        record,
+        request_text="",
+        response_text="",
+        details=erased_details(record.details),
+        deleted_at=record.deleted_at or when or utc_now(),
+    )
 
 
 @dataclass(frozen=True)
