@@ -10,6 +10,7 @@ from genai_factory.assistant.answer import StreamDelta, StreamEnd
 from genai_factory.assistant.extractive import (
     DECLINE,
     SentenceExtractor,
+    answer_type_bonus,
     candidates,
     cited,
     may_be_declining,
@@ -145,7 +146,42 @@ async def test_an_invented_figure_becomes_the_source_sentence(index: KnowledgeIn
 async def test_a_supported_answer_is_kept(index: KnowledgeIndex) -> None:
     answer = await assistant(index, "Port 8000 [1].").generate(QUESTION)
     assert answer.answer == "Port 8000 [1]."
-    assert "extract" not in answer.stages_ms
+    sentence = "It is the port that the service listens on by default [1]."
+    answer = await assistant(index, sentence).generate(QUESTION)
+    assert answer.answer == sentence
+    assert "extract" not in answer.stages_ms  # only short phrases are checked
+
+
+async def test_a_short_phrase_from_no_matching_sentence_becomes_the_sentence(
+    index: KnowledgeIndex,
+) -> None:
+    answer = await assistant(index, "Install the package [1]").generate(QUESTION)
+    assert answer.answer == EXTRACTED
+    assert "extract" in answer.stages_ms
+    # A phrase of a sentence that matches is kept, a word inside another word is not a match.
+    assert (await assistant(index, "It listens [1]").generate(QUESTION)).answer == "It listens [1]"
+    assert (await assistant(index, "ten [1]").generate(QUESTION)).answer == EXTRACTED
+
+
+async def test_a_short_answer_is_checked_only_against_good_matches() -> None:
+    extractor = SentenceExtractor(FakeEmbedder(), min_score=0.6)
+    hits = [hit("Pasta boils in salted water."), hit(PORT_DOC)]
+    question = "What colour is the sky at dusk?"
+    assert await extractor.unsupported_short_answer(question, "Orange [1]", hits) is None
+    port = "Which port does the service listen on?"
+    assert await extractor.unsupported_short_answer(port, "8000 [2]", hits) is None
+    assert await extractor.unsupported_short_answer(port, "salted water [1]", hits) == (
+        "The service listens on port 8000 by default [2]."
+    )
+    long_answer = "The service listens on a port that the guide names [2]."
+    assert await extractor.unsupported_short_answer(port, long_answer, hits) is None
+
+
+def test_a_duration_question_prefers_a_time() -> None:
+    question = "How long does an open breaker wait before a trial call?"
+    timed = "Calls fail at once for `cooldown_s` seconds (default 30)."
+    untimed = "Then one trial call is let through."
+    assert answer_type_bonus(question, timed) > answer_type_bonus(question, untimed)
 
 
 async def test_without_the_extractor_the_decline_stands(index: KnowledgeIndex) -> None:
@@ -178,5 +214,8 @@ async def test_a_streamed_decline_is_held_back_and_replaced(index: KnowledgeInde
 async def test_a_streamed_answer_passes_through(index: KnowledgeIndex) -> None:
     text, final = await streamed(assistant(index, "It is port 8000 [1]."), QUESTION)
     assert text == final == "It is port 8000 [1]."
-    text, final = await streamed(assistant(index, "I don't"), QUESTION)  # a prefix, cut short
-    assert text == final == "I don't"
+    text, final = await streamed(assistant(index, "Port 8000 [1]"), QUESTION)
+    assert text == final == "Port 8000 [1]"  # a short phrase the best sentence holds
+    # A decline cut short, or a short phrase from elsewhere, becomes the sentence.
+    assert await streamed(assistant(index, "I don't"), QUESTION) == (EXTRACTED, EXTRACTED)
+    assert await streamed(assistant(index, "Install it [1]"), QUESTION) == (EXTRACTED, EXTRACTED)

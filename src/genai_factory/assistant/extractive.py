@@ -39,6 +39,10 @@ _STOPWORDS = frozenset(
 DECLINE = "I don't know: the sources do not say."
 #: Candidates shorter than this carry no answer; longer ones are cut.
 MIN_CHARS, MAX_CHARS = 12, 400
+#: A model answer of at most this many words is checked against the best-matching sentences.
+SHORT_WORDS = 4
+#: How many of the best-matching sentences a short answer may come from.
+SUPPORT_TOP = 3
 
 
 @dataclass(frozen=True)
@@ -51,6 +55,13 @@ def may_be_declining(text: str) -> bool:
     """Whether ``text`` is :data:`DECLINE` or could still become it (a stream's first pieces)."""
     start = " ".join(text.split()).lower()
     return DECLINE.lower().startswith(start) or start.startswith(DECLINE.lower())
+
+
+def is_short(text: str) -> bool:
+    """Whether ``text`` is a phrase of at most :data:`SHORT_WORDS` words, citations aside (a
+    stream's first pieces included)."""
+    words = _plain(_CITE.sub(" ", text)).split()
+    return 0 < len(words) <= SHORT_WORDS
 
 
 def _table_row(line: str) -> str:
@@ -114,14 +125,21 @@ def _stem(word: str) -> str:
     return word
 
 
+def _stems(text: str) -> set[str]:
+    """The content words of ``text``, crudely stemmed, with the parts of dotted, dashed and
+    slashed words too (``llm.fallbacks`` also gives ``llm`` and ``fallback``)."""
+    words = content_words(text)
+    return {_stem(w) for w in words} | {
+        _stem(part) for w in words for part in re.split(r"[._/-]", w) if part
+    }
+
+
 def overlap(question: str, candidate: str) -> float:
     """Share of the question's content words (crudely stemmed) found in the candidate."""
     wanted = {_stem(w) for w in content_words(question)}
     if not wanted:
         return 0.0
-    have = {_stem(w) for w in content_words(candidate)}
-    have |= {_stem(part) for w in content_words(candidate) for part in re.split(r"[._/-]", w)}
-    return len(wanted & have) / len(wanted)
+    return len(wanted & _stems(candidate)) / len(wanted)
 
 
 #: Questions that want a figure, and questions that want a procedure (a setting or a command).
@@ -131,16 +149,24 @@ _WANTS_FIGURE = re.compile(
     re.IGNORECASE,
 )
 _WANTS_PROCEDURE = re.compile(r"\b(how (?:do|can|should) (?:i|you|we)|how to)\b", re.IGNORECASE)
+_WANTS_DURATION = re.compile(r"\b(how long|how soon|how often|timeout|wait)\b", re.IGNORECASE)
+_DURATION = re.compile(
+    r"\d\s*(?:ms|s|sec|seconds?|minutes?|min|hours?|h|days?)\b|\b(?:seconds?|minutes?)\b|_s\b",
+    re.IGNORECASE,
+)
 _DIGIT = re.compile(r"\d")
 
 
 def answer_type_bonus(question: str, candidate: str) -> float:
     """A small lift for candidates of the kind the question asks for: a figure (``how many``,
-    ``which port``, ``the default …``) or a procedure (``how do I``: a setting or a command)."""
+    ``which port``, ``the default …``), a procedure (``how do I``: a setting or a command), a
+    duration (``how long``: a time unit)."""
     bonus = 0.0
     if _WANTS_FIGURE.search(question) and _DIGIT.search(_CITE.sub(" ", candidate)):
         bonus += 0.15
     if _WANTS_PROCEDURE.search(question) and "`" in candidate:
+        bonus += 0.1
+    if _WANTS_DURATION.search(question) and _DURATION.search(candidate):
         bonus += 0.1
     return bonus
 
@@ -182,10 +208,10 @@ class SentenceExtractor:
         self.min_score = min_score
         self.source_chars = source_chars
 
-    async def best(
+    async def ranked(
         self, question: str, hits: Sequence[ScoredChunk]
-    ) -> tuple[Candidate, float] | None:
-        """The best candidate and its score, or ``None`` when none reaches ``min_score``."""
+    ) -> list[tuple[Candidate, float]]:
+        """Every candidate that reaches ``min_score``, best first, with its score."""
         asked = _plain(question)
         found = [  # a line quoting the question (an example request) does not answer it
             c
@@ -193,15 +219,47 @@ class SentenceExtractor:
             if not asked or asked not in _plain(c.text)
         ]
         if not found:
-            return None
+            return []
         vectors = await self.embedder.embed([question, *(c.text for c in found)])
         similarity = vectors[1:] @ vectors[0]  # unit rows: cosine similarity
         scored = [
-            (float(sim) + 0.5 * overlap(question, c.text) + answer_type_bonus(question, c.text), c)
+            (c, float(sim) + 0.5 * overlap(question, c.text) + answer_type_bonus(question, c.text))
             for c, sim in zip(found, similarity, strict=True)
         ]
-        score, best = max(scored, key=lambda pair: pair[0])
-        return (best, score) if score >= self.min_score else None
+        scored.sort(key=lambda pair: pair[1], reverse=True)
+        return [pair for pair in scored if pair[1] >= self.min_score]
+
+    async def best(
+        self, question: str, hits: Sequence[ScoredChunk]
+    ) -> tuple[Candidate, float] | None:
+        """The best candidate and its score, or ``None`` when none reaches ``min_score``."""
+        ranked = await self.ranked(question, hits)
+        return ranked[0] if ranked else None
+
+    async def unsupported_short_answer(
+        self, question: str, answer: str, hits: Sequence[ScoredChunk]
+    ) -> str | None:
+        """For a short answer (a phrase of at most :data:`SHORT_WORDS` words, citations aside):
+        the cited sentence that answers the question best, when none of the
+        :data:`SUPPORT_TOP` best-matching sentences holds every content word of the phrase
+        (crudely stemmed); else ``None``.
+
+        A small model's short answer is either a span of the sentence that answers the question
+        ("384 [1]") or a span of some other sentence ("one [1]" for how many steps an agent may
+        take): the second is replaced by the sentence itself.
+        """
+        if not is_short(answer):
+            return None
+        wanted = _stems(_CITE.sub(" ", answer))
+        if not wanted:
+            return None
+        ranked = await self.ranked(question, hits)
+        if not ranked:
+            return None
+        if any(wanted <= _stems(c.text) for c, _ in ranked[:SUPPORT_TOP]):
+            return None
+        best = ranked[0][0]
+        return cited(best.text, best.source)
 
     async def answer(self, question: str, hits: Sequence[ScoredChunk]) -> str | None:
         """The cited sentence that answers ``question``, or ``None``."""

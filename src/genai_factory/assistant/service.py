@@ -30,6 +30,7 @@ from genai_factory.assistant.answer import (
 )
 from genai_factory.assistant.extractive import (
     SentenceExtractor,
+    is_short,
     may_be_declining,
     unsupported_numbers,
 )
@@ -246,6 +247,8 @@ class AssistantService:
             outcome = turn.checked(response)
             if self._should_extract(turn, outcome.text):
                 outcome.text = await self._extracted(turn) or outcome.text
+            elif self._may_extract(turn) and is_short(outcome.text):
+                outcome.text = await self._supported(turn, outcome.text)
         return await self._finish(turn, outcome)
 
     async def _streamed(self, turn: Turn) -> AsyncIterator[StreamEvent]:
@@ -258,8 +261,9 @@ class AssistantService:
             collector = DeltaCollector(model=self.model.name)
             deltas = self.model.stream(turn.messages, turn.options)
             pieces = turn.guarded_stream(deltas, collector)
-            # While the answer may still be the model declining, it is held back: a source's
-            # sentence may replace it once the stream has ended (see ``_extracted``).
+            # While the answer may still be the model declining, or a short phrase, it is held
+            # back: a source's sentence may replace it once the stream has ended (see
+            # ``_extracted`` and ``_supported``).
             held, holding = "", self._may_extract(turn)
             try:
                 first = await anext(pieces, None)  # a refusal raises before the start event
@@ -267,7 +271,7 @@ class AssistantService:
                 async for text in _chained(first, pieces):
                     if holding:
                         held += text
-                        holding = may_be_declining(held)
+                        holding = may_be_declining(held) or is_short(held)
                         text = "" if holding else held
                     if text:
                         yield StreamDelta(text=text)
@@ -276,7 +280,11 @@ class AssistantService:
             response = collector.response(turn.messages)
             outcome = Outcome.of_response(response, response.text)
             if holding:
-                extracted = await self._extracted(turn) if abstained(held) else None
+                if abstained(held):
+                    extracted = await self._extracted(turn)
+                else:
+                    supported = await self._supported(turn, held)
+                    extracted = None if supported == held else supported
                 outcome.text = extracted or response.text
                 if shown := (turn.safety.shown(extracted) if extracted else held):
                     yield StreamDelta(text=shown)
@@ -302,6 +310,19 @@ class AssistantService:
             sentence = await self.extractor.answer(turn.query, turn.hits)
         if sentence is None:
             return None
+        with turn.timed("output_guards", when=turn.guarded):
+            return turn.safety.answer(sentence, turn.route, turn.hits)
+
+    async def _supported(self, turn: Turn, text: str) -> str:
+        """``text``, or the cited source sentence that answers the question when ``text`` is a
+        short phrase that none of the best-matching sentences contains
+        (:meth:`SentenceExtractor.unsupported_short_answer`)."""
+        if self.extractor is None:
+            return text
+        with turn.timed("extract"):
+            sentence = await self.extractor.unsupported_short_answer(turn.query, text, turn.hits)
+        if sentence is None:
+            return text
         with turn.timed("output_guards", when=turn.guarded):
             return turn.safety.answer(sentence, turn.route, turn.hits)
 
