@@ -286,7 +286,8 @@ class ChampionWatch:
 
     def stop(self) -> None:
         self._stop.set()
-        self._thread.join(timeout=30)
+        if self._thread.is_alive():
+            self._thread.join(timeout=30)
 
     def _watch(self) -> None:
         from genai_factory.mlops.registry import ModelRegistry
@@ -470,8 +471,6 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         seen = _wait_for_swap(traffic, new_model, args.swap_timeout) if version else None
         if seen is not None:
             time.sleep(args.after_s)  # the traffic goes on: every later answer must be the new one
-        traffic.stop()
-        watch.stop()
     finally:
         if traffic is not None:
             traffic.stop()
