@@ -146,9 +146,12 @@ def _seed_champion(config: Path, champion: str) -> str:
     registry = ModelRegistry(settings)
     name = settings.mlops.llm_name
     if champion == "shipped":
+        adapter = shipped_adapter_path()
+        if adapter is None:
+            raise SystemExit("this installation has no shipped adapter: use --champion base")
         created = registry.register(
             name,
-            shipped_adapter_path(),
+            adapter,
             alias=None,
             tags={KIND_TAG: ADAPTER_KIND, BASE_REF_TAG: "base"},
             description="the shipped LoRA adapter on the bundled SmolLM2",
