@@ -18,7 +18,7 @@ LLAMA_VERSION := 0.3.36
 LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON -DGGML_AVX512=OFF
 LLAMA_WHEELS := $(HOME)/.cache/genai-factory/llama-cpp-python-$(LLAMA_VERSION)-avx2
 
-.PHONY: install run test lint typecheck unit bench demo adapter demo-vision vision-model services clean image image-trainer image-context deploy-tools deploy-check deploy-run-check deploy-run-selftest deploy-compose-check
+.PHONY: install run test lint typecheck unit bench bench-loop demo adapter demo-vision vision-model services clean image image-trainer image-context deploy-tools deploy-check deploy-run-check deploy-run-selftest deploy-compose-check
 
 install: $(STAMP)
 
@@ -57,6 +57,14 @@ test: $(STAMP) services lint typecheck
 
 bench: $(STAMP)
 	$(BIN)/python bench/llm_overhead.py
+
+# The MLOps loop for real (docs/mlops.md, "The loop for real"): a service under steady traffic,
+# then `jobs loop --once` fine-tunes a challenger (LOOP_STEPS LoRA steps), gates it and promotes it,
+# and the service switches to it with no failed request. Under the shared CPU lock.
+LOOP_STEPS ?= 40
+bench-loop: $(STAMP)
+	GENAI_DATASETS=$(DATASETS) flock /tmp/genai-cpu.lock $(BIN)/python bench/loop_e2e.py \
+		--train-steps $(LOOP_STEPS)
 
 # Rebuild the LoRA adapter shipped for the bundled model (docs/mlops.md, "The shipped adapter"):
 # SQuAD rows and guide questions in the assistant's RAG prompt, LoRA on CPU (~20 minutes on two

@@ -36,11 +36,23 @@ def test_without_champion_regression_gates_are_skipped() -> None:
     assert [r.status for r in results] == ["passed", "skipped"]
 
 
+def test_improvement_margin_must_be_reached_in_the_better_direction() -> None:
+    gate = Gate(metric="qa.f1", min_improvement=0.05)
+    ok = check_gates([gate], {"qa.f1": 0.56}, {"qa.f1": 0.5})
+    equal = check_gates([gate], {"qa.f1": 0.5}, {"qa.f1": 0.5})
+    assert ok[0].status == "passed" and "improvement +0.0600" in ok[0].detail
+    assert equal[0].failed and "improvement >= 0.05" in equal[0].line()
+    faster = Gate(metric="latency.p95_ms", min_improvement=10)
+    assert not check_gates([faster], {"latency.p95_ms": 80.0}, {"latency.p95_ms": 100.0})[0].failed
+    assert check_gates([faster], {"latency.p95_ms": 95.0}, {"latency.p95_ms": 100.0})[0].failed
+    assert check_gates([gate], {"qa.f1": 0.9}, None)[0].status == "skipped"
+
+
 def test_unmeasured_metric_fails() -> None:
     results = check_gates([Gate(metric="qa.bleu", min=1)], {"qa.f1": 1.0})
     assert results[0].failed and "not measured" in results[0].detail
 
 
 def test_gate_needs_a_condition() -> None:
-    with pytest.raises(ValidationError, match="needs min, max or max_regression"):
+    with pytest.raises(ValidationError, match="needs min, max, max_regression or min_improvement"):
         Gate(metric="qa.f1")

@@ -322,22 +322,26 @@ async def arun_suite(
     model_factory: ModelFactory | None = None,
     track: bool = True,
     progress: bool = False,
+    challenger: str | None = None,
 ) -> SuiteResult:
     """Run the suite at ``suite_path``: evaluate, compare, gate, record (see module doc).
 
     ``model_factory`` builds the chat model of a reference (default: :func:`load_model`); it
     raises :class:`NotFoundError` when the reference names nothing, which for the champion means
-    "no champion yet" and for the challenger is an error.
+    "no champion yet" and for the challenger is an error. ``challenger`` replaces the suite's
+    challenger reference (the loop evaluates the very version it trained).
     """
     from genai_factory.mlops.suite_record import record_suite
 
     spec = load_suite(suite_path)
+    if challenger is not None:
+        spec.candidates.challenger = challenger
     factory = model_factory or (lambda ref: load_model(settings, ref))
     shared: dict[str, float] = {}
     for evaluator in spec.evaluators:
         if isinstance(evaluator, RetrievalEvaluator):
             shared.update(await _retrieval(settings, evaluator))
-    challenger, reports = await _candidate(
+    metrics, reports = await _candidate(
         settings, spec, spec.candidates.challenger, factory, shared, progress
     )
     champion: dict[str, float] | None = None
@@ -357,12 +361,12 @@ async def arun_suite(
             notes.append(f"no champion ({exc.message}): only absolute gates apply")
     else:
         notes.append("no champion: only absolute gates apply")
-    gates = check_gates(spec.gates, challenger, champion)
+    gates = check_gates(spec.gates, metrics, champion)
     result = SuiteResult(
         name=spec.name,
         passed=not any(g.failed for g in gates),
         failures=[g.line() for g in gates if g.failed],
-        metrics=challenger,
+        metrics=metrics,
         champion_metrics=champion,
         gates=gates,
         candidates={"challenger": spec.candidates.challenger, "champion": ref or ""},
@@ -380,10 +384,16 @@ def run_suite(
     model_factory: ModelFactory | None = None,
     track: bool = True,
     progress: bool = False,
+    challenger: str | None = None,
 ) -> SuiteResult:
     """:func:`arun_suite`, synchronously."""
     return run_sync(
         lambda: arun_suite(
-            settings, suite_path, model_factory=model_factory, track=track, progress=progress
+            settings,
+            suite_path,
+            model_factory=model_factory,
+            track=track,
+            progress=progress,
+            challenger=challenger,
         )
     )

@@ -2,11 +2,12 @@
 champion.
 
 A gate names one metric (``qa.f1``, ``latency.p95_ms`` ...) and any of ``min``, ``max`` (absolute
-bounds on the challenger) and ``max_regression`` (how much worse than the champion the challenger
-may be). Whether "worse" means lower or higher comes from ``direction``, by default inferred from
-the name: latency, cost, hallucination, false-positive and token metrics are better when lower.
-A metric that was not measured fails its gate (a gate never passes by accident); a regression gate
-without a champion is skipped, so a first model is judged by the absolute gates alone.
+bounds on the challenger), ``max_regression`` (how much worse than the champion the challenger
+may be) and ``min_improvement`` (how much better than the champion it must be). Whether "worse"
+means lower or higher comes from ``direction``, by default inferred from the name: latency, cost,
+hallucination, false-positive and token metrics are better when lower. A metric that was not
+measured fails its gate (a gate never passes by accident); a gate against the champion is skipped
+when there is no champion, so a first model is judged by the absolute gates alone.
 """
 
 from __future__ import annotations
@@ -30,12 +31,16 @@ class Gate(BaseModel):
     min: float | None = None
     max: float | None = None
     max_regression: float | None = Field(default=None, ge=0)
+    min_improvement: float | None = Field(default=None, ge=0)
     direction: Direction | None = None
 
     @model_validator(mode="after")
     def _has_condition(self) -> Gate:
-        if self.min is None and self.max is None and self.max_regression is None:
-            raise ValueError(f"gate on {self.metric!r} needs min, max or max_regression")
+        bounds = (self.min, self.max, self.max_regression, self.min_improvement)
+        if all(bound is None for bound in bounds):
+            raise ValueError(
+                f"gate on {self.metric!r} needs min, max, max_regression or min_improvement"
+            )
         return self
 
     def better(self) -> Direction:
@@ -87,21 +92,35 @@ def _absolute(gate: Gate, value: float) -> list[GateResult]:
     return results
 
 
-def _regression(gate: Gate, value: float, champion: Mapping[str, float] | None) -> GateResult:
-    assert gate.max_regression is not None
-    condition = f"regression <= {gate.max_regression:g} ({gate.better()} is better)"
+def _against_champion(
+    gate: Gate, value: float, champion: Mapping[str, float] | None, improvement: bool
+) -> GateResult:
+    """``max_regression`` (``improvement=False``) or ``min_improvement`` against the champion."""
+    if improvement:
+        assert gate.min_improvement is not None
+        condition = f"improvement >= {gate.min_improvement:g} ({gate.better()} is better)"
+    else:
+        assert gate.max_regression is not None
+        condition = f"regression <= {gate.max_regression:g} ({gate.better()} is better)"
     if champion is None:
         return GateResult(gate.metric, condition, "skipped", "no champion to compare with")
     if gate.metric not in champion:
         return GateResult(gate.metric, condition, "failed", "not measured for the champion")
     base = champion[gate.metric]
     regression = base - value if gate.better() == "higher" else value - base
-    ok = regression <= gate.max_regression + 1e-12
+    if improvement:
+        assert gate.min_improvement is not None
+        ok = -regression >= gate.min_improvement - 1e-12
+        change = f"improvement {-regression:+.4f}"
+    else:
+        assert gate.max_regression is not None
+        ok = regression <= gate.max_regression + 1e-12
+        change = f"regression {regression:+.4f}"
     return GateResult(
         gate.metric,
         condition,
         "passed" if ok else "failed",
-        f"challenger {value:.4f} vs champion {base:.4f} (regression {regression:+.4f})",
+        f"challenger {value:.4f} vs champion {base:.4f} ({change})",
     )
 
 
@@ -119,5 +138,7 @@ def check_gates(
         value = challenger[gate.metric]
         results.extend(_absolute(gate, value))
         if gate.max_regression is not None:
-            results.append(_regression(gate, value, champion))
+            results.append(_against_champion(gate, value, champion, improvement=False))
+        if gate.min_improvement is not None:
+            results.append(_against_champion(gate, value, champion, improvement=True))
     return results

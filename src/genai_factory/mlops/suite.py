@@ -11,6 +11,7 @@ evaluators:
 gates:
   - {metric: qa.f1, min: 0.3}
   - {metric: qa.f1, max_regression: 0.01}
+  - {metric: qa.has_answer_f1, min_improvement: 0.05}
 ```
 
 Relative paths are relative to the suite file; ``~`` and ``$VARIABLES`` are expanded. Metrics are

@@ -14,6 +14,7 @@ import os
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 from genai_factory.config import Settings
@@ -28,6 +29,11 @@ TAG_GIT_COMMIT = "git_commit"
 TAG_VERSION = "package_version"
 
 _REMOTE_SCHEMES = ("http://", "https://", "databricks")
+
+#: The id of the tracked run open in this context. MLflow keeps its active run per thread, so a
+#: job step run in a worker thread (``asyncio.to_thread`` copies the context) would otherwise open
+#: a top-level run instead of a child of the job's run.
+_OPEN_RUN: ContextVar[str | None] = ContextVar("genai_open_run", default=None)
 
 
 def _telemetry_off() -> None:
@@ -115,13 +121,23 @@ def tracked_run(
     """An MLflow run tagged with the job, git commit and package version.
 
     Opened inside another tracked run it becomes that run's child (``nested``), which is how a
-    suite groups one run per candidate under its parent run. The run ends ``FAILED`` when the
-    block raises.
+    suite groups one run per candidate under its parent run, also from a worker thread started
+    with ``asyncio.to_thread`` inside the parent's block. The run ends ``FAILED`` when the block
+    raises.
     """
     mlflow = import_mlflow()
     experiment_id = configure(settings)
     nested = mlflow.active_run() is not None
+    parent = None if nested else _OPEN_RUN.get()
     with mlflow.start_run(
-        run_name=run_name, experiment_id=experiment_id, nested=nested, tags=run_tags(job, tags)
+        run_name=run_name,
+        experiment_id=experiment_id,
+        nested=nested,
+        parent_run_id=parent,
+        tags=run_tags(job, tags),
     ) as run:
-        yield run
+        token = _OPEN_RUN.set(str(run.info.run_id))
+        try:
+            yield run
+        finally:
+            _OPEN_RUN.reset(token)
