@@ -7,9 +7,11 @@ sources that best matches the question and answers with it, cited: ``The service
 8000 [1].`` It never invents: the answer is a sentence of a source, shown to the reader as written.
 
 A candidate's score is the cosine similarity of its embedding to the question's (the index's own
-embedder), plus half the share of the question's content words it contains, plus a small lift
-when it is of the kind the question asks for (a figure for "how many", a setting or command for
-"how do I"). Below ``min_score`` nothing is extracted and the model's answer stands.
+embedder), plus half the share of the question's content words it contains, plus a lift when it
+is of the kind the question asks for (a figure for "how many", a setting or command for "how do
+I"), plus a small lift for the sources that retrieval ranked first (the first source gets
+:data:`RANK_LIFT`, the last none). Below ``min_score`` nothing is extracted and the model's answer
+stands.
 """
 
 from __future__ import annotations
@@ -41,8 +43,10 @@ DECLINE = "I don't know: the sources do not say."
 MIN_CHARS, MAX_CHARS = 12, 400
 #: A model answer of at most this many words is checked against the best-matching sentences.
 SHORT_WORDS = 4
-#: How many of the best-matching sentences a short answer may come from.
-SUPPORT_TOP = 3
+#: A short answer must come from the best-matching sentence or one scoring within this of it.
+SUPPORT_MARGIN = 0.05
+#: The lift of a sentence of the first source; later sources get less, the last none.
+RANK_LIFT = 0.1
 
 
 @dataclass(frozen=True)
@@ -169,7 +173,7 @@ def answer_type_bonus(question: str, candidate: str) -> float:
     duration (``how long``: a time unit)."""
     bonus = 0.0
     if _WANTS_FIGURE.search(question) and _DIGIT.search(_CITE.sub(" ", candidate)):
-        bonus += 0.15
+        bonus += 0.25
     if _WANTS_PROCEDURE.search(question) and "`" in candidate:
         bonus += 0.1
     if _WANTS_DURATION.search(question) and _DURATION.search(candidate):
@@ -228,8 +232,15 @@ class SentenceExtractor:
             return []
         vectors = await self.embedder.embed([question, *(c.text for c in found)])
         similarity = vectors[1:] @ vectors[0]  # unit rows: cosine similarity
+        last = max(len(hits) - 1, 1)
         scored = [
-            (c, float(sim) + 0.5 * overlap(question, c.text) + answer_type_bonus(question, c.text))
+            (
+                c,
+                float(sim)
+                + 0.5 * overlap(question, c.text)
+                + answer_type_bonus(question, c.text)
+                + RANK_LIFT * max(0, len(hits) - c.source) / last,
+            )
             for c, sim in zip(found, similarity, strict=True)
         ]
         scored.sort(key=lambda pair: pair[1], reverse=True)
@@ -246,10 +257,10 @@ class SentenceExtractor:
         self, question: str, answer: str, hits: Sequence[ScoredChunk]
     ) -> str | None:
         """For a short answer (a phrase of at most :data:`SHORT_WORDS` words, citations aside):
-        the cited sentence that answers the question best, when none of the
-        :data:`SUPPORT_TOP` best-matching sentences holds at least half of the phrase's content
-        words (crudely stemmed); else ``None``. (The cited source is no evidence: the phrase was
-        copied from one of the sources.)
+        the cited sentence that answers the question best, when neither it nor a sentence scoring
+        within :data:`SUPPORT_MARGIN` of it holds at least half of the phrase's content words
+        (crudely stemmed); else ``None``. (The cited source is no evidence: the phrase was copied
+        from one of the sources.)
 
         A small model's short answer is either a span of the sentence that answers the question
         ("384 [1]") or a span of some other sentence ("one [1]" for how many steps an agent may
@@ -263,7 +274,8 @@ class SentenceExtractor:
         ranked = await self.ranked(question, hits)
         if not ranked:
             return None
-        if any(_holds(c.text, wanted) for c, _ in ranked[:SUPPORT_TOP]):
+        top = ranked[0][1]
+        if any(_holds(c.text, wanted) for c, score in ranked if score >= top - SUPPORT_MARGIN):
             return None
         best = ranked[0][0]
         return cited(best.text, best.source)
