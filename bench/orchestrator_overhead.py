@@ -14,7 +14,10 @@ It prints the median milliseconds of each, their ratio, and the orchestrator's o
 (median orchestrated - median direct) / 3, and the median of the per-round differences. Target:
 at most 2 ms per step.
 
-    .venv/bin/python bench/orchestrator_overhead.py [--rounds 200]
+    .venv/bin/python bench/orchestrator_overhead.py [--rounds 200] [--log-level warning]
+
+The logs go to stderr at ``--log-level`` (``info`` writes every agent and orchestrator step, as the
+service does by default).
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ from genai_factory.assistant.specialists import (
 )
 from genai_factory.config import SpecialistSettings
 from genai_factory.messages import Chunk, ScoredChunk
+from genai_factory.observability.logging import configure_logging
 from genai_factory.safety.gate import RequestSafety
 from genai_factory.testing.fakes import FakeChatModel
 
@@ -149,4 +153,7 @@ async def main(rounds: int) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=200)
-    asyncio.run(main(parser.parse_args().rounds))
+    parser.add_argument("--log-level", default="warning")
+    arguments = parser.parse_args()
+    configure_logging(arguments.log_level)
+    asyncio.run(main(arguments.rounds))
