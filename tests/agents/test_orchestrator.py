@@ -324,7 +324,11 @@ async def test_steps_beyond_the_plan_limit_are_reported_skipped() -> None:
     orchestrator = Orchestrator({"calculator": calc}, max_plan_steps=2)
     plan = orchestrator.plan("What is 1 + 1? What is 2 + 2? What is 3 + 3?", None)
     done = await orchestrator.run(plan, safety=safety(), trace_id="t10")
-    assert [r.status for r in done.results] == ["ok", "ok", "skipped"]
+    assert [(r.status, r.specialist) for r in done.results] == [
+        ("ok", "calculator"),
+        ("ok", "calculator"),
+        ("skipped", "calculator"),
+    ]
     assert len(calc.inputs) == 2 and done.limit_hit and done.stop_reason == "max_steps"
     assert "at most 2 steps" in done.text
 

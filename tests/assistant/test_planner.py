@@ -83,7 +83,9 @@ def test_an_unavailable_specialist_hands_over_its_steps() -> None:
 def test_steps_beyond_the_limit_overflow() -> None:
     plan = make_plan("What is 1 + 1? What is 2 + 2? What is 3 + 3?", None, max_steps=2)
     assert [s.question for s in plan.steps] == ["What is 1 + 1?", "What is 2 + 2?"]
-    assert plan.overflow == ("What is 3 + 3?",)
+    assert [(s.index, s.question, s.specialist) for s in plan.overflow] == [
+        (2, "What is 3 + 3?", "calculator")
+    ]
 
 
 def test_a_single_question_is_one_step() -> None:

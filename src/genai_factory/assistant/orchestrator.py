@@ -153,8 +153,7 @@ class Orchestrator:
                 )
                 continue
             await self._step(run, planned, remaining)
-        for offset, question in enumerate(plan.overflow, start=len(plan.steps)):
-            extra = PlannedStep(offset, question, "documents")
+        for extra in plan.overflow:
             text = f"Not answered: a plan has at most {self.max_plan_steps} steps."
             run.done.append(_Done(extra, "skipped", StepOutput(text, stop_reason="max_steps"), 0))
         return compose(run.done)

@@ -15,7 +15,8 @@
   ``documents``. A specialist that is not available hands its steps to the next one that is
   (``sql`` → ``documents``, ``calculator`` → ``sql`` → ``documents``).
 
-Steps beyond ``max_steps`` are kept in :attr:`Plan.overflow` and reported as skipped.
+Steps beyond ``max_steps`` are kept in :attr:`Plan.overflow` (classified too) and reported as
+skipped.
 """
 
 from __future__ import annotations
@@ -64,11 +65,11 @@ class PlannedStep:
 
 @dataclass(frozen=True)
 class Plan:
-    """The steps of a question, in the order they run, and the parts beyond the step limit."""
+    """The steps of a question, in the order they run, and the steps beyond the step limit."""
 
     question: str
     steps: tuple[PlannedStep, ...]
-    overflow: tuple[str, ...] = field(default_factory=tuple)
+    overflow: tuple[PlannedStep, ...] = field(default_factory=tuple)
 
     @property
     def multi_step(self) -> bool:
@@ -144,9 +145,8 @@ def make_plan(
     max_steps: int = 4,
 ) -> Plan:
     """The plan of ``question``: at most ``max_steps`` steps, the rest in ``overflow``."""
-    parts = split_question(question)
     steps = []
-    for index, part in enumerate(parts[:max_steps]):
+    for index, part in enumerate(split_question(question)):
         specialist, features = classify(part, terms, available)
         steps.append(PlannedStep(index, part, specialist, features))
-    return Plan(question, tuple(steps), tuple(parts[max_steps:]))
+    return Plan(question, tuple(steps[:max_steps]), tuple(steps[max_steps:]))
