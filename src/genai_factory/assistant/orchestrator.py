@@ -94,6 +94,21 @@ class _Done:
     output: StepOutput
     latency_ms: float
 
+    def result(self, sources: list[str]) -> PlanStepResult:
+        """The record of this step (``sources``: the chunk ids its sentence cites)."""
+        return PlanStepResult(
+            index=self.planned.index,
+            question=self.planned.question,
+            specialist=self.planned.specialist,
+            status=self.status,
+            answer=self.output.answer,
+            sql=list(self.output.sql),
+            sources=sources,
+            features=list(self.planned.features),
+            tokens=self.output.usage.total_tokens,
+            latency_ms=self.latency_ms,
+        )
+
 
 @dataclass
 class _Run:
@@ -260,28 +275,12 @@ def compose(done: Sequence[_Done]) -> Orchestrated:
             s.model_copy(update={"index": len(agent_steps) + i})
             for i, s in enumerate(output.agent_steps)
         ]
-        results.append(
-            PlanStepResult(
-                index=step.planned.index,
-                question=step.planned.question,
-                specialist=step.planned.specialist,
-                status=step.status,
-                answer=output.answer,
-                sql=list(output.sql),
-                sources=sources,
-                features=list(step.planned.features),
-                tokens=output.usage.total_tokens,
-                latency_ms=step.latency_ms,
-            )
-        )
+        results.append(step.result(sources))
     text = " ".join(s for s in sentences if s)
     if sql:
         text += "\n" + "\n".join(f"SQL: {statement}" for statement in sql)
-    limits = [_LIMIT_OF[r.status] for r in results if r.status in _LIMIT_OF]
-    skipped = [r for r in results if r.status == "skipped"]
-    stop: StopReason = limits[0] if limits else "answer"
-    if skipped and not limits:
-        stop = next(step.output.stop_reason for step in done if step.status == "skipped")
+    limited = [step for step in done if step.status in _LIMIT_OF or step.status == "skipped"]
+    stop = _stop_reason(limited[0]) if limited else "answer"
     return Orchestrated(
         text=text,
         results=results,
@@ -290,6 +289,11 @@ def compose(done: Sequence[_Done]) -> Orchestrated:
         agent_steps=agent_steps,
         hits=cited_hits,
         sql=sql,
-        limit_hit=bool(limits or skipped),
+        limit_hit=bool(limited),
         stop_reason=stop,
     )
+
+
+def _stop_reason(step: _Done) -> StopReason:
+    """The limit that cut ``step`` (a skipped step: the plan's time or step limit)."""
+    return _LIMIT_OF.get(step.status, step.output.stop_reason)
