@@ -26,7 +26,8 @@ class PlanStepResult(BaseModel):
     """One step of an orchestrated answer: its question, specialist, outcome and cost.
 
     ``answer`` is the step's result after the context guards (what later steps were given);
-    ``sql`` the statements it ran whose results it used; ``sources`` the chunk ids it cited.
+    ``sql`` the statements the model chose that ran without error; ``sources`` the chunk ids it
+    cited.
     """
 
     index: int
@@ -61,7 +62,8 @@ class AssistantAnswer(BaseModel):
     stop_reason: StopReason | None = None
     #: The steps of an orchestrated answer (a question made of several questions; else empty).
     plan: list[PlanStepResult] = Field(default_factory=list)
-    #: The SQL statements whose results the answer uses (orchestrated answers).
+    #: The SQL statements the SQL steps ran without error, as the model wrote them (orchestrated
+    #: answers; the loop's own schema reads are left out).
     sql: list[str] = Field(default_factory=list)
     #: What the guards did: input verdicts, dropped sources, output verdicts (``None``: guards off).
     safety: SafetyReport | None = None

@@ -18,7 +18,7 @@ runs the steps one after another, in the plan's order:
 
 The answer is composed without a model call: one sentence per step (the first sentence of the
 step's answer, keeping its citation), the citations renumbered over the sources the documents steps
-cited, then one ``SQL:`` line per statement whose result an SQL step used.
+cited, then one ``SQL:`` line per statement an SQL step ran without error (as the model wrote it).
 """
 
 from __future__ import annotations
