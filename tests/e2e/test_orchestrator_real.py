@@ -55,9 +55,9 @@ def test_embedded_models_answer_the_two_step_question(tmp_path: Path) -> None:
     queries = [s for s in body["steps"] if s["tool"] == "sql_query" and not s["automatic"]]
     assert any(q["ok"] and q["input"]["sql"] == body["sql"][0] for q in queries), queries
     if not re.search(r"\b3\b", plan[1]["answer"]):
-        # Measured 2026-12-07 (twice): the documents step answered with 402 and one citation;
-        # the SQL step ran one statement, but the 135M model wrote it without the country filter
-        # (SELECT count(*) FROM customers) and then answered "I don't know the answer to this
-        # question." The test still fails on any regression of the plan, the specialists or the
-        # composition above.
+        # Measured 2026-12-07, two runs: the documents step answered with 402 and one citation;
+        # the SQL step ran one statement and the 135M model then answered "I don't know the
+        # answer to this question." (in the run whose steps were logged, its statement lacked the
+        # country filter: SELECT count(*) FROM customers). The test still fails on any regression
+        # of the plan, the specialists or the composition above.
         pytest.xfail(f"SmolLM2-135M did not state the count: {plan[1]['answer']!r}")
