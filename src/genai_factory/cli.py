@@ -179,6 +179,12 @@ def ask(
             typer.echo(
                 f" {mark}[{citation.index}] {citation.title} ({citation.source}) {citation.score:.2f}"
             )
+    for planned in answer.plan:
+        err.print(
+            f"[dim]plan step {planned.index}: {planned.specialist} ({planned.status}) "
+            f"{planned.question}[/dim]",
+            highlight=False,
+        )
     for step in answer.steps:
         shown = json.dumps(step.input)[:120]
         status = "ok" if step.ok else "failed"

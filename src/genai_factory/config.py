@@ -251,6 +251,41 @@ class GatewaySettings(BaseModel):
     default_tpm: int = Field(default=20_000, ge=1)
 
 
+class SpecialistSettings(BaseModel):
+    """The limits of one specialist of the orchestrator: per step, never shared between steps.
+
+    ``max_steps`` bounds the model decisions of an agent specialist (``sql``, ``calculator``; the
+    ``documents`` specialist makes one model call). ``timeout_s`` is the wall-clock limit of the
+    step, ``token_budget`` the tokens of all its model calls together.
+    """
+
+    max_steps: int = Field(default=4, ge=1, le=50)
+    timeout_s: float = Field(default=60.0, gt=0, le=3600)
+    token_budget: int = Field(default=4000, ge=64)
+
+
+class OrchestratorSettings(BaseModel):
+    """The orchestrator of the agent route: questions made of several questions (docs/agents.md).
+
+    ``enabled``: split such a question into steps, each answered by its own specialist (documents,
+    SQL, calculator); a question of one step always takes the single-agent path.
+    ``max_plan_steps``: steps beyond it are reported as skipped. ``timeout_s``: the whole plan.
+    """
+
+    enabled: bool = True
+    max_plan_steps: int = Field(default=4, ge=2, le=16)
+    timeout_s: float = Field(default=180.0, gt=0, le=3600)
+    documents: SpecialistSettings = Field(
+        default_factory=lambda: SpecialistSettings(max_steps=1, timeout_s=60.0, token_budget=2000)
+    )
+    sql: SpecialistSettings = Field(
+        default_factory=lambda: SpecialistSettings(max_steps=5, timeout_s=60.0, token_budget=8000)
+    )
+    calculator: SpecialistSettings = Field(
+        default_factory=lambda: SpecialistSettings(max_steps=3, timeout_s=30.0, token_budget=3000)
+    )
+
+
 class AgentSettings(BaseModel):
     """The agent route: its tools, its limits and the database its SQL tools read.
 
@@ -273,6 +308,7 @@ class AgentSettings(BaseModel):
     sql_max_rows: int = Field(default=50, ge=1, le=10_000)
     action_format: Literal["auto", "json_schema", "json_staged", "native"] = "auto"
     auto_route: bool = True
+    orchestrator: OrchestratorSettings = Field(default_factory=OrchestratorSettings)
 
     @model_validator(mode="after")
     def _tools_unique(self) -> AgentSettings:

@@ -35,6 +35,18 @@ def action_format_for(settings: Settings) -> FormatName:
     return "json_staged" if capabilities.grammar else "json_schema"
 
 
+def tool_deps(settings: Settings, searcher: Searcher | None) -> ToolDeps:
+    """What the configured tools are built over: the database, the searcher and the limits."""
+    config = settings.agents
+    return ToolDeps(
+        database=settings.agent_database(),
+        searcher=searcher,
+        sql_limits=SQLLimits(max_rows=config.sql_max_rows, timeout_s=config.tool_timeout_s),
+        timeout_s=config.tool_timeout_s,
+        knowledge_k=settings.rag.top_k,
+    )
+
+
 def build_agent(
     settings: Settings, model: ChatModel, searcher: Searcher | None
 ) -> ReActAgent | None:
@@ -42,14 +54,7 @@ def build_agent(
     config = settings.agents
     if not config.enabled:
         return None
-    deps = ToolDeps(
-        database=settings.agent_database(),
-        searcher=searcher,
-        sql_limits=SQLLimits(max_rows=config.sql_max_rows, timeout_s=config.tool_timeout_s),
-        timeout_s=config.tool_timeout_s,
-        knowledge_k=settings.rag.top_k,
-    )
-    tools = build_tools(config.tools, deps)
+    tools = build_tools(config.tools, tool_deps(settings, searcher))
     for name, reason in tools.skipped.items():
         log.warning("agent_tool_skipped", tool=name, reason=reason)
     if not tools.tools:

@@ -174,13 +174,19 @@ class ReActAgent:
         self.tool_first = tool_first
 
     async def run(
-        self, question: str, *, trace_id: str | None = None, max_tokens: int | None = None
+        self,
+        question: str,
+        *,
+        trace_id: str | None = None,
+        max_tokens: int | None = None,
+        context: Sequence[str] = (),
     ) -> AgentResult:
         """Answer ``question`` with the tools; never raises for a tool failure or a limit.
 
         ``max_tokens`` caps the tokens of each model call of this run (below the limits'
         ``step_max_tokens``, and never below ``MIN_STEP_TOKENS``), as it caps the answer on the
-        other routes.
+        other routes. ``context``: lines the model reads with the tool descriptions (the results
+        of earlier steps of an orchestrated plan).
         """
         step_cap = self.limits.step_max_tokens
         run = _Run(
@@ -192,6 +198,7 @@ class ReActAgent:
             step_max_tokens=min(step_cap, max(max_tokens, MIN_STEP_TOKENS))
             if max_tokens
             else step_cap,
+            hints=list(context),
         )
         try:
             async with asyncio.timeout(self.limits.timeout_s):

@@ -18,6 +18,28 @@ from genai_factory.safety.pipeline import SafetyReport
 
 Mode = Literal["auto", "chat", "rag", "agent"]
 Route = Literal["chat", "rag", "agent"]
+#: How a step of an orchestrated plan ended: answered, cut by one of its limits, failed, skipped.
+StepStatus = Literal["ok", "max_steps", "timeout", "token_budget", "failed", "skipped"]
+
+
+class PlanStepResult(BaseModel):
+    """One step of an orchestrated answer: its question, specialist, outcome and cost.
+
+    ``answer`` is the step's result after the context guards (what later steps were given);
+    ``sql`` the statements the model chose that ran without error; ``sources`` the chunk ids it
+    cited.
+    """
+
+    index: int
+    question: str
+    specialist: str
+    status: StepStatus
+    answer: str = ""
+    sql: list[str] = Field(default_factory=list)
+    sources: list[str] = Field(default_factory=list)
+    features: list[str] = Field(default_factory=list)
+    tokens: int = 0
+    latency_ms: float = 0.0
 
 
 class AssistantAnswer(BaseModel):
@@ -38,6 +60,11 @@ class AssistantAnswer(BaseModel):
     #: True when the agent stopped at a limit (``stop_reason``) and answered with its best effort.
     limit_hit: bool = False
     stop_reason: StopReason | None = None
+    #: The steps of an orchestrated answer (a question made of several questions; else empty).
+    plan: list[PlanStepResult] = Field(default_factory=list)
+    #: The SQL statements the SQL steps ran without error, as the model wrote them (orchestrated
+    #: answers; the loop's own schema reads are left out).
+    sql: list[str] = Field(default_factory=list)
     #: What the guards did: input verdicts, dropped sources, output verdicts (``None``: guards off).
     safety: SafetyReport | None = None
 

@@ -21,7 +21,9 @@ import structlog
 
 from genai_factory.agents.assembly import build_agent
 from genai_factory.assistant.extractive import SentenceExtractor
+from genai_factory.assistant.orchestrator import Orchestrator
 from genai_factory.assistant.service import AssistantService
+from genai_factory.assistant.specialists import build_specialists
 from genai_factory.config import Settings
 from genai_factory.exceptions import ServiceNotReady
 from genai_factory.gateway.metered import MeteredModel
@@ -104,6 +106,31 @@ def _innermost(model: ChatModel) -> Any:
             return current
 
 
+def build_orchestrator(
+    settings: Settings,
+    model: ChatModel,
+    searcher: ServingIndex | None,
+    *,
+    system_prompt: str,
+    extractor: SentenceExtractor | None,
+) -> Orchestrator | None:
+    """The orchestrator of the agent route, or ``None`` when it (or the agent) is disabled or no
+    specialist is available."""
+    config = settings.agents
+    if not (config.enabled and config.orchestrator.enabled):
+        return None
+    specialists = build_specialists(
+        settings, model, searcher, system_prompt=system_prompt, extractor=extractor
+    )
+    if not specialists:
+        return None
+    return Orchestrator(
+        specialists,
+        max_plan_steps=config.orchestrator.max_plan_steps,
+        timeout_s=config.orchestrator.timeout_s,
+    )
+
+
 def assemble(
     settings: Settings,
     *,
@@ -153,6 +180,13 @@ def assemble(
     service = settings.service
     if safety is None and settings.safety.enabled:
         safety = SafetyService(settings)
+    extractor = (
+        SentenceExtractor(
+            chosen_embedder, min_score=rag.extract_min_score, source_chars=rag.source_chars
+        )
+        if rag.extract_on_decline
+        else None
+    )
     assistant = AssistantService(
         chat_model,
         index,
@@ -168,11 +202,10 @@ def assemble(
         agent=build_agent(settings, chat_model, index),
         auto_agent=settings.agents.auto_route,
         safety=safety.pipeline if safety else None,
-        extractor=SentenceExtractor(
-            chosen_embedder, min_score=rag.extract_min_score, source_chars=rag.source_chars
-        )
-        if rag.extract_on_decline
-        else None,
+        extractor=extractor,
+        orchestrator=build_orchestrator(
+            settings, chat_model, index, system_prompt=service.system_prompt, extractor=extractor
+        ),
     )
     if safety is not None and assistant.agent is not None:
         screen_agent_tools(assistant.agent, safety.pipeline)  # indirect injection via tools

@@ -3,7 +3,10 @@
 The route is ``chat`` (the model alone), ``rag`` (retrieve, then answer from numbered sources),
 ``agent`` (the ReAct agent with its tools), or ``auto``: the agent when the routing heuristic of
 :mod:`~genai_factory.assistant.routing` says the question is about its data or is arithmetic, else
-RAG when the best retrieved chunk scores at least ``min_score``, else chat. Every answer carries its
+RAG when the best retrieved chunk scores at least ``min_score``, else chat. A question made of
+several questions goes to the :class:`~genai_factory.assistant.orchestrator.Orchestrator` on the
+agent route: always with ``mode=agent``, and with ``mode=auto`` when a step needs a tool (a question
+of one step keeps the paths above). Every answer carries its
 citations, usage and cost, per-stage latency, the model that answered and a trace id; an agent
 answer also carries its steps and whether a limit cut it short.
 
@@ -34,6 +37,8 @@ from genai_factory.assistant.extractive import (
     may_be_declining,
     unsupported_numbers,
 )
+from genai_factory.assistant.orchestrator import Orchestrator
+from genai_factory.assistant.planner import Plan
 from genai_factory.assistant.routing import DataTerms, data_terms_for, wants_agent
 from genai_factory.assistant.turn import Outcome, Turn
 from genai_factory.exceptions import InvalidRequestError
@@ -45,12 +50,15 @@ from genai_factory.messages import ChatOptions, Message, ScoredChunk
 from genai_factory.mlops.qa import abstained
 from genai_factory.observability.tracing import stage_span
 from genai_factory.rag.index import SearchIndex
-from genai_factory.rag.prompting import build_chat_messages, build_rag_messages, citations_for
+from genai_factory.rag.prompting import (
+    RAG_STOP,
+    build_chat_messages,
+    build_rag_messages,
+    citations_for,
+)
 from genai_factory.safety.gate import INPUT_ROUTE, SafetyGate
 from genai_factory.safety.pipeline import SafetyPipeline
 
-#: Small models sometimes echo the prompt's layout; an answer ends where a new question would begin.
-RAG_STOP = ("\nQuestion:", "\nContext:")
 #: The safety policy of client-written conversations (``/v1/chat/completions``).
 CONVERSATION_ROUTE = "chat"
 
@@ -89,6 +97,8 @@ class AssistantService:
         extractor: on the RAG route, when the model declines although a source states the
             answer, answers with that source's sentence (:mod:`~genai_factory.assistant.extractive`);
             ``None`` keeps the model's reply.
+        orchestrator: answers questions made of several questions on the agent route; ``None``
+            sends them to the agent whole.
     """
 
     def __init__(
@@ -109,6 +119,7 @@ class AssistantService:
         auto_agent: bool = True,
         safety: SafetyPipeline | None = None,
         extractor: SentenceExtractor | None = None,
+        orchestrator: Orchestrator | None = None,
     ) -> None:
         self.model = model
         self.index = index
@@ -125,6 +136,7 @@ class AssistantService:
         self.auto_agent = auto_agent
         self.safety = SafetyGate(safety, system_prompt)
         self.extractor = extractor
+        self.orchestrator = orchestrator
         self._data_terms: DataTerms | None = None
         self._data_terms_read = False
 
@@ -175,7 +187,8 @@ class AssistantService:
             max_tokens=max_tokens or self.max_tokens, temperature=self.temperature
         )
         with turn.timed("routing"):
-            to_agent = await self._wants_agent(turn.query, mode)
+            turn.plan = await self._plan(turn.query, mode)
+            to_agent = turn.plan is not None or await self._wants_agent(turn.query, mode)
         if to_agent:
             turn.route = "agent"
             return turn
@@ -204,10 +217,25 @@ class AssistantService:
             return True
         if mode != "auto" or self.agent is None or not self.auto_agent:
             return False
-        if not self._data_terms_read:
+        return wants_agent(query, await self._terms())
+
+    async def _terms(self) -> DataTerms | None:
+        """The agent database's tables and columns (read once)."""
+        if not self._data_terms_read and self.agent is not None:
             self._data_terms = await data_terms_for(self.agent.tools)
             self._data_terms_read = True
-        return wants_agent(query, self._data_terms)
+        return self._data_terms
+
+    async def _plan(self, query: str, mode: Mode) -> Plan | None:
+        """The plan of a question the orchestrator answers, else ``None`` (see the docstring)."""
+        if self.orchestrator is None or self.agent is None:
+            return None
+        if mode != "agent" and (mode != "auto" or not self.auto_agent):
+            return None
+        plan = self.orchestrator.plan(query, await self._terms())
+        if not plan.multi_step or (mode == "auto" and not plan.needs_tools()):
+            return None
+        return plan
 
     async def _retrieve(self, query: str, mode: Mode) -> tuple[Route, list[ScoredChunk]]:
         if mode == "chat" or self.index is None:
@@ -335,6 +363,8 @@ class AssistantService:
         )
 
     async def _run_agent(self, turn: Turn) -> Outcome:
+        if turn.plan is not None:
+            return await self._run_plan(turn, turn.plan)
         assert self.agent is not None
         with turn.timed("agent"):
             result = await self.agent.run(
@@ -343,6 +373,29 @@ class AssistantService:
         with turn.timed("output_guards", when=turn.guarded):
             text = turn.safety.answer(result.answer, "agent")
         return Outcome.of_agent(result, text)
+
+    async def _run_plan(self, turn: Turn, plan: Plan) -> Outcome:
+        assert self.orchestrator is not None
+        with turn.timed("agent"):
+            done = await self.orchestrator.run(
+                plan,
+                safety=turn.safety,
+                trace_id=turn.trace_id,
+                max_tokens=turn.options.max_tokens,
+            )
+        turn.hits = done.hits
+        with turn.timed("output_guards", when=turn.guarded):
+            text = turn.safety.answer(done.text, "agent", done.hits)
+        return Outcome(
+            text,
+            done.usage,
+            done.model,
+            steps=done.agent_steps,
+            limit_hit=done.limit_hit,
+            stop_reason=done.stop_reason,
+            plan=done.results,
+            sql=done.sql,
+        )
 
     # -- finish ------------------------------------------------------------------------------
 

@@ -3,12 +3,14 @@
 * **prepare** (``AssistantService._prepare``): input guards, once → route → history → retrieval →
   sources screened → prompt. The result is a :class:`Turn`.
 * **middle**: the model's ``chat`` (``generate``), its ``stream`` (``stream``, and the
-  OpenAI-compatible route), or the agent. Each produces an :class:`Outcome`; none calls another.
+  OpenAI-compatible route), the agent, or the orchestrator (a question made of several
+  questions, :mod:`~genai_factory.assistant.orchestrator`). Each produces an :class:`Outcome`; none calls another.
 * **finish** (:meth:`Turn.finish`): history written, the :class:`AssistantAnswer` built with
   citations, priced usage, per-stage timings and the safety report.
 
 Every mode records the same stage keys: ``input_guards`` and ``output_guards`` when guards are on,
-``routing``, then ``retrieval`` and ``llm`` (chat and RAG routes) or ``agent``.
+``routing``, then ``retrieval`` and ``llm`` (chat and RAG routes) or ``agent`` (the agent and the
+orchestrator).
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from genai_factory.agents.steps import AgentResult, AgentStep, StopReason
-from genai_factory.assistant.answer import AssistantAnswer, Route
+from genai_factory.assistant.answer import AssistantAnswer, PlanStepResult, Route
+from genai_factory.assistant.planner import Plan
 from genai_factory.llm.collector import DeltaCollector
 from genai_factory.llm.tokens import PriceLike, priced
 from genai_factory.messages import (
@@ -52,6 +55,8 @@ class Outcome:
     steps: list[AgentStep] = field(default_factory=list)
     limit_hit: bool = False
     stop_reason: StopReason | None = None
+    plan: list[PlanStepResult] = field(default_factory=list)
+    sql: list[str] = field(default_factory=list)
 
     @classmethod
     def of_response(cls, response: ChatResponse, text: str) -> Outcome:
@@ -78,6 +83,8 @@ class Turn:
     session_id: str | None = None
     route: Route = "chat"
     hits: list[ScoredChunk] = field(default_factory=list)
+    #: The plan of a question made of several questions (the orchestrator answers it).
+    plan: Plan | None = None
     messages: list[Message] = field(default_factory=list)
     options: ChatOptions = field(default_factory=ChatOptions)
     #: Whether the question and answer are appended to the session history.
@@ -143,6 +150,8 @@ class Turn:
             steps=outcome.steps,
             limit_hit=outcome.limit_hit,
             stop_reason=outcome.stop_reason,
+            plan=outcome.plan,
+            sql=outcome.sql,
             safety=self.safety.summary(),
         )
 

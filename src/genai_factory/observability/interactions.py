@@ -41,6 +41,8 @@ MAX_DETAILS_CHARS = 64_000
 ERASED_KEEPS = ("retrieval_scores", "limit_hit", "stop_reason")
 #: What an erased record keeps of each agent step.
 ERASED_STEP_KEEPS = ("index", "tool", "ok", "automatic", "model_ms", "tool_ms")
+#: What an erased record keeps of each step of an orchestrated plan.
+ERASED_PLAN_KEEPS = ("index", "specialist", "status", "tokens", "latency_ms")
 #: Answer fields stored in their own columns; every other field goes to ``details``.
 COLUMN_FIELDS = frozenset(
     {
@@ -96,15 +98,17 @@ class InteractionRecord:
 
 
 def erased_details(details: dict[str, Any]) -> dict[str, Any]:
-    """``details`` without text: the scores and flags, and each agent step's tool and timing."""
+    """``details`` without text: the scores and flags, each agent step's tool and timing, and
+    each plan step's specialist, status and cost."""
     kept = {name: details[name] for name in ERASED_KEEPS if name in details}
-    steps = details.get("steps")
-    if isinstance(steps, list):
-        kept["steps"] = [
-            {name: step[name] for name in ERASED_STEP_KEEPS if name in step}
-            for step in steps
-            if isinstance(step, dict)
-        ]
+    for key, keeps in (("steps", ERASED_STEP_KEEPS), ("plan", ERASED_PLAN_KEEPS)):
+        items = details.get(key)
+        if isinstance(items, list):
+            kept[key] = [
+                {name: item[name] for name in keeps if name in item}
+                for item in items
+                if isinstance(item, dict)
+            ]
     return kept
 
 

@@ -16,6 +16,8 @@ RAG_INSTRUCTIONS = (
 )
 
 _CITATION = re.compile(r"\[(\d{1,2})\]")
+#: Small models sometimes echo the prompt's layout; an answer ends where a new question would begin.
+RAG_STOP = ("\nQuestion:", "\nContext:")
 
 
 def format_sources(hits: Sequence[ScoredChunk], *, max_chars: int = 900) -> str:

@@ -71,12 +71,17 @@ class RequestSafety:
         return screened
 
     def _screen_tool(self, message: Message, route: str) -> str:
-        if self.pipeline is None:
-            return message.content
         source = message.tool_call_id or message.name or "tool"
-        _, dropped = self.pipeline.screen_context([(source, message.content)], route=route)
+        return self.screen_text(source, message.content, route)
+
+    def screen_text(self, source: str, text: str, route: str) -> str:
+        """Indirect input (a tool's output, an earlier step's result) after the context guards:
+        ``text``, or :data:`WITHHELD` naming the reason when a guard flagged it (reported)."""
+        if self.pipeline is None or not text:
+            return text
+        _, dropped = self.pipeline.screen_context([(source, text)], route=route)
         if not dropped:
-            return message.content
+            return text
         self.report.dropped_sources += dropped
         return WITHHELD.format(reason=dropped[0]["reason"])
 

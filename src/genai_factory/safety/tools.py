@@ -13,16 +13,28 @@ from typing import Any
 from pydantic import BaseModel
 
 from genai_factory.exceptions import ToolError
-from genai_factory.safety.pipeline import SafetyPipeline
+from genai_factory.safety.pipeline import SafetyPipeline, SafetyReport
 
 
 class ScreenedTool:
-    """``inner`` with its outputs screened by ``pipeline``'s context guards of ``route``."""
+    """``inner`` with its outputs screened by ``pipeline``'s context guards of ``route``.
 
-    def __init__(self, inner: Any, pipeline: SafetyPipeline, *, route: str = "agent") -> None:
+    ``report``: the safety report of the request the tool serves; a withheld output is added to
+    its dropped sources.
+    """
+
+    def __init__(
+        self,
+        inner: Any,
+        pipeline: SafetyPipeline,
+        *,
+        route: str = "agent",
+        report: SafetyReport | None = None,
+    ) -> None:
         self.inner = inner
         self.pipeline = pipeline
         self.route = route
+        self.report = report
         self.name: str = inner.name
         self.description: str = inner.description
         self.args_schema: type[BaseModel] = inner.args_schema
@@ -33,6 +45,8 @@ class ScreenedTool:
         text = result if isinstance(result, str) else result.model_dump_json()
         _, dropped = self.pipeline.screen_context([(self.name, text)], route=self.route)
         if dropped:
+            if self.report is not None:
+                self.report.dropped_sources += dropped
             raise ToolError(
                 f"the output of {self.name} was withheld by the safety guards "
                 f"({dropped[0]['reason']}); do not rely on it"
