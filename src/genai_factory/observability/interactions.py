@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -94,7 +94,9 @@ class InteractionRecord:
     deleted_at: datetime | None = None
 
     def as_row(self) -> dict[str, Any]:
-        return asdict(self)
+        # The fields as they are (``asdict`` would deep-copy every nested dict and list; the
+        # record is frozen and its containers are not changed after it is made).
+        return dict(self.__dict__)
 
 
 def erased_details(details: dict[str, Any]) -> dict[str, Any]:
@@ -148,9 +150,13 @@ class TextPolicy:
         return cleaned[:MAX_TEXT_CHARS]
 
 
-def _bounded(details: dict[str, Any]) -> dict[str, Any]:
+def _bounded(details: dict[str, Any], *, json_safe: bool = False) -> dict[str, Any]:
+    """``details`` as JSON values, or a truncated preview when they are too long; ``json_safe``:
+    they hold JSON values already (no round trip needed, only the length is measured)."""
     encoded = json.dumps(details, default=str)
     if len(encoded) <= MAX_DETAILS_CHARS:
+        if json_safe:
+            return details
         return json.loads(encoded)  # type: ignore[no-any-return]
     return {"truncated": True, "preview": encoded[:MAX_DETAILS_CHARS]}
 
@@ -189,7 +195,7 @@ def record_answer(
         stages_ms=dict(answer.stages_ms),
         retrieval_ids=[c.chunk_id for c in answer.citations],
         safety=dumped.get("safety"),
-        details=_bounded(details),
+        details=_bounded(details, json_safe=True),
     )
 
 

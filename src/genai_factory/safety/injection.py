@@ -15,6 +15,7 @@ from typing import Literal
 
 from genai_factory.safety.guard import GuardContext, Verdict
 from genai_factory.safety.injection_rules import Rule, default_rules, first_match
+from genai_factory.safety.memo import TextMemo
 from genai_factory.safety.normalize import cached_variants, deobfuscate, distinct_readings
 from genai_factory.safety.textclf import HashedLinearModel
 
@@ -72,9 +73,14 @@ class InjectionGuard:
         self.action = action
         self.threshold = threshold if threshold is not None else (model.threshold if model else 0.5)
         self.rules = rules if rules is not None else default_rules()
+        # The score depends on the text alone (the rules and the model are fixed per guard).
+        self._memo: TextMemo[tuple[float, str | None]] = TextMemo(self._score)
 
     def score(self, text: str) -> tuple[float, str | None]:
         """The injection score in [0, 1] and the name of the matching rule, if any."""
+        return self._memo(text)
+
+    def _score(self, text: str) -> tuple[float, str | None]:
         readings = list(cached_variants(text))
         rule = first_match(self.rules, readings)
         # A question about a quoted phrase mentions it without making it ("What does 'ignore

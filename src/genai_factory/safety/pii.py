@@ -21,6 +21,7 @@ from collections.abc import Iterable, Sequence
 from typing import Literal
 
 from genai_factory.safety.guard import Finding, GuardContext, Verdict
+from genai_factory.safety.memo import TextMemo
 from genai_factory.safety.pii_names import _LOCATION_SUFFIXES, NameTagger
 from genai_factory.safety.pii_patterns import STRUCTURED_KINDS, find_structured, resolve_overlaps
 from genai_factory.safety.redaction import PLACEHOLDER, RedactionVault, redact
@@ -31,13 +32,22 @@ REASON = "pii"
 
 
 class PIIDetector:
-    """Finds PII spans of the chosen ``kinds``; names and locations need a ``tagger``."""
+    """Finds PII spans of the chosen ``kinds``; names and locations need a ``tagger``.
+
+    The spans of a text depend on the text alone, so they are remembered for recent texts
+    (:class:`~genai_factory.safety.memo.TextMemo`): the input guard, the output guard and the
+    interaction log's redaction often read the same text.
+    """
 
     def __init__(self, tagger: NameTagger | None = None, kinds: Iterable[str] = ALL_KINDS) -> None:
         self.tagger = tagger
         self.kinds = frozenset(kinds)
+        self._memo: TextMemo[tuple[Finding, ...]] = TextMemo(self._find)
 
     def find(self, text: str) -> list[Finding]:
+        return list(self._memo(text))
+
+    def _find(self, text: str) -> tuple[Finding, ...]:
         found = find_structured(text, self.kinds)
         if self.tagger is not None and self.kinds & set(NAME_KINDS):
             names = [f for f in self.tagger.find(text) if f.kind in self.kinds]
@@ -45,7 +55,7 @@ class PIIDetector:
         if "<" in text:  # text redacted earlier (input, then output guards): keep placeholders
             taken = [(m.start(), m.end()) for m in PLACEHOLDER.finditer(text)]
             found = [f for f in found if not any(f.start < e and f.end > s for s, e in taken)]
-        return found
+        return tuple(found)
 
 
 _WORD = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)?")

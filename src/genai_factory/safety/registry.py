@@ -126,8 +126,16 @@ class SafetyService:
     def redactor(self) -> Callable[[str], str]:
         """PII redaction for logs and the interaction log (text in, text out)."""
 
+        detectors: dict[int, tuple[object, PIIDetector]] = {}
+
         def redact_text(text: str) -> str:
-            return redact(text, PIIDetector(self.resources.names).find(text))
+            # One detector (and its memo) per name tagger: a new champion gets a new one.
+            names = self.resources.names
+            held = detectors.get(id(names))
+            if held is None or held[0] is not names:
+                detectors.clear()
+                held = detectors[id(names)] = (names, PIIDetector(names))
+            return redact(text, held[1].find(text))
 
         return redact_text
 

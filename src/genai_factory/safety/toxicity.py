@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Literal
 
 from genai_factory.safety.guard import GuardContext, Verdict
+from genai_factory.safety.memo import TextMemo
 from genai_factory.safety.normalize import cached_variants, distinct_readings
 from genai_factory.safety.textclf import HashedLinearModel
 
@@ -31,8 +32,13 @@ class ToxicityGuard:
         self.model = model
         self.action = action
         self.threshold = threshold if threshold is not None else (model.threshold if model else 1.0)
+        # The score depends on the text alone (the model is fixed per guard).
+        self._memo: TextMemo[float] = TextMemo(self._score)
 
     def score(self, text: str) -> float:
+        return self._memo(text)
+
+    def _score(self, text: str) -> float:
         if self.model is None or not text.strip():
             return 0.0
         # The injection guard reads the same text the same way: its features are reused.

@@ -1,4 +1,8 @@
-"""FastAPI dependencies: reach the process's components through the app state."""
+"""FastAPI dependencies: reach the process's components through the app state.
+
+They are ``async`` although they do not wait for anything: FastAPI runs a plain ``def``
+dependency in a worker thread, two thread hops per request for a few attribute reads.
+"""
 
 from __future__ import annotations
 
@@ -10,22 +14,26 @@ from genai_factory.gateway.admin import admin_key, gateway
 from genai_factory.observability.assembly import Telemetry
 
 
-def components(request: Request) -> Components:
-    """The components built at start-up (they may still be loading)."""
+def _components(request: Request) -> Components:
     found: Components | None = getattr(request.app.state, "components", None)
     if found is None:
         raise ServiceNotReady("the service is starting")
     return found
 
 
-def ready_components(request: Request) -> Components:
+async def components(request: Request) -> Components:
+    """The components built at start-up (they may still be loading)."""
+    return _components(request)
+
+
+async def ready_components(request: Request) -> Components:
     """The components, once the model and the index are loaded; 503 before that."""
-    found = components(request)
+    found = _components(request)
     found.require_ready()
     return found
 
 
-def telemetry(request: Request) -> Telemetry:
+async def telemetry(request: Request) -> Telemetry:
     """The application's metrics, tracing, interaction log and cost monitor (opened at start-up)."""
     found: Telemetry | None = getattr(request.app.state, "telemetry", None)
     if found is None:

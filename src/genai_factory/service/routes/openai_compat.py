@@ -21,7 +21,7 @@ from collections.abc import AsyncIterator, Iterable, Sequence
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import StreamingResponse
+from fastapi.responses import Response
 
 from genai_factory.assistant.answer import (
     AssistantAnswer,
@@ -143,8 +143,12 @@ async def _answer(
 )
 async def chat_completions(
     body: ChatCompletionRequest, request: Request, parts: Parts, tele: Observed
-) -> ChatCompletion | StreamingResponse:
-    """An OpenAI chat completion, streamed (``"stream": true``, SSE) or not."""
+) -> Response:
+    """An OpenAI chat completion, streamed (``"stream": true``, SSE) or not.
+
+    The completion is serialised here, once: FastAPI would otherwise dump it, validate the dump
+    against ``ChatCompletion`` again and encode it (``response_model`` still documents it).
+    """
     settings = parts.settings
     if body.model not in served_models(settings):
         raise NotFoundError(f"model {body.model!r} is not served here; GET /v1/models lists them")
@@ -165,7 +169,7 @@ async def chat_completions(
         return sse_response(observed_sse(events, chunks.render, seen.report))
     answer = seen.answer
     assert answer is not None
-    return ChatCompletion(
+    completion = ChatCompletion(
         id=f"chatcmpl-{trace_id}",
         created=int(time.time()),
         model=answer.model,
@@ -178,6 +182,7 @@ async def chat_completions(
         usage=CompletionUsage.of(answer.usage),
         citations=answer.citations,
     )
+    return Response(completion.model_dump_json(), media_type="application/json")
 
 
 class _Chunks:
