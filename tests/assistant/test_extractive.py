@@ -219,3 +219,35 @@ async def test_a_streamed_answer_passes_through(index: KnowledgeIndex) -> None:
     # A decline cut short, or a short phrase from elsewhere, becomes the sentence.
     assert await streamed(assistant(index, "I don't"), QUESTION) == (EXTRACTED, EXTRACTED)
     assert await streamed(assistant(index, "Install it [1]"), QUESTION) == (EXTRACTED, EXTRACTED)
+
+
+async def test_a_short_reply_must_come_from_the_best_match_not_a_lesser_one() -> None:
+    extractor = SentenceExtractor(FakeEmbedder(), min_score=0.1)
+    question = "How many model decisions may an agent run make?"
+    hits = [
+        hit("An agent run makes at most 5 model decisions."),
+        hit("Each tool gets one call per decision."),
+    ]
+    assert await extractor.unsupported_short_answer(question, "5 [1]", hits) is None
+    assert await extractor.unsupported_short_answer(question, "one [2]", hits) == (
+        "An agent run makes at most 5 model decisions [1]."
+    )
+
+
+async def test_a_figure_from_a_sentence_with_several_is_shown_with_its_sentence() -> None:
+    extractor = SentenceExtractor(FakeEmbedder(), min_score=0.1)
+    sentence = "A new key may make 60 requests per minute and use 20000 tokens per minute."
+    hits = [hit(sentence)]
+    question = "What is the requests per minute limit of a new key?"
+    expected = "A new key may make 60 requests per minute and use 20000 tokens per minute [1]."
+    assert await extractor.unsupported_short_answer(question, "20000 [1]", hits) == expected
+    single = [hit("A new key may make 60 requests per minute.")]
+    assert await extractor.unsupported_short_answer(question, "60 [1]", single) is None
+
+
+async def test_the_first_sources_are_preferred_on_a_tie() -> None:
+    extractor = SentenceExtractor(FakeEmbedder(), min_score=0.1)
+    same = "The service listens on port 8000 by default."
+    ranked = await extractor.ranked("Which port does the service listen on?", [hit(same)] * 3)
+    assert [c.source for c, _ in ranked] == [1, 2, 3]
+    assert ranked[0][1] > ranked[1][1] > ranked[2][1]

@@ -185,6 +185,11 @@ _NUMBER = re.compile(r"(?<![\w.\[])\d[\d,.]*(?![\w\]])")
 _CITE = re.compile(r"\[(\d{1,2})\]")
 
 
+def _numbers(text: str) -> set[str]:
+    """The figures of ``text``, citations aside."""
+    return {n.rstrip(".,") for n in _NUMBER.findall(_CITE.sub(" ", text))}
+
+
 def unsupported_numbers(
     answer: str, hits: Sequence[ScoredChunk], *, source_chars: int = 600
 ) -> bool:
@@ -259,8 +264,9 @@ class SentenceExtractor:
         """For a short answer (a phrase of at most :data:`SHORT_WORDS` words, citations aside):
         the cited sentence that answers the question best, when neither it nor a sentence scoring
         within :data:`SUPPORT_MARGIN` of it holds at least half of the phrase's content words
-        (crudely stemmed); else ``None``. (The cited source is no evidence: the phrase was copied
-        from one of the sources.)
+        (crudely stemmed); the sentence that holds the phrase, when the phrase is a figure and
+        that sentence states several; else ``None``. (The cited source is no evidence: the phrase
+        was copied from one of the sources.)
 
         A small model's short answer is either a span of the sentence that answers the question
         ("384 [1]") or a span of some other sentence ("one [1]" for how many steps an agent may
@@ -275,10 +281,17 @@ class SentenceExtractor:
         if not ranked:
             return None
         top = ranked[0][1]
-        if any(_holds(c.text, wanted) for c, score in ranked if score >= top - SUPPORT_MARGIN):
-            return None
-        best = ranked[0][0]
-        return cited(best.text, best.source)
+        holding = [
+            c for c, score in ranked if score >= top - SUPPORT_MARGIN and _holds(c.text, wanted)
+        ]
+        if not holding:
+            best = ranked[0][0]
+            return cited(best.text, best.source)
+        if _numbers(answer) and len(_numbers(holding[0].text)) > 1:
+            # "20000 [1]" from "60 requests and 20000 tokens per minute": which figure answers is
+            # the reader's to see, so the whole sentence is sent.
+            return cited(holding[0].text, holding[0].source)
+        return None
 
     async def answer(self, question: str, hits: Sequence[ScoredChunk]) -> str | None:
         """The cited sentence that answers ``question``, or ``None``."""
