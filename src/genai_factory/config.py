@@ -259,7 +259,10 @@ class AgentSettings(BaseModel):
     exists (the SQL tools are left out when there is no database). ``action_format``: ``auto``
     uses native tool calling with ``openai_compatible`` models, two-stage constrained actions
     (``json_staged``) with ``llamacpp`` and one JSON action per step (``json_schema``) otherwise
-    (docs/agents.md). ``auto_route``: whether ``mode=auto`` may choose the agent.
+    (docs/agents.md). ``auto_route``: whether ``mode=auto`` may choose the agent. ``adapter``
+    (llama.cpp only): the LoRA adapter the agent's model runs with instead of ``llm.adapter``:
+    ``none`` (the agent uses the assistant's model), the path of a GGUF adapter file, or an alias
+    or version of ``mlops.agent_llm_name`` (``champion``, ``challenger``, ``3``).
     """
 
     enabled: bool = True
@@ -273,6 +276,7 @@ class AgentSettings(BaseModel):
     sql_max_rows: int = Field(default=50, ge=1, le=10_000)
     action_format: Literal["auto", "json_schema", "json_staged", "native"] = "auto"
     auto_route: bool = True
+    adapter: str = "none"
 
     @model_validator(mode="after")
     def _tools_unique(self) -> AgentSettings:
@@ -452,7 +456,8 @@ class MLOpsSettings(BaseModel):
 
     ``tracking_uri``: an MLflow tracking URI; ``None`` uses ``sqlite:///<data_dir>/mlflow.db`` with
     artefacts in ``<data_dir>/mlartifacts``. ``experiment``: the MLflow experiment of every run.
-    ``llm_name`` / ``index_name``: registered-model names; guards register as
+    ``llm_name`` / ``index_name``: registered-model names (``agent_llm_name``: the agent's
+    adapters, from ``train llm --agent``); guards register as
     ``<guard_prefix><guard>``. ``schedules``: job name → cron expression (5 fields) for
     ``jobs scheduler``. ``eval_suite``: the suite file ``jobs loop`` gates promotions with.
     ``serve_champion``: the service serves the registry's ``champion`` LLM when one exists, and
@@ -462,6 +467,7 @@ class MLOpsSettings(BaseModel):
     tracking_uri: str | None = None
     experiment: str = Field(default="genai-factory", min_length=1)
     llm_name: str = Field(default="genai-llm", min_length=1)
+    agent_llm_name: str = Field(default="genai-agent-llm", min_length=1)
     index_name: str = Field(default="genai-index", min_length=1)
     guard_prefix: str = Field(default="genai-guard-", min_length=1)
     serve_champion: bool = True
