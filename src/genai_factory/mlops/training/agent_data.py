@@ -47,6 +47,7 @@ from genai_factory.mlops.training.agent_questions import (
     candidate_questions,
     normalize,
     profile_database,
+    read_schema,
 )
 
 #: ``kind`` of every row ``train agent-data`` writes (``train llm`` recognises it).
@@ -219,11 +220,12 @@ async def _preload(database: str) -> tuple[Preload, SchemaInfo]:
         tools, constrain_sql=True, observation_chars=OBSERVATION_CHARS
     )
     schema_step = preload.steps[0] if preload.steps else None
-    if schema_step is None or not schema_step.ok or QUERY_TOOL not in preload.input_schemas:
+    if schema_step is None or not schema_step.ok:
         reason = schema_step.observation if schema_step else "no schema"
         raise InvalidRequestError(f"cannot read the database {database}: {reason}")
-    schema = await SqlSchemaTool(database).run(SqlSchemaTool.args_schema())
-    return preload, schema
+    if QUERY_TOOL not in preload.input_schemas:
+        raise InvalidRequestError(f"no table to ask about in the database {database}")
+    return preload, await read_schema(database)
 
 
 def sql_pattern(preload: Preload) -> re.Pattern[str]:
