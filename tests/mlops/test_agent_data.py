@@ -30,13 +30,8 @@ from genai_factory.mlops.training.agent_data import (
     first_value,
     query_fingerprint,
 )
-from genai_factory.mlops.training.agent_questions import (
-    normalize,
-    plural,
-    profile_database,
-    read_schema,
-    singular,
-)
+from genai_factory.mlops.training.agent_questions import normalize, plural, singular
+from genai_factory.mlops.training.agent_schema import profile_database, read_schema
 from genai_factory.mlops.training.data import read_examples
 
 ROOT = Path(__file__).parents[2]
@@ -71,7 +66,10 @@ def test_profile_sorts_the_shop_columns() -> None:
     assert profiles["orders"].parents == [("customer_id", "customers", "id")]
     assert set(profiles["order_items"].numbers) == {"quantity", "unit_price"}
     assert sorted(profiles["orders"].categories["status"]) == [
-        "cancelled", "delivered", "placed", "shipped",
+        "cancelled",
+        "delivered",
+        "placed",
+        "shipped",
     ]
 
 
@@ -128,8 +126,11 @@ def test_rows_are_the_prompts_the_agent_sends(shop_rows: Any) -> None:
     prompt = answer_row["messages"][-1]["content"]
     assert prompt.startswith(f"Question: {answer_row['question']}\nResults:\nsql_query ")
     assert answer_row["sql"] in prompt
-    offers = {("knowledge_search" in r["messages"][0]["content"]) for r in rows
-              if r["stage"] == "choose_tool"}
+    offers = {
+        ("knowledge_search" in r["messages"][0]["content"])
+        for r in rows
+        if r["stage"] == "choose_tool"
+    }
     assert offers == {True, False}
 
 
@@ -140,8 +141,10 @@ def test_sql_fits_the_agents_grammar(shop_rows: Any) -> None:
     from genai_factory.agents.preload import preload_database
     from genai_factory.agents.tools import SqlSchemaTool
 
-    tools: dict[str, Any] = {"sql_schema": SqlSchemaTool(str(SHOP_DB)),
-                             "sql_query": SqlQueryTool(str(SHOP_DB))}
+    tools: dict[str, Any] = {
+        "sql_schema": SqlSchemaTool(str(SHOP_DB)),
+        "sql_query": SqlQueryTool(str(SHOP_DB)),
+    }
     preload = asyncio.run(preload_database(tools, constrain_sql=True, observation_chars=700))
     pattern = re.compile(preload.input_schemas["sql_query"]["properties"]["sql"]["pattern"])
     assert all(pattern.fullmatch(r["sql"]) for r in rows)
@@ -150,8 +153,16 @@ def test_sql_fits_the_agents_grammar(shop_rows: Any) -> None:
 def test_covers_every_kind_of_question(shop_rows: Any) -> None:
     _, report = shop_rows
     assert set(report.kinds) >= {
-        "count", "count_filter", "count_distinct", "lookup", "superlative", "aggregate",
-        "group_top", "range", "join_count", "join_sum",
+        "count",
+        "count_filter",
+        "count_distinct",
+        "lookup",
+        "superlative",
+        "aggregate",
+        "group_top",
+        "range",
+        "join_count",
+        "join_sum",
     }
 
 
@@ -161,9 +172,26 @@ def test_no_benchmark_question_or_query_is_in_the_data(shop_rows: Any) -> None:
     assert report.excluded >= len(bench) - 1  # the revenue query is outside the templates
     questions = {normalize(r["question"]) for r in rows}
     queries = {normalize(r["sql"]) for r in rows}
-    vocabulary = {"customers", "products", "orders", "order_items", "id", "name", "email",
-                  "country", "signed_up", "category", "price", "customer_id", "ordered_at",
-                  "status", "order_id", "product_id", "quantity", "unit_price"}
+    vocabulary = {
+        "customers",
+        "products",
+        "orders",
+        "order_items",
+        "id",
+        "name",
+        "email",
+        "country",
+        "signed_up",
+        "category",
+        "price",
+        "customer_id",
+        "ordered_at",
+        "status",
+        "order_id",
+        "product_id",
+        "quantity",
+        "unit_price",
+    }
     prints = {query_fingerprint(r["sql"], vocabulary) for r in rows}
     for question, sql in bench:
         assert normalize(question) not in questions
@@ -181,10 +209,14 @@ def test_without_exclusions_the_benchmark_would_leak() -> None:
 
 def test_fingerprint_ignores_aliases_and_qualifiers() -> None:
     vocabulary = {"orders", "customers", "id", "customer_id", "name"}
-    aliased = ("SELECT count(*) FROM orders o JOIN customers c ON c.id = o.customer_id "
-               "WHERE c.name = 'Ada Lovelace'")
-    plain = ("SELECT count(*) FROM orders JOIN customers ON customers.id = orders.customer_id "
-             "WHERE customers.name = 'Ada Lovelace'")
+    aliased = (
+        "SELECT count(*) FROM orders o JOIN customers c ON c.id = o.customer_id "
+        "WHERE c.name = 'Ada Lovelace'"
+    )
+    plain = (
+        "SELECT count(*) FROM orders JOIN customers ON customers.id = orders.customer_id "
+        "WHERE customers.name = 'Ada Lovelace'"
+    )
     other = plain.replace("Ada Lovelace", "Grace Hopper")
     assert query_fingerprint(aliased, vocabulary) == query_fingerprint(plain, vocabulary)
     assert query_fingerprint(other, vocabulary) != query_fingerprint(plain, vocabulary)
@@ -231,8 +263,19 @@ def test_rows_are_training_examples(tmp_path: Path, cli_env: Path) -> None:
     out = tmp_path / "agent.jsonl"
     result = runner.invoke(
         app,
-        ["train", "agent-data", "--database", str(SHOP_DB), "--out", str(out), "--limit", "12",
-         "--exclude", str(BENCH_FILE), "--json"],
+        [
+            "train",
+            "agent-data",
+            "--database",
+            str(SHOP_DB),
+            "--out",
+            str(out),
+            "--limit",
+            "12",
+            "--exclude",
+            str(BENCH_FILE),
+            "--json",
+        ],
     )
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
@@ -241,34 +284,52 @@ def test_rows_are_training_examples(tmp_path: Path, cli_env: Path) -> None:
     assert len(examples) == 48 and all(e.answer for e in examples)
     assert all_agent_rows(out)
     mixed = tmp_path / "mixed.jsonl"
-    mixed.write_text(out.read_text() + json.dumps({"messages": [{"role": "user", "content": "q"}],
-                                                   "answer": "a"}) + "\n")
+    mixed.write_text(
+        out.read_text()
+        + json.dumps({"messages": [{"role": "user", "content": "q"}], "answer": "a"})
+        + "\n"
+    )
     assert not all_agent_rows(mixed)
 
 
 def test_cli_errors(tmp_path: Path, cli_env: Path) -> None:
     out = tmp_path / "x.jsonl"
-    missing = runner.invoke(app, ["train", "agent-data", "--database", str(tmp_path / "no.db"),
-                                  "--out", str(out)])
+    missing = runner.invoke(
+        app, ["train", "agent-data", "--database", str(tmp_path / "no.db"), "--out", str(out)]
+    )
     assert missing.exit_code == 2 and "no such database file" in missing.output
     assert not out.exists()
-    bad_limit = runner.invoke(app, ["train", "agent-data", "--database", str(SHOP_DB),
-                                    "--out", str(out), "--limit", "0"])
+    bad_limit = runner.invoke(
+        app, ["train", "agent-data", "--database", str(SHOP_DB), "--out", str(out), "--limit", "0"]
+    )
     assert bad_limit.exit_code == 2 and "--limit" in bad_limit.output
     bad = tmp_path / "bad.jsonl"
     bad.write_text("{not json\n")
-    bad_exclude = runner.invoke(app, ["train", "agent-data", "--database", str(SHOP_DB),
-                                      "--out", str(out), "--exclude", str(bad)])
+    bad_exclude = runner.invoke(
+        app,
+        [
+            "train",
+            "agent-data",
+            "--database",
+            str(SHOP_DB),
+            "--out",
+            str(out),
+            "--exclude",
+            str(bad),
+        ],
+    )
     assert bad_exclude.exit_code == 2 and "not valid JSON" in bad_exclude.output
     not_db = tmp_path / "text.db"
     not_db.write_text("this is not a database")
-    garbage = runner.invoke(app, ["train", "agent-data", "--database", str(not_db),
-                                  "--out", str(out)])
+    garbage = runner.invoke(
+        app, ["train", "agent-data", "--database", str(not_db), "--out", str(out)]
+    )
     assert garbage.exit_code == 2 and "cannot read the database" in garbage.output
     empty = tmp_path / "empty.db"
     sqlite3.connect(empty).close()
-    nothing = runner.invoke(app, ["train", "agent-data", "--database", str(empty),
-                                  "--out", str(out)])
+    nothing = runner.invoke(
+        app, ["train", "agent-data", "--database", str(empty), "--out", str(out)]
+    )
     assert nothing.exit_code == 2 and "error:" in nothing.output
 
 

@@ -202,7 +202,10 @@ def _agent_model(
     """The agent's chain when ``agents.adapter`` names an adapter: the configured model with
     that adapter instead of ``llm.adapter`` (same worker, so it never computes beside the
     assistant's model); ``None`` otherwise."""
-    if not settings.agents.enabled or not provider_capabilities(settings.llm.provider).local_weights:
+    if (
+        not settings.agents.enabled
+        or not provider_capabilities(settings.llm.provider).local_weights
+    ):
         return None
     from genai_factory.mlops.registry import agent_adapter_path
 

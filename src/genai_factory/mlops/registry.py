@@ -420,7 +420,9 @@ def agent_adapter_path(settings: Settings) -> Path | None:
     registry = ModelRegistry(settings)
     name = settings.mlops.agent_llm_name
     found = (
-        registry.get(name, int(ref)) if ref.isdigit() else registry.by_alias(name, _check_alias(ref))
+        registry.get(name, int(ref))
+        if ref.isdigit()
+        else registry.by_alias(name, _check_alias(ref))
     )
     if found is None:
         raise NotFoundError(f"{name!r} has no {ref!r} version yet")

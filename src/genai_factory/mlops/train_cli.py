@@ -305,7 +305,9 @@ def llm_command(
 
     for_agent = agent if agent is not None else all_agent_rows(data)
     if for_agent and (register_as != "adapter" or base != "base"):
-        _fail("--agent trains an adapter on the bundled model: use --base base --register-as adapter")
+        _fail(
+            "--agent trains an adapter on the bundled model: use --base base --register-as adapter"
+        )
     model_name = settings.mlops.agent_llm_name if for_agent else settings.mlops.llm_name
 
     def work() -> Any:

@@ -41,14 +41,13 @@ from genai_factory.agents.staged import StagedJsonFormat
 from genai_factory.agents.steps import FINAL_ANSWER
 from genai_factory.agents.tools import SqlQueryArgs, SqlQueryTool, SqlSchemaTool, Tool
 from genai_factory.exceptions import InvalidRequestError, ToolError
-from genai_factory.messages import ChatResponse, Message
+from genai_factory.messages import ChatResponse, Message, ScoredChunk
 from genai_factory.mlops.training.agent_questions import (
     Candidate,
     candidate_questions,
     normalize,
-    profile_database,
-    read_schema,
 )
+from genai_factory.mlops.training.agent_schema import profile_database, read_schema
 
 #: ``kind`` of every row ``train agent-data`` writes (``train llm`` recognises it).
 AGENT_ROW_KIND = "agent_sql"
@@ -57,14 +56,34 @@ OBSERVATION_CHARS = 700
 STAGES = ("choose_tool", "sql", "choose_answer", "answer")
 _TOKEN = re.compile(r"'[^']*'|[A-Za-z_][A-Za-z0-9_]*|-?[0-9]+(?:\.[0-9]+)?|\*")
 _KEYWORDS = frozenset(
-    "select where order by desc limit group distinct count sum avg min max join * > < = !=".split()
+    [
+        "select",
+        "where",
+        "order",
+        "by",
+        "desc",
+        "limit",
+        "group",
+        "distinct",
+        "count",
+        "sum",
+        "avg",
+        "min",
+        "max",
+        "join",
+        "*",
+        ">",
+        "<",
+        "=",
+        "!=",
+    ]
 )
 
 
 class _NoIndex:
     """Stands in for the knowledge index: only the tool's name and description are rendered."""
 
-    async def search(self, query: str, k: int) -> list[Any]:
+    async def search(self, query: str, k: int = 4) -> list[ScoredChunk]:
         return []
 
 
@@ -178,7 +197,10 @@ def render_rows(
     staged = StagedJsonFormat(rng.choice(context.offers), context.input_schemas)
     question, hints = candidate.question, context.hints
     query = AgentAction(tool=QUERY_TOOL, input={"sql": candidate.sql})
-    observation = render_observation(result, OBSERVATION_CHARS)
+    # the time a query took varies from run to run; a fixed 0 ms keeps the rows deterministic
+    observation = render_observation(
+        result.model_copy(update={"elapsed_ms": 0.0}), OBSERVATION_CHARS
+    )
     choice = json.dumps({"action": QUERY_TOOL})
     done = [Exchange(ChatResponse(text=choice, model="agent-data"), [(query, observation)])]
     value = first_value(result)
@@ -216,9 +238,7 @@ async def _preload(database: str) -> tuple[Preload, SchemaInfo]:
         SCHEMA_TOOL: SqlSchemaTool(database),
         QUERY_TOOL: SqlQueryTool(database),
     }
-    preload = await preload_database(
-        tools, constrain_sql=True, observation_chars=OBSERVATION_CHARS
-    )
+    preload = await preload_database(tools, constrain_sql=True, observation_chars=OBSERVATION_CHARS)
     schema_step = preload.steps[0] if preload.steps else None
     if schema_step is None or not schema_step.ok:
         reason = schema_step.observation if schema_step else "no schema"
@@ -249,9 +269,17 @@ async def build_agent_rows(
     exclusions = Exclusions.of(exclude, vocabulary)
     profiles = await profile_database(database, schema)
     candidates = candidate_questions(profiles, seed)
-    report = AgentDataReport(out="", database=database, examples=0, rows=0,
-                             candidates=len(candidates), excluded=0, off_grammar=0, empty=0,
-                             seed=seed)
+    report = AgentDataReport(
+        out="",
+        database=database,
+        examples=0,
+        rows=0,
+        candidates=len(candidates),
+        excluded=0,
+        off_grammar=0,
+        empty=0,
+        seed=seed,
+    )
     kept = []
     for candidate in candidates:
         if exclusions.collides(candidate, vocabulary):
