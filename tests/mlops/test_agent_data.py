@@ -30,7 +30,13 @@ from genai_factory.mlops.training.agent_data import (
     first_value,
     query_fingerprint,
 )
-from genai_factory.mlops.training.agent_questions import normalize, plural, singular
+from genai_factory.mlops.training.agent_questions import (
+    FEW_QUERY_KINDS,
+    PHRASINGS_PER_QUERY,
+    normalize,
+    plural,
+    singular,
+)
 from genai_factory.mlops.training.agent_schema import profile_database, read_schema
 from genai_factory.mlops.training.data import read_examples
 
@@ -237,7 +243,25 @@ def test_deterministic_for_a_seed_and_limited() -> None:
     assert [r["question"] for r in first] != [r["question"] for r in other]
     answers = [r for r in first if r["stage"] == "answer"]
     assert len({normalize(r["question"]) for r in answers}) == 20
-    assert len({normalize(r["sql"]) for r in answers}) == 20
+    per_query: dict[str, int] = {}
+    for row in answers:
+        per_query[normalize(row["sql"])] = per_query.get(normalize(row["sql"]), 0) + 1
+    assert max(per_query.values()) <= 2 * PHRASINGS_PER_QUERY
+
+
+def test_a_query_gets_a_few_phrasings_never_a_repeated_question(shop_rows: Any) -> None:
+    rows, _ = shop_rows
+    answers = [r for r in rows if r["stage"] == "answer"]
+    assert len({normalize(r["question"]) for r in answers}) == len(answers)
+    per_query: dict[str, set[str]] = {}
+    for row in answers:
+        per_query.setdefault(row["sql"], set()).add(row["source"])
+    counts = {sql: sum(r["sql"] == sql for r in answers) for sql in per_query}
+    assert max(counts.values()) <= 2 * PHRASINGS_PER_QUERY and max(counts.values()) > 1
+    for sql, count in counts.items():
+        (source,) = per_query[sql]
+        if source.removeprefix("agent:") not in FEW_QUERY_KINDS:
+            assert count <= PHRASINGS_PER_QUERY
 
 
 def test_works_on_another_database(tmp_path: Path) -> None:
@@ -292,17 +316,22 @@ def test_rows_are_training_examples(tmp_path: Path, cli_env: Path) -> None:
     assert not all_agent_rows(mixed)
 
 
+def said(result: Any) -> str:
+    """The CLI's output with the terminal's line wrapping undone."""
+    return " ".join(str(result.output).split())
+
+
 def test_cli_errors(tmp_path: Path, cli_env: Path) -> None:
     out = tmp_path / "x.jsonl"
     missing = runner.invoke(
         app, ["train", "agent-data", "--database", str(tmp_path / "no.db"), "--out", str(out)]
     )
-    assert missing.exit_code == 2 and "no such database file" in missing.output
+    assert missing.exit_code == 2 and "no such database file" in said(missing)
     assert not out.exists()
     bad_limit = runner.invoke(
         app, ["train", "agent-data", "--database", str(SHOP_DB), "--out", str(out), "--limit", "0"]
     )
-    assert bad_limit.exit_code == 2 and "--limit" in bad_limit.output
+    assert bad_limit.exit_code == 2 and "--limit" in said(bad_limit)
     bad = tmp_path / "bad.jsonl"
     bad.write_text("{not json\n")
     bad_exclude = runner.invoke(
@@ -318,19 +347,19 @@ def test_cli_errors(tmp_path: Path, cli_env: Path) -> None:
             str(bad),
         ],
     )
-    assert bad_exclude.exit_code == 2 and "not valid JSON" in bad_exclude.output
+    assert bad_exclude.exit_code == 2 and "not valid JSON" in said(bad_exclude)
     not_db = tmp_path / "text.db"
     not_db.write_text("this is not a database")
     garbage = runner.invoke(
         app, ["train", "agent-data", "--database", str(not_db), "--out", str(out)]
     )
-    assert garbage.exit_code == 2 and "cannot read the database" in garbage.output
+    assert garbage.exit_code == 2 and "cannot read the database" in said(garbage)
     empty = tmp_path / "empty.db"
     sqlite3.connect(empty).close()
     nothing = runner.invoke(
         app, ["train", "agent-data", "--database", str(empty), "--out", str(out)]
     )
-    assert nothing.exit_code == 2 and "error:" in nothing.output
+    assert nothing.exit_code == 2 and "error:" in said(nothing)
 
 
 def test_train_llm_refuses_an_agent_adapter_on_another_base(tmp_path: Path, cli_env: Path) -> None:
@@ -338,9 +367,9 @@ def test_train_llm_refuses_an_agent_adapter_on_another_base(tmp_path: Path, cli_
     row = {"kind": AGENT_ROW_KIND, "messages": [{"role": "user", "content": "q"}], "answer": "a"}
     data.write_text(json.dumps(row) + "\n")
     result = runner.invoke(app, ["train", "llm", "--data", str(data), "--base", "champion"])
-    assert result.exit_code == 2 and "--agent trains an adapter" in result.output
+    assert result.exit_code == 2 and "--agent trains an adapter" in said(result)
     merged = runner.invoke(app, ["train", "llm", "--data", str(data), "--register-as", "merged"])
-    assert merged.exit_code == 2 and "--agent trains an adapter" in merged.output
+    assert merged.exit_code == 2 and "--agent trains an adapter" in said(merged)
 
 
 def test_agent_adapter_setting(tmp_path: Path) -> None:
