@@ -261,7 +261,8 @@ class AgentSettings(BaseModel):
     (``json_staged``) with ``llamacpp`` and one JSON action per step (``json_schema``) otherwise
     (docs/agents.md). ``auto_route``: whether ``mode=auto`` may choose the agent. ``adapter``
     (llama.cpp only): the LoRA adapter the agent's model runs with instead of ``llm.adapter``:
-    ``none`` (the agent uses the assistant's model), the path of a GGUF adapter file, or an alias
+    ``none`` (the agent uses the assistant's model), ``shipped`` (the adapter shipped for the
+    bundled model and ``examples/shop.db``), the path of a GGUF adapter file, or an alias
     or version of ``mlops.agent_llm_name`` (``champion``, ``challenger``, ``3``).
     """
 

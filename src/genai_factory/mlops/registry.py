@@ -401,7 +401,8 @@ def resolve_llm_files(settings: Settings, ref: str) -> ModelFiles:
 def agent_adapter_path(settings: Settings) -> Path | None:
     """The LoRA adapter ``agents.adapter`` names (``None``: the agent shares the assistant's).
 
-    ``none`` or empty: no agent adapter. A ``.gguf`` path: that file. Else an alias or version
+    ``none`` or empty: no agent adapter. ``shipped``: the agent adapter shipped for the bundled
+    model (trained on ``examples/shop.db``). A ``.gguf`` path: that file. Else an alias or version
     of ``mlops.agent_llm_name`` (what ``train llm --agent`` registers); that version must be a
     LoRA adapter on the bundled model.
 
@@ -412,6 +413,8 @@ def agent_adapter_path(settings: Settings) -> Path | None:
     ref = settings.agents.adapter.strip()
     if ref in ("", "none"):
         return None
+    if ref == "shipped":
+        return _shipped_agent_adapter(settings)
     if ref.endswith(".gguf"):
         path = Path(ref).expanduser()
         if not path.is_file():
@@ -431,6 +434,17 @@ def agent_adapter_path(settings: Settings) -> Path | None:
             f"agents.adapter: {name} v{found.version} is not a LoRA adapter on the bundled model"
         )
     return _gguf_in(registry.download(found.name, found.version))
+
+
+def _shipped_agent_adapter(settings: Settings) -> Path:
+    from genai_factory.llm.llamacpp import SHIPPED_AGENT_ADAPTER, SMOLLM2_FILE
+
+    model = settings.llm.model_path
+    if model is not None and Path(model).name != SMOLLM2_FILE:
+        raise ConfigurationError("agents.adapter: shipped fits the bundled model only")
+    if not SHIPPED_AGENT_ADAPTER.is_file():
+        raise ConfigurationError(f"agents.adapter: {SHIPPED_AGENT_ADAPTER} is not installed")
+    return SHIPPED_AGENT_ADAPTER
 
 
 def _is_adapter_file(path: Path) -> bool:
