@@ -382,3 +382,18 @@ def test_agent_adapter_setting(tmp_path: Path) -> None:
     assert agent_adapter_path(chosen) == adapter
     with pytest.raises(ConfigurationError, match="no such file"):
         agent_adapter_path(Settings.model_validate({"agents": {"adapter": "gone.gguf"}}))
+
+
+def test_the_shipped_agent_adapter() -> None:
+    from genai_factory.llm.llamacpp import SHIPPED_AGENT_ADAPTER
+    from genai_factory.mlops.registry import agent_adapter_path
+    from genai_factory.mlops.training.adapter_export import read_adapter_alpha
+
+    shipped = Settings.model_validate({"agents": {"adapter": "shipped"}})
+    assert agent_adapter_path(shipped) == SHIPPED_AGENT_ADAPTER
+    assert read_adapter_alpha(SHIPPED_AGENT_ADAPTER) is not None  # a LoRA adapter, not a model
+    other = Settings.model_validate(
+        {"agents": {"adapter": "shipped"}, "llm": {"model_path": "other.gguf"}}
+    )
+    with pytest.raises(ConfigurationError, match="bundled model only"):
+        agent_adapter_path(other)
