@@ -108,7 +108,6 @@ def _count_questions(t: TableProfile, rng: random.Random) -> Iterator[Candidate]
                 "Count the {T} whose {C} is {x}.",
                 "What is the number of {T} with {C} {x}?",
                 "How many {T} are {x}?",
-                "How many {T} were {x}?",
                 "How many {x} {T} are there?",
             ]
             if column in ("country", "city", "region", "state"):
@@ -191,29 +190,6 @@ def _superlative_questions(t: TableProfile, rng: random.Random) -> Iterator[Cand
                     f"SELECT {name} FROM {t.name}{where} ORDER BY {column}{order} LIMIT 1",
                     f"The {S} with the {word} {C}{suffix} is {{value}}.",
                 )
-            yield from _superlative_of(t, column, highest, rng)
-
-
-def _superlative_of(
-    t: TableProfile, column: str, highest: bool, rng: random.Random
-) -> Iterator[Candidate]:
-    """Another column of the row with the highest (lowest) ``column``: the category of the most
-    expensive product."""
-    S, C = singular(t.name), _words(column)
-    word = "highest" if highest else "lowest"
-    order = " DESC" if highest else ""
-    for other in [*t.categories, *(n for n in t.names if n != t.name_column)]:
-        D = _words(other)
-        phrasings = [f"What is the {{D}} of the {{S}} with the {word} {{C}}?"]
-        phrasings += [
-            f"What is the {{D}} of the {w} {{S}}?" for w in _extreme_words(column, highest)
-        ]
-        yield Candidate(
-            "superlative",
-            _pick(rng, phrasings, D=D, S=S, C=C),
-            f"SELECT {other} FROM {t.name} ORDER BY {column}{order} LIMIT 1",
-            f"The {D} of the {S} with the {word} {C} is {{value}}.",
-        )
 
 
 _AGGREGATES = {
@@ -269,7 +245,7 @@ def _aggregate_questions(t: TableProfile, rng: random.Random) -> Iterator[Candid
                     "f": suffix,
                 }
                 yield Candidate(
-                    "aggregate" if where else "aggregate_all",
+                    "aggregate",
                     _pick(rng, phrasings, **fields),
                     f"SELECT {function}({column}) FROM {t.name}{where}",
                     answer.format(**fields),
@@ -408,12 +384,8 @@ def _join_questions(
                 )
 
 
-#: Phrasings drawn per query at most (several questions may share one SQL, never one question).
+#: Phrasings drawn per query at most (two questions may share one SQL, never one question).
 PHRASINGS_PER_QUERY = 2
-#: Kinds with few queries per database get more phrasings of each (as many as 2x).
-FEW_QUERY_KINDS = frozenset(
-    {"count", "count_filter", "count_distinct", "superlative", "group_top", "aggregate_all"}
-)
 
 
 def candidate_questions(
@@ -424,7 +396,7 @@ def candidate_questions(
     rng = random.Random(seed)
     tables = {t.name: t for t in profiles}
     found: list[Candidate] = []
-    for _ in range(2 * phrasings):
+    for _ in range(phrasings):
         for table in profiles:
             for make in (
                 _count_questions,
@@ -441,8 +413,7 @@ def candidate_questions(
     unique = []
     for candidate in found:
         sql_key, question_key = normalize(candidate.sql), normalize(candidate.question)
-        cap = 2 * phrasings if candidate.kind in FEW_QUERY_KINDS else phrasings
-        if per_sql.get(sql_key, 0) >= cap or question_key in seen_question:
+        if per_sql.get(sql_key, 0) >= phrasings or question_key in seen_question:
             continue
         per_sql[sql_key] = per_sql.get(sql_key, 0) + 1
         seen_question.add(question_key)
