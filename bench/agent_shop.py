@@ -13,6 +13,8 @@ the other two conditions. Run it alone (it computes on both cores)::
     .venv/bin/python bench/agent_shop.py            # all questions
     .venv/bin/python bench/agent_shop.py --limit 3  # the first three
     .venv/bin/python bench/agent_shop.py --json     # one JSON object per question
+    .venv/bin/python bench/agent_shop.py --adapter agent.gguf   # with the agent's LoRA adapter
+    .venv/bin/python bench/agent_shop.py --offset 8 --limit 8   # questions 9 to 16
 """
 
 from __future__ import annotations
@@ -121,13 +123,26 @@ def judge(result: AgentResult, expected: object) -> dict[str, object]:
     }
 
 
-async def main(limit: int | None, as_json: bool, action_format: FormatName) -> int:
+def write_questions(path: Path) -> int:
+    """The questions and gold SQL as JSONL: what ``train agent-data --exclude`` keeps out."""
+    rows = [json.dumps({"question": q, "sql": sql}) for q, sql in QUESTIONS]
+    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    return len(rows)
+
+
+async def main(
+    limit: int | None,
+    as_json: bool,
+    action_format: FormatName,
+    adapter: Path | None = None,
+    offset: int = 0,
+) -> int:
     configure_logging("warning")
-    model = LlamaCppModel(n_threads=2)
+    model = LlamaCppModel(n_threads=2, adapter_path=adapter)
     tools = [SqlSchemaTool(str(SHOP_DB)), SqlQueryTool(str(SHOP_DB)), CalculatorTool()]
     limits = AgentLimits(max_steps=4, timeout_s=900)  # measures the model, not the machine
     agent = ReActAgent(model, tools, action_format=action_format, limits=limits)
-    questions = QUESTIONS[:limit] if limit else QUESTIONS
+    questions = QUESTIONS[offset : offset + limit] if limit else QUESTIONS[offset:]
     solved = contains = 0
     started = time.perf_counter()
     try:
@@ -166,5 +181,22 @@ if __name__ == "__main__":
     parser.add_argument(
         "--format", default="json_staged", choices=["json_staged", "json_schema"], help="Actions."
     )
+    parser.add_argument(
+        "--offset", type=int, default=0, help="Skip the first N questions (split a long run)."
+    )
+    parser.add_argument(
+        "--adapter", type=Path, default=None, help="A LoRA adapter (GGUF) on the bundled model."
+    )
+    parser.add_argument(
+        "--write-questions",
+        type=Path,
+        default=None,
+        help="Write the questions and gold SQL as JSONL (for train agent-data --exclude); exit.",
+    )
     args = parser.parse_args()
-    raise SystemExit(asyncio.run(main(args.limit, args.json, args.format)))
+    if args.write_questions is not None:
+        print(f"wrote {write_questions(args.write_questions)} questions to {args.write_questions}")
+        raise SystemExit(0)
+    raise SystemExit(
+        asyncio.run(main(args.limit, args.json, args.format, args.adapter, args.offset))
+    )

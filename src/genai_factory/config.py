@@ -294,7 +294,11 @@ class AgentSettings(BaseModel):
     exists (the SQL tools are left out when there is no database). ``action_format``: ``auto``
     uses native tool calling with ``openai_compatible`` models, two-stage constrained actions
     (``json_staged``) with ``llamacpp`` and one JSON action per step (``json_schema``) otherwise
-    (docs/agents.md). ``auto_route``: whether ``mode=auto`` may choose the agent.
+    (docs/agents.md). ``auto_route``: whether ``mode=auto`` may choose the agent. ``adapter``
+    (llama.cpp only): the LoRA adapter the agent's model runs with instead of ``llm.adapter``:
+    ``none`` (the agent uses the assistant's model), ``shipped`` (the adapter shipped for the
+    bundled model and ``examples/shop.db``), the path of a GGUF adapter file, or an alias
+    or version of ``mlops.agent_llm_name`` (``champion``, ``challenger``, ``3``).
     """
 
     enabled: bool = True
@@ -309,6 +313,7 @@ class AgentSettings(BaseModel):
     action_format: Literal["auto", "json_schema", "json_staged", "native"] = "auto"
     auto_route: bool = True
     orchestrator: OrchestratorSettings = Field(default_factory=OrchestratorSettings)
+    adapter: str = "none"
 
     @model_validator(mode="after")
     def _tools_unique(self) -> AgentSettings:
@@ -488,7 +493,8 @@ class MLOpsSettings(BaseModel):
 
     ``tracking_uri``: an MLflow tracking URI; ``None`` uses ``sqlite:///<data_dir>/mlflow.db`` with
     artefacts in ``<data_dir>/mlartifacts``. ``experiment``: the MLflow experiment of every run.
-    ``llm_name`` / ``index_name``: registered-model names; guards register as
+    ``llm_name`` / ``index_name``: registered-model names (``agent_llm_name``: the agent's
+    adapters, from ``train llm --agent``); guards register as
     ``<guard_prefix><guard>``. ``schedules``: job name → cron expression (5 fields) for
     ``jobs scheduler``. ``eval_suite``: the suite file ``jobs loop`` gates promotions with.
     ``serve_champion``: the service serves the registry's ``champion`` LLM when one exists, and
@@ -498,6 +504,7 @@ class MLOpsSettings(BaseModel):
     tracking_uri: str | None = None
     experiment: str = Field(default="genai-factory", min_length=1)
     llm_name: str = Field(default="genai-llm", min_length=1)
+    agent_llm_name: str = Field(default="genai-agent-llm", min_length=1)
     index_name: str = Field(default="genai-index", min_length=1)
     guard_prefix: str = Field(default="genai-guard-", min_length=1)
     serve_champion: bool = True

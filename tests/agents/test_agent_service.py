@@ -152,3 +152,35 @@ async def test_auto_routing_can_be_switched_off(shop_db: Path) -> None:
     assert answer.route == "chat" and answer.answer == "chatted"
     with pytest.raises(InvalidRequestError, match="disabled"):
         await AssistantService(model, None, system_prompt="s").generate("x", mode="agent")
+
+
+def test_agents_adapter_gives_the_agent_its_own_chain(
+    fake_settings: Settings, tmp_path: Path
+) -> None:
+    """With ``agents.adapter`` the agent runs the same llama.cpp model with that adapter in place
+    of ``llm.adapter``; the assistant's model keeps its own."""
+    from genai_factory.assistant.assembly import _innermost
+    from genai_factory.llm.llamacpp import LlamaCppModel
+
+    adapter = tmp_path / "agent.gguf"
+    adapter.write_bytes(b"GGUF")
+    settings = without_guards(
+        fake_settings.model_copy(
+            update={
+                "llm": fake_settings.llm.model_copy(
+                    update={"provider": "llamacpp", "model": "smollm2", "adapter": "none"}
+                ),
+                "agents": fake_settings.agents.model_copy(update={"adapter": str(adapter)}),
+            }
+        )
+    )
+    parts = assemble(settings, embedder=FakeEmbedder())
+    agent = parts.assistant.agent
+    assert agent is not None and parts.agent_model is not None
+    assert agent.model is parts.agent_model and agent.model is not parts.model
+    assert parts.assistant.model is parts.model
+    served, for_agent = _innermost(parts.model), _innermost(parts.agent_model)
+    assert isinstance(served, LlamaCppModel) and isinstance(for_agent, LlamaCppModel)
+    assert served.adapter_path is None and for_agent.adapter_path == adapter
+    plain = assemble(without_guards(fake_settings), model=FakeChatModel(), embedder=FakeEmbedder())
+    assert plain.agent_model is None

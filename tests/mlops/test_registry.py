@@ -123,3 +123,33 @@ def test_models_cli(cli_env: Path, tmp_path: Path) -> None:
     assert "no previous champion" in again.output and "Traceback" not in again.output
     missing = runner.invoke(app, ["models", "promote", "genai-llm", "9"])
     assert missing.exit_code == 2 and "not found" in missing.output
+
+
+def test_agents_adapter_resolves_a_registered_agent_adapter(
+    registry: ModelRegistry, fake_settings: Settings, tmp_path: Path
+) -> None:
+    from genai_factory.exceptions import ConfigurationError
+    from genai_factory.mlops.registry import (
+        ADAPTER_KIND,
+        BASE_REF_TAG,
+        KIND_TAG,
+        agent_adapter_path,
+    )
+
+    name = fake_settings.mlops.agent_llm_name
+    tags = {KIND_TAG: ADAPTER_KIND, BASE_REF_TAG: "base"}
+    registry.register(name, _gguf(tmp_path, "agent.gguf", b"adapter"), tags=tags)
+    merged = registry.register(name, _gguf(tmp_path, "merged.gguf", b"model"), alias=None)
+
+    def with_adapter(ref: str) -> Settings:
+        agents = fake_settings.agents.model_copy(update={"adapter": ref})
+        return fake_settings.model_copy(update={"agents": agents})
+
+    assert agent_adapter_path(with_adapter("challenger")).read_bytes() == b"adapter"
+    assert agent_adapter_path(with_adapter("1")).read_bytes() == b"adapter"
+    with pytest.raises(NotFoundError, match="champion"):
+        agent_adapter_path(with_adapter("champion"))
+    with pytest.raises(ConfigurationError, match="not a LoRA adapter"):
+        agent_adapter_path(with_adapter(str(merged.version)))
+    # the assistant's model name is untouched
+    assert registry.by_alias(fake_settings.mlops.llm_name, "challenger") is None

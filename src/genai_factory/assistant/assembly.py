@@ -6,8 +6,9 @@ backends chained by a fallback model (``llm.registry.build_chat_model``), then
 :class:`~genai_factory.gateway.metered.MeteredModel` (each call charged to the requesting key, when
 the gateway enforces keys) and :class:`~genai_factory.observability.traced_model.TracedModel` (one
 span per call) outermost. The assistant and its agent run on that same chain; nothing is wrapped
-later. The LLM and the embedder share one :class:`ModelWorker`, so their computations never overlap
-on a small machine. Tests pass their own model or embedder instead of the configured ones (the
+later, except that with ``agents.adapter`` the agent (and the orchestrator's tool specialists) run
+on a second chain of the same model with that LoRA adapter (:func:`_agent_model`). The LLM and the
+embedder share one :class:`ModelWorker`, so their computations never overlap on a small machine. Tests pass their own model or embedder instead of the configured ones (the
 metering and tracing wrappers still go around them).
 """
 
@@ -59,6 +60,8 @@ class Components:
     safety: SafetyService | None = None
     #: The primary backend's swapper when the service may serve a promoted champion, else ``None``.
     swappable: SwappableModel | None = None
+    #: The agent's own model chain (``agents.adapter``), else ``None`` (the agent uses ``model``).
+    agent_model: ChatModel | None = None
 
     async def warm_up(self) -> None:
         """Load the model weights now rather than on the first request."""
@@ -90,6 +93,8 @@ class Components:
             await self.assistant.history.aclose()
         await self.index.aclose()
         await self.model.aclose()
+        if self.agent_model is not None:
+            await self.agent_model.aclose()
         await self.embedder.aclose()
         self.worker.close()
 
@@ -113,6 +118,7 @@ def build_orchestrator(
     *,
     system_prompt: str,
     extractor: SentenceExtractor | None,
+    agent_model: ChatModel | None = None,
 ) -> Orchestrator | None:
     """The orchestrator of the agent route, or ``None`` when it (or the agent) is disabled or no
     specialist is available."""
@@ -120,7 +126,12 @@ def build_orchestrator(
     if not (config.enabled and config.orchestrator.enabled):
         return None
     specialists = build_specialists(
-        settings, model, searcher, system_prompt=system_prompt, extractor=extractor
+        settings,
+        model,
+        searcher,
+        system_prompt=system_prompt,
+        extractor=extractor,
+        agent_model=agent_model,
     )
     if not specialists:
         return None
@@ -172,6 +183,7 @@ def assemble(
     if gateway is not None and gateway.enforcing:
         chain = MeteredModel(chain, gateway)
     chat_model: ChatModel = TracedModel(chain)
+    agent_model = None if model is not None else _agent_model(settings, worker, gateway)
     chosen_embedder = embedder or get_embedder(settings.embeddings, worker=worker)
     if embedder is None and settings.embeddings.cache:
         chosen_embedder = CachedEmbedder(chosen_embedder, settings.cache_dir())
@@ -199,12 +211,17 @@ def assemble(
         source_chars=rag.source_chars,
         prices=settings.llm.pricing,
         history=build_session_store(settings, model=chat_model),
-        agent=build_agent(settings, chat_model, index),
+        agent=build_agent(settings, agent_model or chat_model, index),
         auto_agent=settings.agents.auto_route,
         safety=safety.pipeline if safety else None,
         extractor=extractor,
         orchestrator=build_orchestrator(
-            settings, chat_model, index, system_prompt=service.system_prompt, extractor=extractor
+            settings,
+            chat_model,
+            index,
+            system_prompt=service.system_prompt,
+            extractor=extractor,
+            agent_model=agent_model,
         ),
     )
     if safety is not None and assistant.agent is not None:
@@ -219,4 +236,29 @@ def assemble(
         breaker_states=breaker_states,
         safety=safety,
         swappable=swappable[0] if swappable else None,
+        agent_model=agent_model,
     )
+
+
+def _agent_model(
+    settings: Settings, worker: ModelWorker, gateway: GatewayService | None
+) -> ChatModel | None:
+    """The agent's chain when ``agents.adapter`` names an adapter: the configured model with
+    that adapter instead of ``llm.adapter`` (same worker, so it never computes beside the
+    assistant's model); ``None`` otherwise."""
+    if (
+        not settings.agents.enabled
+        or not provider_capabilities(settings.llm.provider).local_weights
+    ):
+        return None
+    from genai_factory.mlops.registry import agent_adapter_path
+
+    adapter = agent_adapter_path(settings)
+    if adapter is None:
+        return None
+    log.info("agent_adapter", adapter=str(adapter))
+    llm = settings.llm.model_copy(update={"adapter": str(adapter)})
+    chain = build_chat_model(llm, worker=worker)
+    if gateway is not None and gateway.enforcing:
+        chain = MeteredModel(chain, gateway)
+    return TracedModel(chain)

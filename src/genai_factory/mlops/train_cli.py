@@ -1,5 +1,6 @@
 """``genai-factory train``: build the fine-tuning set, fine-tune the LLM, train the guards.
 
+``train agent-data`` writes grounded SQL-agent rows from a database (``agent_data_cli``);
 ``train data`` splits SQuAD-format questions by article title and writes the training JSONL (plus
 the held-out questions for ``eval qa``); ``train llm`` fine-tunes the served GGUF with LoRA, exports
 a new GGUF and registers it as the ``challenger``; ``train guard`` retrains one safety classifier
@@ -29,6 +30,7 @@ from rich.progress import (
 from genai_factory.command_runner import ConfigOption, err, run_command
 from genai_factory.config import Settings, load_settings
 from genai_factory.exceptions import GenAIFactoryError, InvalidRequestError
+from genai_factory.mlops.agent_data_cli import agent_data_command
 from genai_factory.mlops.training.data import DEFAULT_UNANSWERABLE_SHARE
 
 T = TypeVar("T")
@@ -271,11 +273,20 @@ def llm_command(
             "merged: the merged F16 GGUF.",
         ),
     ] = "adapter",
+    agent: Annotated[
+        bool | None,
+        typer.Option(
+            "--agent/--no-agent",
+            help="Register as the agent's adapter (mlops.agent_llm_name); default: when every "
+            "row comes from `train agent-data`.",
+        ),
+    ] = None,
     config: ConfigOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """LoRA-fine-tune the LLM on CPU, export a GGUF adapter and a merged F16 GGUF, register one
     of them as challenger."""
+    from genai_factory.mlops.training.agent_data import all_agent_rows
     from genai_factory.mlops.training.finetune import train_llm
     from genai_factory.mlops.training.lora import LoraSettings
 
@@ -292,6 +303,13 @@ def llm_command(
         _fail(exc.message)
         return
 
+    for_agent = agent if agent is not None else all_agent_rows(data)
+    if for_agent and (register_as != "adapter" or base != "base"):
+        _fail(
+            "--agent trains an adapter on the bundled model: use --base base --register-as adapter"
+        )
+    model_name = settings.mlops.agent_llm_name if for_agent else settings.mlops.llm_name
+
     def work() -> Any:
         with _training_bars(steps, not as_json) as hooks:
             return train_llm(
@@ -303,6 +321,7 @@ def llm_command(
                 register=register,
                 register_as="merged" if register_as == "merged" else "adapter",
                 hooks=hooks,
+                model_name=model_name,
             )
 
     result = _run(work)
@@ -319,9 +338,12 @@ def llm_command(
     typer.echo(f"run:     {result.run_id}")
     if result.registered_version is not None:
         typer.echo(
-            f"registered {settings.mlops.llm_name} version {result.registered_version} "
+            f"registered {model_name} version {result.registered_version} "
             f"({', '.join(result.aliases) or 'no alias'})"
         )
+
+
+train_app.command("agent-data")(agent_data_command)
 
 
 @train_app.command("guard")

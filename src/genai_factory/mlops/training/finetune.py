@@ -147,11 +147,13 @@ def train_llm(
     register: bool = True,
     register_as: RegisterAs = "adapter",
     hooks: Hooks | None = None,
+    model_name: str | None = None,
 ) -> LLMTrainingResult:
     """Fine-tune, export, track in MLflow and (unless ``register=False``) register a challenger.
 
     ``register_as``: ``adapter`` registers the LoRA adapter (with its base recorded), ``merged``
-    the merged F16 model.
+    the merged F16 model. ``model_name``: the registered model (default ``mlops.llm_name``; the
+    agent's adapters go to ``mlops.agent_llm_name``).
     """
     from genai_factory.mlops.registry import (
         ADAPTER_KIND,
@@ -202,7 +204,7 @@ def train_llm(
             if register_as == "adapter":
                 tags |= {KIND_TAG: ADAPTER_KIND, BASE_REF_TAG: pinned}
             version = ModelRegistry(settings).register(
-                settings.mlops.llm_name,
+                model_name or settings.mlops.llm_name,
                 Path(result.adapter if register_as == "adapter" else result.gguf),
                 run_id=result.run_id,
                 tags=tags,
