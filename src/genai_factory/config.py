@@ -407,15 +407,18 @@ CONTEXT_INJECTION_THRESHOLD = 0.95
 
 
 def _default_safety_routes() -> dict[SafetyRoute, RouteSafety]:
-    return {
-        "default": RouteSafety(
-            # Injection and toxicity read the same text (their features are computed once),
-            # then PII redaction changes what the model sees.
-            input=[
-                GuardSpec(guard="injection", action="block"),
-                GuardSpec(guard="toxicity", action="warn", threshold=TOXICITY_SERVICE_THRESHOLD),
-                GuardSpec(guard="pii", action="redact"),
-            ],
+    def screening(pii: GuardAction) -> list[GuardSpec]:
+        # Injection and toxicity read the same text (their features are computed once), then PII
+        # redaction changes what the model sees.
+        return [
+            GuardSpec(guard="injection", action="block"),
+            GuardSpec(guard="toxicity", action="warn", threshold=TOXICITY_SERVICE_THRESHOLD),
+            GuardSpec(guard="pii", action=pii),
+        ]
+
+    def route(pii: GuardAction) -> RouteSafety:
+        return RouteSafety(
+            input=screening(pii),
             # Retrieved chunks are documents, not prompts: the rules, plus the classifier only
             # when it is nearly certain (at 0.5 it flags 6 % of the user guide's paragraphs).
             context=[
@@ -428,7 +431,11 @@ def _default_safety_routes() -> dict[SafetyRoute, RouteSafety]:
                 GuardSpec(guard="groundedness", action="warn"),
             ],
         )
-    }
+
+    # The agent's model reads the database's rows, which hold the same personal data a question
+    # names: redacting "Ada Lovelace" from "What did Ada Lovelace order?" protects nothing and
+    # breaks the lookup. Its input is flagged (and the interaction log still redacts it).
+    return {"default": route("redact"), "agent": route("warn")}
 
 
 class SafetySettings(BaseModel):

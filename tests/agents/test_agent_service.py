@@ -184,3 +184,36 @@ def test_agents_adapter_gives_the_agent_its_own_chain(
     assert served.adapter_path is None and for_agent.adapter_path == adapter
     plain = assemble(without_guards(fake_settings), model=FakeChatModel(), embedder=FakeEmbedder())
     assert plain.agent_model is None
+
+
+def test_a_name_in_a_data_question_reaches_the_agent_and_is_redacted_elsewhere(
+    fake_settings: Settings, shop_db: Path
+) -> None:
+    settings = fake_settings.model_copy(
+        update={"agents": fake_settings.agents.model_copy(update={"database": str(shop_db)})}
+    )
+    lookup = act(
+        "sql_query",
+        sql="SELECT count(*) FROM orders JOIN customers ON customers.id = orders.customer_id "
+        "WHERE customers.name = 'Ada Lovelace'",
+    )
+    model = FakeChatModel([lookup, act("final_answer", answer="She placed 2 orders.")])
+    app = create_app(settings, model=model, embedder=FakeEmbedder())
+    with TestClient(app) as client:
+        wait_ready(client)
+        body = client.post(
+            "/v1/assistant/generate",
+            json={"query": "How many orders did Ada Lovelace place in the shop?"},
+        ).json()
+        assert body["route"] == "agent", body
+        asked = [m.content for m in model.calls[0] if m.role == "user"]
+        assert any("How many orders did Ada Lovelace place" in text for text in asked), asked
+        assert [v["guard"] for v in body["safety"]["input"] if v["guard"] == "pii"] == ["pii"]
+        # The same name on a route that is not the agent's is redacted before the model sees it.
+        model.calls.clear()
+        client.post(
+            "/v1/assistant/generate",
+            json={"query": "Write a short greeting to Ada Lovelace.", "mode": "chat"},
+        )
+        asked = [m.content for m in model.calls[0] if m.role == "user"]
+        assert asked and not any("Ada Lovelace" in text for text in asked), asked

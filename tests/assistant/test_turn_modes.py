@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from genai_factory.config import Settings
+from genai_factory.config import SafetySettings, Settings
 from genai_factory.gateway.keys import new_key
 from genai_factory.gateway.sql_store import SqlKeyStore, open_engine
 from genai_factory.messages import Message
@@ -63,9 +63,19 @@ def settings_for(tmp_path: Path) -> Settings:
         embeddings={"provider": "fake"},
         rag={"knowledge_dirs": [docs], "min_score": 0.0},
         agents={"database": str(shop), "action_format": "json_schema"},
-        safety={"reversible_redaction": True},
+        safety={"reversible_redaction": True, "routes": redacting_routes()},
         observability={"access_log": False},
     )
+
+
+def redacting_routes() -> dict[str, Any]:
+    """The built-in routes, the agent's input redacting too (its default only flags), so every
+    route redacts the same question."""
+    routes = {name: route.model_dump() for name, route in SafetySettings().routes.items()}
+    for guard in routes["agent"]["input"]:
+        if guard["guard"] == "pii":
+            guard["action"] = "redact"
+    return routes
 
 
 def admin_key(settings: Settings) -> str:

@@ -179,6 +179,10 @@ class AssistantService:
         history: Sequence[Message] | None = None,
     ) -> Turn:
         turn = Turn(query, self.safety.start(mode, reveal=reveal_pii), session_id=session_id)
+        if mode == "auto" and turn.guarded and await self._bound_for_agent(query):
+            # The input policy is the route's: routing reads the text in the process (no model),
+            # so a question bound for the agent is screened by the agent route's input guards.
+            turn.safety.input_route = INPUT_ROUTE["agent"]
         with turn.timed("input_guards", when=turn.guarded):
             turn.query = turn.safety.screen_query(query)
             if history is not None:
@@ -209,6 +213,10 @@ class AssistantService:
         with turn.timed("input_guards", when=turn.guarded):
             turn.messages = safety.screen_messages(messages, CONVERSATION_ROUTE)
         return turn
+
+    async def _bound_for_agent(self, query: str) -> bool:
+        """Whether ``mode: auto`` sends ``query`` (as the user wrote it) to the agent route."""
+        return await self._plan(query, "auto") is not None or await self._wants_agent(query, "auto")
 
     async def _wants_agent(self, query: str, mode: Mode) -> bool:
         if mode == "agent":
