@@ -12,7 +12,9 @@ Each minute the run records requests, status classes, p50/p99 latency, and each 
 open file descriptors. At the end it checks: the budgeted key's ledger spend is within its budget
 (across both replicas and the Redis restart), the limited key was refused with 429, requests after
 the Redis restart succeed again without restarting the service, and reports memory, descriptor and
-p99 drift (last minute against the first).
+p99 drift (last minute against the first). For each 5xx it keeps when the request was sent and
+answered and the error body's message: the report counts 5xx per message and lists those answered
+later than 5 s after Redis was back, with their times, route and replica.
 
     flock /tmp/genai-cpu.lock .venv/bin/python bench/soak.py [--minutes 10] [--clients 12] [--json]
 """
