@@ -12,7 +12,9 @@ Each minute the run records requests, status classes, p50/p99 latency, and each 
 open file descriptors. At the end it checks: the budgeted key's ledger spend is within its budget
 (across both replicas and the Redis restart), the limited key was refused with 429, requests after
 the Redis restart succeed again without restarting the service, and reports memory, descriptor and
-p99 drift (last minute against the first).
+p99 drift (last minute against the first). For each 5xx it keeps when the request was sent and
+answered and the error body's message: the report counts 5xx per message and lists those answered
+later than 5 s after Redis was back, with their times, route and replica.
 
     flock /tmp/genai-cpu.lock .venv/bin/python bench/soak.py [--minutes 10] [--clients 12] [--json]
 """
@@ -87,19 +89,34 @@ class Minute:
     latencies: list[float] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class ServerError:
+    """A 5xx: when its request was sent and answered (monotonic seconds), what, and why."""
+
+    sent: float
+    answered: float
+    kind: str
+    status: str
+    message: str
+
+
+KINDS = ("generate in a session", "generate streamed", "chat completion", "upload", "feedback")
+
+
 @dataclass
 class Traffic:
     minutes: list[Minute] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
     started: float = field(default_factory=time.monotonic)
-    #: When each 5xx was answered (monotonic seconds).
-    server_errors: list[float] = field(default_factory=list)
+    server_errors: list[ServerError] = field(default_factory=list)
 
-    def note(self, status: str, latency: float) -> None:
-        index = int((time.monotonic() - self.started) // 60)
+    def note(self, status: str, latency: float, *, kind: str = "", message: str = "") -> None:
+        answered = time.monotonic()
+        index = int((answered - self.started) // 60)
         with self.lock:
             if status.startswith("5"):
-                self.server_errors.append(time.monotonic())
+                error = ServerError(answered - latency, answered, kind, status, message)
+                self.server_errors.append(error)
             while len(self.minutes) <= index:
                 self.minutes.append(Minute())
             minute = self.minutes[index]
@@ -132,6 +149,14 @@ def _one(client: httpx.Client, base: str, kind: int, worker: int, step: int) -> 
     return client.post(f"{base}/v1/feedback", json=body)
 
 
+def _message(response: httpx.Response) -> str:
+    """The error body's message, or the start of the body when it has none."""
+    try:
+        return str(response.json()["error"]["message"])
+    except (ValueError, KeyError, TypeError):
+        return response.text[:200]
+
+
 def _worker(
     bases: list[str], key: str, traffic: Traffic, stop: threading.Event, worker: int
 ) -> None:
@@ -140,11 +165,16 @@ def _worker(
         while not stop.is_set():
             base = bases[step % len(bases)]
             started = time.monotonic()
+            message = ""
             try:
-                status = str(_one(client, base, step % 5, worker, step).status_code)
-            except httpx.TransportError:
-                status = "transport_error"
-            traffic.note(status, time.monotonic() - started)
+                response = _one(client, base, step % 5, worker, step)
+                status = str(response.status_code)
+                if response.status_code >= 500:
+                    message = _message(response)
+            except httpx.TransportError as exc:
+                status, message = "transport_error", type(exc).__name__
+            kind = f"{KINDS[step % 5]}, replica {step % len(bases)}"
+            traffic.note(status, time.monotonic() - started, kind=kind, message=message)
             step += 1
 
 
@@ -165,12 +195,20 @@ class SoakReport:
     statuses: dict[str, int]
     p99_ms_per_minute: list[float]
     rss_mb_first_last: list[list[float]]
+    #: Each replica's RSS at the end of each minute (MB).
+    rss_mb_per_minute: list[list[float]]
     fds_first_last: list[list[int]]
     budget_usd: float
     budget_spend_usd: float
     limited_key_429s: int
     server_errors_in_redis_outage: int
     server_errors_outside_it: int
+    #: How many 5xx answers carried each error message.
+    server_error_messages: dict[str, int]
+    #: The 5xx outside the outage: sent and answered, in seconds after Redis was back.
+    server_errors_late: list[dict[str, Any]]
+    #: Redis stopped and answering again, in seconds after the start of the run.
+    redis_down_back_s: list[float]
     ok_after_redis_restart: bool
     seconds: float
 
@@ -211,12 +249,14 @@ def run_soak(work_dir: Path, *, minutes: float, clients: int) -> SoakReport:
         for thread in threads:
             thread.start()
         usage: list[list[tuple[float, int]]] = [[] for _ in replicas]
+        times: list[float] = []
         deadline = started + minutes * 60
         restarted = False
         ok_after = False
         outage_from = restart_at = 0.0
         while time.monotonic() < deadline:
             time.sleep(min(15.0, max(0.0, deadline - time.monotonic())))
+            times.append(time.monotonic())
             for index, service in enumerate(replicas):
                 assert service.process is not None
                 usage[index].append(_usage(service.process.pid))
@@ -242,7 +282,9 @@ def run_soak(work_dir: Path, *, minutes: float, clients: int) -> SoakReport:
     limited_429 = sum(m.statuses.get("429", 0) for m in side.minutes)
     errors = traffic.server_errors + side.server_errors
     # The outage, with 5 s after Redis is back for requests already waiting on it.
-    in_outage = [t for t in errors if restarted and outage_from <= t <= restart_at + 5]
+    in_outage = [e for e in errors if restarted and outage_from <= e.answered <= restart_at + 5]
+    late = sorted((e for e in errors if e not in in_outage), key=lambda e: e.answered)
+    messages = Counter(f"{e.status} {e.message}" for e in errors)
     return SoakReport(
         minutes=len(traffic.minutes),
         replicas=len(replicas),
@@ -250,15 +292,38 @@ def run_soak(work_dir: Path, *, minutes: float, clients: int) -> SoakReport:
         statuses=dict(sorted(statuses.items())),
         p99_ms_per_minute=[_p99(m.latencies) for m in traffic.minutes],
         rss_mb_first_last=[[round(u[0][0], 1), round(u[-1][0], 1)] for u in usage if u],
+        rss_mb_per_minute=[_per_minute(u, started, times) for u in usage],
         fds_first_last=[[u[0][1], u[-1][1]] for u in usage if u],
         budget_usd=budget,
         budget_spend_usd=round(spend, 6),
         limited_key_429s=limited_429,
         server_errors_in_redis_outage=len(in_outage),
         server_errors_outside_it=len(errors) - len(in_outage),
+        server_error_messages=dict(messages.most_common()),
+        server_errors_late=[
+            {
+                "sent_s": round(e.sent - restart_at, 3),
+                "answered_s": round(e.answered - restart_at, 3),
+                "kind": e.kind,
+                "status": e.status,
+                "message": e.message,
+            }
+            for e in late
+        ],
+        redis_down_back_s=[round(outage_from - started, 1), round(restart_at - started, 1)]
+        if restarted
+        else [],
         ok_after_redis_restart=ok_after,
         seconds=round(time.monotonic() - started, 1),
     )
+
+
+def _per_minute(usage: list[tuple[float, int]], started: float, times: list[float]) -> list[float]:
+    """The last RSS sample of each minute of the run."""
+    last: dict[int, float] = {}
+    for (rss, _), at in zip(usage, times, strict=True):
+        last[int((at - started - 1) // 60)] = round(rss, 1)
+    return [last[minute] for minute in sorted(last)]
 
 
 def _ok_since(traffic: Traffic, offset_s: float) -> bool:
@@ -292,6 +357,9 @@ def main() -> int:
     parser.add_argument("--clients", type=int, default=12)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
+    # The replicas run this checkout's code, whichever checkout the environment was installed from.
+    source = str(Path(__file__).resolve().parents[1] / "src")
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [source, os.environ.get("PYTHONPATH")]))
     with tempfile.TemporaryDirectory(prefix="gf-soak-") as tmp:
         report = run_soak(Path(tmp), minutes=args.minutes, clients=args.clients)
     if args.json:

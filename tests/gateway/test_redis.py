@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import math
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 from redis.asyncio import Redis
@@ -93,3 +94,43 @@ async def test_redis_outages_are_translated() -> None:
             await RedisBudgetCounter(broken).reserve("k", 1, 1, 60, 0)
     finally:
         await broken.aclose()
+
+
+async def _kill_pooled_connections(client: Redis) -> int:
+    """Close, from the server's side, every connection idle in ``client``'s pool (as a restart does)."""
+    pool: Any = client.connection_pool
+    addresses = []
+    for connection in pool._available_connections:
+        host, port = connection._writer.get_extra_info("sockname")[:2]
+        addresses.append(f"{host}:{port}")
+    killer = Redis.from_url(REDIS_URL)
+    try:
+        for address in addresses:
+            await killer.client_kill(address)
+    finally:
+        await killer.aclose()
+    await asyncio.sleep(0.05)  # the closes reach the pool's sockets
+    return len(addresses)
+
+
+async def test_connections_closed_by_the_server_are_replaced_before_use(redis_prefix: str) -> None:
+    # A Redis restart closes every pooled connection while it is idle; the next requests must be
+    # served on new connections, not fail once per stale connection.
+    client = await open_redis(REDIS_URL)
+    try:
+        limiter = RedisRateLimiter(client, prefix=redis_prefix)
+        budgets = RedisBudgetCounter(client, prefix=redis_prefix)
+        await asyncio.gather(*(limiter.acquire("k:rpm", 1, 10_000, 60) for _ in range(16)))
+        assert await _kill_pooled_connections(client) >= 8
+        admissions = await asyncio.gather(
+            *(limiter.acquire("k:rpm", 1, 10_000, 60) for _ in range(16))
+        )
+        assert all(admission.allowed for admission in admissions)
+        await _kill_pooled_connections(client)
+        outcomes = await asyncio.gather(
+            *(budgets.reserve("acct:p", 10, 1_000, 60, 0) for _ in range(16))
+        )
+        assert all(outcome == Outcome.RESERVED for outcome, _ in outcomes)
+        assert int(await client.get(f"{redis_prefix}budget:acct:p") or 0) == 160
+    finally:
+        await client.aclose()

@@ -318,3 +318,29 @@ async def test_a_redis_session_of_an_older_release_is_measured_on_its_first_appe
     finally:
         await store.client.delete(meta, log)
         await store.aclose()
+
+
+@pytest.mark.integration
+async def test_redis_sessions_survive_connections_closed_by_the_server(tmp_path: Path) -> None:
+    # A Redis restart closes the pool's idle connections; the next claims must not fail on them.
+    prefix = f"gftest:{uuid.uuid4().hex[:8]}:"
+    settings = _settings(tmp_path, gateway={"redis_url": REDIS_URL, "redis_prefix": prefix})
+    store = build_session_store(settings)
+    assert isinstance(store, RedisSessionStore)
+    killer = redis_client()
+    try:
+        await asyncio.gather(*(store.claim(f"s{i}", "key1") for i in range(16)))
+        pool: Any = store.client.connection_pool
+        for connection in pool._available_connections:
+            host, port = connection._writer.get_extra_info("sockname")[:2]
+            await killer.client_kill(f"{host}:{port}")
+        assert pool._available_connections
+        await asyncio.sleep(0.05)
+        claimed = await asyncio.gather(*(store.claim(f"s{i}", "key1") for i in range(16)))
+        assert all(info.owner == "key1" for info in claimed)
+    finally:
+        keys = [key async for key in killer.scan_iter(match=f"{prefix}*")]
+        if keys:
+            await killer.delete(*keys)
+        await killer.aclose()
+        await store.aclose()

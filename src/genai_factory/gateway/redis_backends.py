@@ -19,6 +19,7 @@ from typing import Any
 
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.exceptions import RedisError
+from redis.maint_notifications import MaintNotificationsConfig
 
 from genai_factory.exceptions import ConfigurationError, ServiceNotReady
 from genai_factory.gateway.budgets import Outcome
@@ -92,6 +93,11 @@ return 0
 
 MAX_CONNECTIONS = 32
 POOL_TIMEOUT_S = 10.0
+#: Maintenance notifications (a Redis Enterprise feature) off. With them on, or left to redis-py's
+#: "auto", the pool skips its check that a pooled connection was not closed by the server while
+#: idle, so after a Redis restart each such connection fails the first command sent on it (a 503),
+#: whenever that comes. With them off, the pool reconnects before sending.
+NO_MAINTENANCE_NOTIFICATIONS = MaintNotificationsConfig(enabled=False)
 
 _OUTCOMES = {-1: Outcome.UNSEEDED, 0: Outcome.REFUSED, 1: Outcome.RESERVED}
 
@@ -113,7 +119,10 @@ async def open_redis(url: str) -> Redis:
     """
     try:
         pool = BlockingConnectionPool.from_url(
-            url, max_connections=MAX_CONNECTIONS, timeout=POOL_TIMEOUT_S
+            url,
+            max_connections=MAX_CONNECTIONS,
+            timeout=POOL_TIMEOUT_S,
+            maint_notifications_config=NO_MAINTENANCE_NOTIFICATIONS,
         )
     except ValueError as exc:
         raise ConfigurationError(f"invalid gateway.redis_url: {exc}") from exc

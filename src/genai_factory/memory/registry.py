@@ -97,10 +97,11 @@ def redis_store(settings: Settings) -> SessionStore:
         raise ConfigurationError("memory.backend=redis needs memory.redis_url or gateway.redis_url")
     from redis.asyncio import Redis
 
+    from genai_factory.gateway.redis_backends import NO_MAINTENANCE_NOTIFICATIONS
     from genai_factory.memory.redis_store import RedisSessionStore
 
     try:
-        client: Redis = Redis.from_url(url)
+        client: Redis = Redis.from_url(url, maint_notifications_config=NO_MAINTENANCE_NOTIFICATIONS)
     except ValueError as exc:
         raise ConfigurationError(f"invalid Redis URL for sessions: {exc}") from exc
     limits = Limits.from_settings(settings)
