@@ -194,6 +194,19 @@ class _Chunks:
         self.model = model
         self.include_usage = include_usage
         self.created = int(time.time())
+        # A content chunk differs from the next one only by its text: render it once, with an
+        # empty text, and splice each text in, JSON-encoded, between the two halves.
+        template = self._chunk(ChunkDelta(content=""))
+        head, _, tail = template.partition(b'"content":""')
+        self._head, self._tail = head + b'"content":', tail
+
+    def _content(self, text: str) -> bytes:
+        """The chunk of one content piece, as ``_chunk(ChunkDelta(content=text))`` renders it."""
+        try:
+            encoded = json.dumps(text, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate: leave it to pydantic
+            return self._chunk(ChunkDelta(content=text))
+        return self._head + encoded + self._tail
 
     def _chunk(self, delta: ChunkDelta, finish: FinishReason | None = None) -> bytes:
         choice = ChunkChoice(delta=delta, finish_reason=FINISH_REASONS[finish] if finish else None)
@@ -206,7 +219,7 @@ class _Chunks:
         if isinstance(event, StreamStart):
             return (self._chunk(ChunkDelta(role="assistant", content="")),)
         if isinstance(event, StreamDelta):
-            return (self._chunk(ChunkDelta(content=event.text)),)
+            return (self._content(event.text),)
         answer = event.answer
         self.model = answer.model or self.model
         closing = [self._chunk(ChunkDelta(), answer.finish_reason)]
