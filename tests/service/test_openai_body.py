@@ -118,3 +118,19 @@ def test_openapi_still_describes_the_body(client: TestClient) -> None:
     }
     assert "ChatMessageIn" in schemas
     assert "TextPart" in schemas
+
+
+@pytest.mark.parametrize("depth", [5_000, 100_000])
+def test_json_nested_too_deep_is_a_400(client: TestClient, depth: int) -> None:
+    body = b'{"model": "m", "messages": ' + b"[" * depth + b"]" * depth + b"}"
+    response = client.post("/v1/chat/completions", content=body, headers={"content-type": JSON})
+    assert response.status_code == 400
+    assert response.json()["error"]["message"] == "There was an error parsing the body"
+
+
+def test_json_nested_deeper_than_the_fast_parser_takes_is_validated(client: TestClient) -> None:
+    depth = 300  # past the fast parser's limit, within json.loads's: a 422 as before
+    body = b'{"model": "m", "messages": ' + b"[" * depth + b"]" * depth + b"}"
+    response = client.post("/v1/chat/completions", content=body, headers={"content-type": JSON})
+    assert response.status_code == 422
+    assert response.json()["error"]["details"][0]["field"].startswith("messages.0")

@@ -170,7 +170,7 @@ async def read_request(request: Request) -> ChatCompletionRequest:
                 ],
                 body=exc.doc,
             ) from exc
-        except ValueError as exc:  # not UTF-8 (or -16, -32)
+        except (ValueError, RecursionError) as exc:  # not UTF-8 (or -16, -32), or nested too deep
             raise HTTPException(400, "There was an error parsing the body") from exc
     try:
         return _REQUEST.validate_python(data, from_attributes=True)
