@@ -16,8 +16,6 @@ import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import TypeVar
 
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception
-
 from genai_factory.exceptions import (
     ProviderTimeout,
     ProviderUnavailable,
@@ -78,28 +76,18 @@ class RetryingModel(ChatModel):
         base = min(self.max_backoff_s, self.initial_backoff_s * 2.0 ** (attempt_number - 1))
         return base * (1 - self.jitter * self._rng.random())
 
-    def _wait(self, state: RetryCallState) -> float:
-        wait = self.backoff(state.attempt_number)
-        exc = state.outcome.exception() if state.outcome else None
+    def _wait_after(self, attempt_number: int, exc: BaseException, deadline: float) -> float | None:
+        """The wait before the attempt after failed attempt ``attempt_number``, or None when there
+        is none: the failure is not retryable, the attempts are used up, or the wait would reach
+        the deadline. A 429's ``Retry-After`` is a floor on the wait."""
+        if not is_retryable(exc) or attempt_number >= self.max_attempts:
+            return None
+        wait = self.backoff(attempt_number)
         if isinstance(exc, RateLimited) and exc.retry_after is not None:
             wait = max(wait, exc.retry_after)
+        if asyncio.get_running_loop().time() + wait >= deadline:
+            return None
         return wait
-
-    def _retrying(self, deadline: float) -> AsyncRetrying:
-        loop = asyncio.get_running_loop()
-
-        def stop(state: RetryCallState) -> bool:
-            if state.attempt_number >= self.max_attempts:
-                return True
-            return loop.time() + state.upcoming_sleep >= deadline
-
-        return AsyncRetrying(
-            stop=stop,
-            wait=self._wait,
-            retry=retry_if_exception(is_retryable),
-            sleep=self._sleep,
-            reraise=True,
-        )
 
     async def _within(self, deadline: float, awaitable: Awaitable[T]) -> T:
         """Await ``awaitable`` but give up, as a :class:`ProviderTimeout`, at the deadline."""
@@ -115,27 +103,34 @@ class RetryingModel(ChatModel):
         self, messages: Sequence[Message], options: ChatOptions | None = None
     ) -> ChatResponse:
         deadline = asyncio.get_running_loop().time() + self.deadline_s
-        async for attempt in self._retrying(deadline):
-            with attempt:
+        attempt_number = 1
+        while True:
+            try:
                 return await self._within(deadline, self.inner.chat(messages, options))
-        raise AssertionError("unreachable: tenacity either returns or raises")  # pragma: no cover
+            except Exception as exc:
+                wait = self._wait_after(attempt_number, exc, deadline)
+                if wait is None:
+                    raise
+            await self._sleep(wait)
+            attempt_number += 1
 
     async def stream(
         self, messages: Sequence[Message], options: ChatOptions | None = None
     ) -> AsyncIterator[ChatDelta]:
         deadline = asyncio.get_running_loop().time() + self.deadline_s
-        source: AsyncIterator[ChatDelta] | None = None
-        first: ChatDelta | None = None
-        async for attempt in self._retrying(deadline):
-            with attempt:
-                source = aiter(self.inner.stream(messages, options))
-                try:
-                    first = await self._within(deadline, anext(source))
-                except BaseException:
-                    await _close(source)
+        attempt_number = 1
+        while True:
+            source = aiter(self.inner.stream(messages, options))
+            try:
+                first = await self._within(deadline, anext(source))
+                break
+            except BaseException as exc:
+                await _close(source)
+                wait = self._wait_after(attempt_number, exc, deadline)
+                if wait is None:
                     raise
-        if source is None or first is None:  # pragma: no cover - tenacity returns or raises
-            raise AssertionError("retry loop ended without a stream")
+            await self._sleep(wait)
+            attempt_number += 1
         try:
             yield first
             while True:

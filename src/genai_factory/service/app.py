@@ -198,4 +198,5 @@ def create_app(
     )
     for router in routers:
         app.include_router(router)
+    openai_compat.document_request_schemas(app)
     return app

@@ -18,10 +18,12 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import AsyncIterator, Iterable, Sequence
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
+from pydantic import TypeAdapter, ValidationError
 
 from genai_factory.assistant.answer import (
     AssistantAnswer,
@@ -76,6 +78,105 @@ async def get_model(model_id: str, parts: Annotated[Components, Depends(componen
     if model_id not in served_models(parts.settings):
         raise NotFoundError(f"model {model_id!r} is not served here; GET /v1/models lists them")
     return ModelCard(id=model_id, created=int(time.time()))
+
+
+#: The request body as FastAPI documents a body parameter (the route reads the body itself).
+BODY_DOC: dict[str, Any] = {
+    "requestBody": {
+        "content": {
+            "application/json": {"schema": {"$ref": "#/components/schemas/ChatCompletionRequest"}}
+        },
+        "required": True,
+    }
+}
+VALIDATION_DOC: dict[str, Any] = {
+    "description": "Validation Error",
+    "content": {
+        "application/json": {"schema": {"$ref": "#/components/schemas/HTTPValidationError"}}
+    },
+}
+_REQUEST = TypeAdapter(ChatCompletionRequest)
+
+
+def document_request_schemas(app: FastAPI) -> None:
+    """Add ``ChatCompletionRequest`` and the models it uses to ``app``'s OpenAPI components, where
+    ``BODY_DOC`` points (FastAPI adds only the models of parameters it validates itself)."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        spec = generate()
+        schemas = spec.setdefault("components", {}).setdefault("schemas", {})
+        for name, definition in _request_schemas().items():
+            schemas.setdefault(name, definition)
+        spec["components"]["schemas"] = dict(sorted(schemas.items()))
+        return spec
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _request_schemas() -> dict[str, Any]:
+    """The component schemas FastAPI writes for a ``ChatCompletionRequest`` body parameter."""
+    probe = FastAPI()
+
+    @probe.post("/")
+    async def _probe(body: ChatCompletionRequest) -> None:  # pragma: no cover - never called
+        return None
+
+    schemas: dict[str, Any] = probe.openapi()["components"]["schemas"]
+    return schemas
+
+
+def _is_json(content_type: str | None) -> bool:
+    """``application/json`` or ``application/*+json``, parameters aside (FastAPI's rule)."""
+    if content_type is None:
+        return False
+    kind = content_type.partition(";")[0].strip().lower()
+    return kind == "application/json" or (
+        kind.startswith("application/") and kind.endswith("+json")
+    )
+
+
+async def read_request(request: Request) -> ChatCompletionRequest:
+    """The request body, validated straight from its JSON bytes.
+
+    A body that does not validate is read again the way FastAPI reads a body parameter (decoded,
+    then validated), so the errors, and the 422 built from them, are the ones FastAPI reports.
+    """
+    raw = await request.body()
+    if not raw:
+        raise RequestValidationError(
+            [{"type": "missing", "loc": ("body",), "msg": "Field required", "input": None}]
+        )
+    data: Any = raw  # not JSON: FastAPI validates the bytes, and they fail
+    if _is_json(request.headers.get("content-type")):
+        try:
+            return ChatCompletionRequest.model_validate_json(raw)
+        except ValidationError:
+            pass
+        try:
+            data = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise RequestValidationError(
+                [
+                    {
+                        "type": "json_invalid",
+                        "loc": ("body", exc.pos),
+                        "msg": "JSON decode error",
+                        "input": {},
+                        "ctx": {"error": exc.msg},
+                    }
+                ],
+                body=exc.doc,
+            ) from exc
+        except (ValueError, RecursionError) as exc:  # not UTF-8 (or -16, -32), or nested too deep
+            raise HTTPException(400, "There was an error parsing the body") from exc
+    try:
+        return _REQUEST.validate_python(data, from_attributes=True)
+    except ValidationError as exc:
+        errors = [{**err, "loc": ("body", *err["loc"])} for err in exc.errors(include_url=False)]
+        raise RequestValidationError(errors, body=data) from None
 
 
 def _options(body: ChatCompletionRequest, settings: Settings) -> ChatOptions:
@@ -139,16 +240,18 @@ async def _answer(
 @router.post(
     "/chat/completions",
     response_model=ChatCompletion,
-    responses={200: {"content": {"text/event-stream": {}}}},
+    responses={200: {"content": {"text/event-stream": {}}}, 422: VALIDATION_DOC},
+    openapi_extra=BODY_DOC,
 )
-async def chat_completions(
-    body: ChatCompletionRequest, request: Request, parts: Parts, tele: Observed
-) -> Response:
+async def chat_completions(request: Request, parts: Parts, tele: Observed) -> Response:
     """An OpenAI chat completion, streamed (``"stream": true``, SSE) or not.
 
-    The completion is serialised here, once: FastAPI would otherwise dump it, validate the dump
-    against ``ChatCompletion`` again and encode it (``response_model`` still documents it).
+    The body is validated from its bytes (``read_request``) and the completion is serialised here,
+    once: FastAPI would otherwise decode the body to a dict before validating it, and dump the
+    completion, validate the dump against ``ChatCompletion`` again and encode it
+    (``openapi_extra`` and ``response_model`` still document both).
     """
+    body = await read_request(request)
     settings = parts.settings
     if body.model not in served_models(settings):
         raise NotFoundError(f"model {body.model!r} is not served here; GET /v1/models lists them")
@@ -194,6 +297,19 @@ class _Chunks:
         self.model = model
         self.include_usage = include_usage
         self.created = int(time.time())
+        # A content chunk differs from the next one only by its text: render it once, with an
+        # empty text, and splice each text in, JSON-encoded, between the two halves.
+        template = self._chunk(ChunkDelta(content=""))
+        head, _, tail = template.partition(b'"content":""')
+        self._head, self._tail = head + b'"content":', tail
+
+    def _content(self, text: str) -> bytes:
+        """The chunk of one content piece, as ``_chunk(ChunkDelta(content=text))`` renders it."""
+        try:
+            encoded = json.dumps(text, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate: leave it to pydantic
+            return self._chunk(ChunkDelta(content=text))
+        return self._head + encoded + self._tail
 
     def _chunk(self, delta: ChunkDelta, finish: FinishReason | None = None) -> bytes:
         choice = ChunkChoice(delta=delta, finish_reason=FINISH_REASONS[finish] if finish else None)
@@ -206,7 +322,7 @@ class _Chunks:
         if isinstance(event, StreamStart):
             return (self._chunk(ChunkDelta(role="assistant", content="")),)
         if isinstance(event, StreamDelta):
-            return (self._chunk(ChunkDelta(content=event.text)),)
+            return (self._content(event.text),)
         answer = event.answer
         self.model = answer.model or self.model
         closing = [self._chunk(ChunkDelta(), answer.finish_reason)]
