@@ -151,7 +151,10 @@ def test_no_key_or_personal_data_in_the_log(tmp_path: Path) -> None:
     log = log_path.read_text(errors="replace")
     assert "/v1/assistant/generate" in log and "/v1/admin/keys" in log, log[-2000:]  # it did log
     for secret in secrets:
-        tail = secret.rsplit("_", 1)[-1]  # the secret part; the prefix and id are public
+        # The secret part (gf_<id>_<secret>; the prefix and id are public). The secret is URL-safe
+        # base64 and may itself hold "_", so it is cut after the id, not at the last "_".
+        tail = secret.split("_", 2)[2]
+        assert len(tail) == 43, secret
         assert tail not in log, "an API key secret is in the log"
     leaked = [value for value in PII if value in log or value.replace(" ", "") in log]
     assert leaked == [], f"personal data in the log: {leaked}"
