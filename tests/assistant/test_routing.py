@@ -94,6 +94,8 @@ RAG = [
     "How many tokens does a chunk hold?",
     "Which SQL databases can hold the interaction log?",
     "What is the price of a request to the embedded model?",
+    "What is the price of the enterprise licence?",
+    "How much does a support subscription cost per year?",
     "Which country's data protection rules does the PII guard follow?",
     "What does the champion alias mean in the registry?",
     "How many customers can use one API key?",

@@ -71,7 +71,8 @@ _PRODUCT = re.compile(
     r"|index|embeddings?|chunks?|prompts?|guards?|requests?|responses?|docker|kubernetes|helm"
     r"|mlflow|registry|adapter|fine-?tun\w*|training|drift|circuit breaker|breaker|gateway"
     r"|rate limits?|budgets?|qdrant|redis|postgres(?:ql)?|sqlite|cache|logs?|metrics|traces?"
-    r"|dashboards?|cli|streaming|citations?|sources?|knowledge base|retrieval|rag|agent|tools?)\b",
+    r"|dashboards?|cli|streaming|citations?|sources?|knowledge base|retrieval|rag|agent|tools?"
+    r"|licen[cs]es?|licensing|subscriptions?|editions?|support plans?|pricing plans?)\b",
     re.IGNORECASE,
 )
 _WORD = re.compile(r"[a-z][a-z0-9_]+")
