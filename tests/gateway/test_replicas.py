@@ -210,7 +210,7 @@ def test_a_budget_holds_across_replicas_under_200_concurrent_requests(replicas: 
     assert spent >= 0.9 * BUDGET_CALLS * replicas.worst_usd  # the budget was used, not wasted
     client = redis.Redis.from_url(REDIS_URL)
     try:
-        counters = list(client.scan_iter(match=f"{replicas.redis_prefix}budget:*"))
+        counters = list(client.scan_iter(match=f"{replicas.redis_prefix}*:budget:*"))
         assert len(counters) == 1
         assert int(client.get(counters[0]) or 0) <= to_nano(replicas.budget_usd)
     finally:

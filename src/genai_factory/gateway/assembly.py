@@ -16,11 +16,13 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 import structlog
 
 from genai_factory.config import Settings
 from genai_factory.exceptions import ConfigurationError
+from genai_factory.gateway.admission import KeyAdmission
 from genai_factory.gateway.budgets import BudgetCounter, Budgets, InProcessBudgetCounter
 from genai_factory.gateway.group_commit import GroupCommitLedger
 from genai_factory.gateway.keys import KeyStore
@@ -78,13 +80,20 @@ async def decide_enforcing(settings: Settings, keys: KeyStore) -> bool:
     return enabled
 
 
-async def _backends(
-    settings: Settings,
-) -> tuple[RateLimiter, BudgetCounter, list[Callable[[], Awaitable[None]]]]:
+@dataclass(frozen=True)
+class _Backends:
+    limiter: RateLimiter
+    counter: BudgetCounter
+    admission: KeyAdmission | None
+    closers: list[Callable[[], Awaitable[None]]]
+
+
+async def _backends(settings: Settings) -> _Backends:
     url = settings.gateway.redis_url
     if url is None:
-        return InProcessRateLimiter(), InProcessBudgetCounter(), []
+        return _Backends(InProcessRateLimiter(), InProcessBudgetCounter(), None, [])
     from genai_factory.gateway.redis_backends import (
+        RedisAdmission,
         RedisBudgetCounter,
         RedisRateLimiter,
         open_redis,
@@ -92,9 +101,10 @@ async def _backends(
 
     client = await open_redis(url)
     prefix = settings.gateway.redis_prefix
-    return (
+    return _Backends(
         RedisRateLimiter(client, prefix=prefix),
         RedisBudgetCounter(client, prefix=prefix),
+        RedisAdmission(client, prefix=prefix),  # the same keys as the two above
         [client.aclose],
     )
 
@@ -117,7 +127,7 @@ async def open_gateway(settings: Settings, *, hooks: HooksFactory | None = None)
         await asyncio.to_thread(engine.dispose)
 
     try:
-        limiter, counter, closers = await _backends(settings)
+        backends = await _backends(settings)
     except BaseException:
         await dispose()
         raise
@@ -126,7 +136,7 @@ async def open_gateway(settings: Settings, *, hooks: HooksFactory | None = None)
     try:
         enforcing = await decide_enforcing(settings, keys)
     except BaseException:
-        for close in [*closers, dispose]:
+        for close in [*backends.closers, dispose]:
             await close()
         raise
     if enforcing and prices.unpriced():
@@ -138,11 +148,12 @@ async def open_gateway(settings: Settings, *, hooks: HooksFactory | None = None)
     return GatewayService(
         keys=keys,
         ledger=ledger,
-        limiter=limiter,
-        budgets=Budgets(counter, ledger),
+        limiter=backends.limiter,
+        budgets=Budgets(backends.counter, ledger),
         prices=prices,
         enforcing=enforcing,
         key_cache_s=settings.auth.key_cache_s,
-        closers=[ledger.flush, *closers, dispose],
+        closers=[ledger.flush, *backends.closers, dispose],
         hooks=hooks(keys, ledger) if hooks is not None else None,
+        admission=backends.admission,
     )

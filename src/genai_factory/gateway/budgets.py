@@ -17,12 +17,13 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import Enum
 from typing import Protocol
 
 from genai_factory.exceptions import BudgetExceeded
+from genai_factory.gateway.admission import BudgetAsk
 from genai_factory.gateway.keys import ApiKey, BudgetPeriod, utc_now
 from genai_factory.gateway.ledger import SpendLedger
 from genai_factory.gateway.singleflight import SingleFlight
@@ -140,25 +141,46 @@ class Budgets:
         self._now = now
         self._seeds: SingleFlight[float] = SingleFlight()
 
+    def ask(self, key: ApiKey, usd: float) -> tuple[BudgetAsk, BudgetWindow] | None:
+        """The reservation of ``usd`` for ``key`` in the current period (no seed), with the period;
+        ``None`` for a key without a budget."""
+        if key.budget_usd is None:
+            return None
+        now = self._now()
+        window = budget_window(key.budget_period, now)
+        ttl = int((window.end - now).total_seconds()) + COUNTER_GRACE_S
+        account = f"{key.id}:{window.label}"
+        return BudgetAsk(account, to_nano(usd), to_nano(key.budget_usd), ttl), window
+
+    async def seeded(self, key: ApiKey, ask: BudgetAsk, window: BudgetWindow) -> BudgetAsk:
+        """``ask`` with the period's spend in the ledger as the seed of a missing counter."""
+        spent = await self._seeds.run(ask.account, lambda: self.ledger.spent(key.id, window.start))
+        return replace(ask, seed=to_nano(spent))
+
+    @staticmethod
+    def exceeded(
+        key: ApiKey, ask: BudgetAsk, window: BudgetWindow, usd: float, used: int
+    ) -> BudgetExceeded:
+        """The refusal of ``ask`` (``usd``) when the counter holds ``used``."""
+        return BudgetExceeded(_refusal(key, window, usd, used, ask.limit))
+
     async def reserve(self, key: ApiKey, usd: float) -> Reservation | None:
         """Reserve ``usd`` against ``key``'s budget; ``None`` for a key without a budget.
 
         Raises:
             BudgetExceeded: the amount does not fit in what is left of the period's budget.
         """
-        if key.budget_usd is None:
+        asked = self.ask(key, usd)
+        if asked is None:
             return None
-        window = budget_window(key.budget_period, self._now())
-        account = f"{key.id}:{window.label}"
-        amount, limit = to_nano(usd), to_nano(key.budget_usd)
-        ttl = int((window.end - self._now()).total_seconds()) + COUNTER_GRACE_S
+        ask, window = asked
+        account, amount, limit, ttl = ask.account, ask.amount, ask.limit, ask.ttl_s
         outcome, value = await self.counter.reserve(account, amount, limit, ttl, None)
         if outcome is Outcome.UNSEEDED:
-            spent = await self._seeds.run(account, lambda: self.ledger.spent(key.id, window.start))
-            seed = to_nano(spent)
+            seed = (await self.seeded(key, ask, window)).seed
             outcome, value = await self.counter.reserve(account, amount, limit, ttl, seed)
         if outcome is Outcome.REFUSED:
-            raise BudgetExceeded(_refusal(key, window, usd, value, limit))
+            raise self.exceeded(key, ask, window, usd, value)
         return Reservation(account, amount)
 
     async def settle(self, reservation: Reservation | None, actual_usd: float) -> None:

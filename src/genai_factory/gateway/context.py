@@ -17,11 +17,16 @@ from genai_factory.gateway.ledger import SpendEntry
 
 @dataclass
 class RequestContext:
-    """One request: its key (``None`` when auth is off), its trace id and its unwritten spend."""
+    """One request: its key (``None`` when auth is off), its trace id and its unwritten spend.
+
+    ``rpm_pending``: the request's requests-per-minute entry is still to be taken, by its first
+    model call or else before its response starts.
+    """
 
     trace_id: str
     key: ApiKey | None = None
     charges: list[SpendEntry] = field(default_factory=list)
+    rpm_pending: bool = False
 
     def take_charges(self) -> list[SpendEntry]:
         """The spend entries not yet written, stamped with the trace id; empties the list."""

@@ -34,7 +34,7 @@ class MeteredModel(ChatModel):
         if context is None or context.key is None:
             return await self.inner.chat(messages, options)
         max_tokens = (options or ChatOptions()).max_tokens
-        hold = await self.gateway.reserve_call(context.key, messages, max_tokens)
+        hold = await self.gateway.reserve_call(context.key, messages, max_tokens, context=context)
         try:
             response = await self.inner.chat(messages, options)
         except BaseException:
@@ -52,7 +52,7 @@ class MeteredModel(ChatModel):
                 yield delta
             return
         max_tokens = (options or ChatOptions()).max_tokens
-        hold = await self.gateway.reserve_call(context.key, messages, max_tokens)
+        hold = await self.gateway.reserve_call(context.key, messages, max_tokens, context=context)
         pieces: list[str] = []
         usage: Usage | None = None
         model = self.name

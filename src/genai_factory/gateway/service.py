@@ -5,6 +5,14 @@ minute). Per model call, made by :class:`~genai_factory.gateway.metered.MeteredM
 :meth:`reserve_call` (tokens per minute and the worst-case cost, both for the call's real prompt
 and its ``max_tokens``) before, :meth:`settle_call` (the real tokens and cost) after. The spend
 entries are written by :meth:`record`.
+
+With a :class:`~genai_factory.gateway.admission.KeyAdmission` (Redis), a model call's tokens and
+budget are taken in one step, and so is their settlement. The middleware may then leave a request's
+requests-per-minute entry *pending* on its :class:`~genai_factory.gateway.context.RequestContext`
+(:attr:`GatewayService.defers_rpm`): the request's first model call takes it in the same step, so
+a request with one model call costs one round trip to be admitted. A pending entry that no model
+call took (none was made, or one was refused) is taken by :meth:`admit_pending` before the
+response starts, so every request still counts.
 """
 
 from __future__ import annotations
@@ -13,6 +21,7 @@ import math
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import NoReturn
 
 import structlog
 
@@ -24,7 +33,9 @@ from genai_factory.exceptions import (
     NotFoundError,
     RateLimitExceeded,
 )
-from genai_factory.gateway.budgets import Budgets, Reservation
+from genai_factory.gateway.admission import KeyAdmission, Refusal
+from genai_factory.gateway.budgets import Budgets, Reservation, to_nano
+from genai_factory.gateway.context import RequestContext, current_request
 from genai_factory.gateway.keys import ApiKey, BudgetPeriod, KeyStore, key_id_of, matches, new_key
 from genai_factory.gateway.keys import utc_now as _utc_now
 from genai_factory.gateway.ledger import SpendEntry, SpendLedger
@@ -81,6 +92,8 @@ class GatewayService:
         key_cache_s: how long a looked-up key is reused; a revocation elsewhere takes this long.
         closers: called by :meth:`aclose` (database engine, Redis client).
         hooks: the observers of refusals and recorded spend.
+        admission: admits and settles a call's limits and budget in one step; it must keep the
+            same counters as ``limiter`` and ``budgets`` (the Redis backends on one client).
     """
 
     def __init__(
@@ -95,6 +108,7 @@ class GatewayService:
         key_cache_s: float = 5.0,
         closers: Sequence[Callable[[], Awaitable[None]]] = (),
         hooks: GatewayHooks | None = None,
+        admission: KeyAdmission | None = None,
     ) -> None:
         self.keys = keys
         self.ledger = ledger
@@ -107,6 +121,13 @@ class GatewayService:
         self._cache: dict[str, tuple[ApiKey | None, float]] = {}
         self._lookups: SingleFlight[ApiKey | None] = SingleFlight()
         self.hooks = hooks or GatewayHooks()
+        self.admission = admission
+
+    @property
+    def defers_rpm(self) -> bool:
+        """Whether a request's requests per minute may wait for its first model call (see the
+        module docstring): only when that call can take them in the same step."""
+        return self.admission is not None
 
     def _refused(self, reason: str) -> None:
         if self.hooks.on_refusal is not None:
@@ -183,13 +204,27 @@ class GatewayService:
             return
         admission = await self.limiter.acquire(f"{key.id}:rpm", 1, key.rpm, WINDOW_S)
         if not admission.allowed:
-            self._refused("rpm")
-            wait = _whole_seconds(admission.retry_after_s)
-            raise RateLimitExceeded(
-                f"rate limit exceeded: key {key.id} may make {key.rpm} requests per minute; "
-                f"retry in {wait} s",
-                retry_after=wait,
-            )
+            self._refuse_rpm(key, admission.retry_after_s)
+
+    async def admit_pending(self, context: RequestContext | None = None) -> None:
+        """Take the request's pending requests-per-minute entry now, if it has one.
+
+        Raises:
+            RateLimitExceeded: the key made ``rpm`` requests in the last minute.
+        """
+        context = context or current_request()
+        if context is not None and context.rpm_pending and context.key is not None:
+            context.rpm_pending = False
+            await self.admit_request(context.key)
+
+    def _refuse_rpm(self, key: ApiKey, retry_after_s: float) -> NoReturn:
+        self._refused("rpm")
+        wait = _whole_seconds(retry_after_s)
+        raise RateLimitExceeded(
+            f"rate limit exceeded: key {key.id} may make {key.rpm} requests per minute; "
+            f"retry in {wait} s",
+            retry_after=wait,
+        )
 
     async def _admit_tokens(self, key: ApiKey, tokens: int) -> str:
         if key.tpm is None:
@@ -197,7 +232,10 @@ class GatewayService:
         admission = await self.limiter.acquire(f"{key.id}:tpm", tokens, key.tpm, WINDOW_S)
         if admission.allowed:
             return admission.ticket
-        if math.isinf(admission.retry_after_s):
+        self._refuse_tokens(key, tokens, admission.retry_after_s)
+
+    def _refuse_tokens(self, key: ApiKey, tokens: int, retry_after_s: float) -> NoReturn:
+        if math.isinf(retry_after_s):
             self._refused("tpm_exceeds_limit")
             raise InvalidRequestError(
                 f"this request may use up to {tokens} tokens (prompt and max_tokens), more than "
@@ -205,7 +243,7 @@ class GatewayService:
                 "shorten the query"
             )
         self._refused("tpm")
-        wait = _whole_seconds(admission.retry_after_s)
+        wait = _whole_seconds(retry_after_s)
         raise RateLimitExceeded(
             f"token rate limit exceeded: key {key.id} may use {key.tpm} tokens per minute and "
             f"this request may use up to {tokens}; retry in {wait} s",
@@ -224,17 +262,27 @@ class GatewayService:
         return cost_usd(price, prompt_tokens, max_tokens)
 
     async def reserve_call(
-        self, key: ApiKey, messages: Sequence[Message], max_tokens: int
+        self,
+        key: ApiKey,
+        messages: Sequence[Message],
+        max_tokens: int,
+        *,
+        context: RequestContext | None = None,
     ) -> CallHold:
-        """Take the call's worst-case tokens (per minute) and cost (budget) before it is made.
+        """Take the call's worst-case tokens (per minute) and cost (budget) before it is made, and
+        ``context``'s pending requests-per-minute entry with them.
 
         Raises:
-            RateLimitExceeded: the tokens do not fit in the key's tokens per minute yet.
+            RateLimitExceeded: the request (requests per minute) or the tokens (tokens per minute)
+                do not fit in the key's limits yet.
             InvalidRequestError: the tokens can never fit in the key's tokens per minute.
             BudgetExceeded: the worst-case cost does not fit in what is left of the budget.
             ConfigurationError: the key has a budget and a model of the chain has no price.
         """
         prompt_tokens = estimate_prompt_tokens(messages)
+        if self.admission is not None:
+            return await self._reserve_at_once(key, prompt_tokens, max_tokens, context)
+        await self.admit_pending(context)
         ticket = await self._admit_tokens(key, prompt_tokens + max_tokens)
         try:
             worst = self._worst_cost(key, prompt_tokens, max_tokens)
@@ -246,6 +294,60 @@ class GatewayService:
                 await self.limiter.adjust(f"{key.id}:tpm", ticket, 0)
             raise
         return CallHold(key, prompt_tokens, max_tokens, worst, ticket, reservation)
+
+    async def _reserve_at_once(
+        self,
+        key: ApiKey,
+        prompt_tokens: int,
+        max_tokens: int,
+        context: RequestContext | None,
+    ) -> CallHold:
+        """:meth:`reserve_call` in one step of the :class:`KeyAdmission` (all or nothing)."""
+        assert self.admission is not None
+        tokens = prompt_tokens + max_tokens
+        worst = self._worst_cost(key, prompt_tokens, max_tokens)
+        asked = self.budgets.ask(key, worst)
+        pending = context is not None and context.rpm_pending and key.rpm is not None
+        if not pending and key.tpm is None and asked is None:
+            return CallHold(key, prompt_tokens, max_tokens, worst, "", None)
+        if context is not None:
+            context.rpm_pending = False  # taken here, or given back below
+        ask = asked[0] if asked is not None else None
+        try:
+            decision = await self.admission.admit(
+                key.id,
+                rpm=key.rpm if pending else None,
+                tpm=key.tpm,
+                tokens=tokens,
+                budget=ask,
+                window_s=WINDOW_S,
+            )
+            if decision.refused is Refusal.UNSEEDED and asked is not None:
+                ask = await self.budgets.seeded(key, *asked)
+                decision = await self.admission.admit(
+                    key.id,
+                    rpm=key.rpm if pending else None,
+                    tpm=key.tpm,
+                    tokens=tokens,
+                    budget=ask,
+                    window_s=WINDOW_S,
+                )
+        except BaseException:
+            if pending and context is not None:
+                context.rpm_pending = True
+            raise
+        if decision.refused is None:
+            reservation = Reservation(ask.account, ask.amount) if ask is not None else None
+            return CallHold(key, prompt_tokens, max_tokens, worst, decision.tpm_ticket, reservation)
+        if decision.refused is Refusal.RPM:
+            self._refuse_rpm(key, decision.retry_after_s)
+        if pending and context is not None:
+            context.rpm_pending = True  # nothing was recorded: the request still counts
+        if decision.refused is Refusal.TPM:
+            self._refuse_tokens(key, tokens, decision.retry_after_s)
+        assert ask is not None and asked is not None
+        self._refused("budget")
+        raise self.budgets.exceeded(key, ask, asked[1], worst, decision.budget_used)
 
     def _actual_cost(self, hold: CallHold, response: ChatResponse) -> float:
         usage = response.usage
@@ -278,9 +380,22 @@ class GatewayService:
                 completion_tokens=usage.completion_tokens,
                 created_at=_utc_now(),
             )
-        await self.budgets.settle(hold.reservation, entry.actual_usd)
+        used = entry.prompt_tokens + entry.completion_tokens
+        reservation = hold.reservation
+        if self.admission is not None:
+            if hold.tpm_ticket or reservation is not None:
+                await self.admission.settle(
+                    hold.key.id,
+                    tpm_ticket=hold.tpm_ticket,
+                    tokens=used,
+                    account=None if reservation is None else reservation.account,
+                    delta=0
+                    if reservation is None
+                    else to_nano(entry.actual_usd) - reservation.amount,
+                )
+            return entry
+        await self.budgets.settle(reservation, entry.actual_usd)
         if hold.tpm_ticket:
-            used = entry.prompt_tokens + entry.completion_tokens
             await self.limiter.adjust(f"{hold.key.id}:tpm", hold.tpm_ticket, used)
         return entry
 

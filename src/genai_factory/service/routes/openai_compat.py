@@ -255,6 +255,8 @@ async def chat_completions(request: Request, parts: Parts, tele: Observed) -> Re
     settings = parts.settings
     if body.model not in served_models(settings):
         raise NotFoundError(f"model {body.model!r} is not served here; GET /v1/models lists them")
+    if body.mode is not None and (gateway := getattr(request.app.state, "gateway", None)):
+        await gateway.admit_pending()  # before the retrieval or routing a mode may do
     messages = [m.to_message() for m in body.messages]
     options = _options(body, settings)
     trace_id: str = request.state.trace_id
