@@ -1,20 +1,21 @@
 """Questions about ``examples/shop.db`` asked through the service, as a user asks them.
 
 Starts the service in process on its embedded defaults (the bundled model and database; auth off)
-with ``agents.adapter`` set by ``--adapter`` (``shipped``, ``none`` or a GGUF file), then asks each
-question of ``--questions`` (JSONL rows with ``question`` and ``expected``, or ``sql`` whose single
-value on the database is the expected one) through ``POST /v1/assistant/generate`` with
-``"mode": "agent"``. A question counts when the answer states the expected value (numbers within
-0.01, text case-insensitively, as ``bench/agent_shop.py`` checks); ``queried`` also reports
-whether a statement the agent ran returns the value when run again on the database. Run it alone
-(it computes on both cores)::
+with ``agents.adapter`` set by ``--adapter`` (``default``, ``shipped``, ``none`` or a GGUF file),
+then asks each question of ``--questions`` (JSONL rows with ``question`` and ``expected``, or
+``sql`` whose single value on the database is the expected one) through
+``POST /v1/assistant/generate`` with ``"mode": "agent"``. A question counts when the answer states
+the expected value (numbers within 0.01, text case-insensitively, as ``bench/agent_shop.py``
+checks); ``queried`` also reports whether a statement the agent ran returns the value when run
+again on the database. Run it alone (it computes on both cores)::
 
-    .venv/bin/python bench/agent_shop_service.py                       # the shipped adapter
+    .venv/bin/python bench/agent_shop_service.py                       # the default service
     .venv/bin/python bench/agent_shop_service.py --adapter run/adapter.gguf --json
 
 ``bench/agent_shop_more.jsonl`` (the default) holds 12 questions that are neither among the 16 of
 ``bench/agent_shop.py`` nor, word for word, among the questions ``train agent-data`` writes for the
-shop database (pass it to ``--exclude`` to keep it so).
+shop database when it is given as ``--exclude`` (it has no SQL, so only the questions are kept
+out; their queries may be trained on in other words).
 """
 
 from __future__ import annotations
@@ -98,7 +99,9 @@ def ask_all(settings: Settings, questions: list[tuple[str, object]]) -> list[dic
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--adapter", default="shipped", help="agents.adapter: shipped, none, file")
+    parser.add_argument(
+        "--adapter", default="default", help="agents.adapter: default, shipped, none or a file"
+    )
     parser.add_argument("--questions", type=Path, default=MORE, help="JSONL of the questions")
     parser.add_argument("--data-dir", type=Path, default=Path(".genai/agent-shop-bench"))
     parser.add_argument("--json", action="store_true", help="print the results as JSON")

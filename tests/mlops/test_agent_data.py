@@ -374,7 +374,7 @@ def test_train_llm_refuses_an_agent_adapter_on_another_base(tmp_path: Path, cli_
 def test_agent_adapter_setting(tmp_path: Path) -> None:
     from genai_factory.mlops.registry import agent_adapter_path
 
-    assert agent_adapter_path(Settings()) is None
+    assert agent_adapter_path(Settings.model_validate({"agents": {"adapter": "none"}})) is None
     adapter = tmp_path / "agent.gguf"
     adapter.write_bytes(b"GGUF")
     chosen = Settings.model_validate({"agents": {"adapter": str(adapter)}})
@@ -460,3 +460,23 @@ def test_the_further_questions_are_kept_out_word_for_word() -> None:
     with sqlite3.connect(f"file:{SHOP_DB}?mode=ro", uri=True) as conn:
         shipped = conn.execute("SELECT count(*) FROM orders WHERE status = 'shipped'").fetchone()
     assert more[0] == {"question": "How many orders were shipped?", "expected": shipped[0]}
+
+
+def test_the_default_agent_adapter_is_the_shipped_one_on_the_shop_database(
+    tmp_path: Path,
+) -> None:
+    from genai_factory.llm.llamacpp import SHIPPED_AGENT_ADAPTER
+    from genai_factory.mlops.registry import agent_adapter_path
+
+    assert Settings().agents.adapter == "default"
+    assert agent_adapter_path(Settings()) == SHIPPED_AGENT_ADAPTER  # bundled model, shop.db
+    named = Settings.model_validate({"agents": {"database": str(SHOP_DB)}})
+    assert agent_adapter_path(named) == SHIPPED_AGENT_ADAPTER
+    other_db = tmp_path / "other.db"
+    other_db.write_bytes(SHOP_DB.read_bytes())
+    for other in (
+        {"agents": {"database": str(other_db)}},
+        {"agents": {"database": "postgresql://db/shop"}},
+        {"llm": {"model_path": str(tmp_path / "other.gguf")}},
+    ):
+        assert agent_adapter_path(Settings.model_validate(other)) is None
