@@ -80,7 +80,12 @@ def ask_all(settings: Settings, questions: list[tuple[str, object]]) -> list[dic
             )
             body = response.json()
             answer = str(body.get("answer", body))
-            statements = [str(s) for s in body.get("sql") or []]
+            # the statements the model wrote (not those the agent ran by itself before its first call)
+            statements = [
+                str((step.get("input") or {}).get("sql", ""))
+                for step in body.get("steps") or []
+                if step.get("tool") == "sql_query" and not step.get("automatic")
+            ]
             results.append(
                 {
                     "question": question,
