@@ -15,6 +15,7 @@ the other two conditions. Run it alone (it computes on both cores)::
     .venv/bin/python bench/agent_shop.py --json     # one JSON object per question
     .venv/bin/python bench/agent_shop.py --adapter agent.gguf   # with the agent's LoRA adapter
     .venv/bin/python bench/agent_shop.py --offset 8 --limit 8   # questions 9 to 16
+    .venv/bin/python bench/agent_shop.py --questions bench/agent_shop_more.jsonl  # other questions
 """
 
 from __future__ import annotations
@@ -123,6 +124,17 @@ def judge(result: AgentResult, expected: object) -> dict[str, object]:
     }
 
 
+def read_questions(path: Path) -> list[tuple[str, str | tuple[object]]]:
+    """JSONL rows with ``question`` and ``sql`` (the gold query) or ``expected`` (the value)."""
+    found: list[tuple[str, str | tuple[object]]] = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            row = json.loads(line)
+            gold = row["sql"] if "sql" in row else (row["expected"],)
+            found.append((str(row["question"]), gold))
+    return found
+
+
 def write_questions(path: Path) -> int:
     """The questions and gold SQL as JSONL: what ``train agent-data --exclude`` keeps out."""
     rows = [json.dumps({"question": q, "sql": sql}) for q, sql in QUESTIONS]
@@ -136,18 +148,20 @@ async def main(
     action_format: FormatName,
     adapter: Path | None = None,
     offset: int = 0,
+    questions_file: Path | None = None,
 ) -> int:
     configure_logging("warning")
     model = LlamaCppModel(n_threads=2, adapter_path=adapter)
     tools = [SqlSchemaTool(str(SHOP_DB)), SqlQueryTool(str(SHOP_DB)), CalculatorTool()]
     limits = AgentLimits(max_steps=4, timeout_s=900)  # measures the model, not the machine
     agent = ReActAgent(model, tools, action_format=action_format, limits=limits)
-    questions = QUESTIONS[offset : offset + limit] if limit else QUESTIONS[offset:]
+    asked = read_questions(questions_file) if questions_file else QUESTIONS
+    questions = asked[offset : offset + limit] if limit else asked[offset:]
     solved = contains = 0
     started = time.perf_counter()
     try:
         for question, gold in questions:
-            expected = expected_value(gold)
+            expected = expected_value(gold) if isinstance(gold, str) else gold[0]
             result = await agent.run(question)
             verdict = judge(result, expected)
             solved += bool(verdict["solved"])
@@ -188,6 +202,12 @@ if __name__ == "__main__":
         "--adapter", type=Path, default=None, help="A LoRA adapter (GGUF) on the bundled model."
     )
     parser.add_argument(
+        "--questions",
+        type=Path,
+        default=None,
+        help="Ask the questions of this JSONL (question with sql or expected) instead.",
+    )
+    parser.add_argument(
         "--write-questions",
         type=Path,
         default=None,
@@ -198,5 +218,7 @@ if __name__ == "__main__":
         print(f"wrote {write_questions(args.write_questions)} questions to {args.write_questions}")
         raise SystemExit(0)
     raise SystemExit(
-        asyncio.run(main(args.limit, args.json, args.format, args.adapter, args.offset))
+        asyncio.run(
+            main(args.limit, args.json, args.format, args.adapter, args.offset, args.questions)
+        )
     )

@@ -296,9 +296,11 @@ class AgentSettings(BaseModel):
     (``json_staged``) with ``llamacpp`` and one JSON action per step (``json_schema``) otherwise
     (docs/agents.md). ``auto_route``: whether ``mode=auto`` may choose the agent. ``adapter``
     (llama.cpp only): the LoRA adapter the agent's model runs with instead of ``llm.adapter``:
-    ``none`` (the agent uses the assistant's model), ``shipped`` (the adapter shipped for the
-    bundled model and ``examples/shop.db``), the path of a GGUF adapter file, or an alias
-    or version of ``mlops.agent_llm_name`` (``champion``, ``challenger``, ``3``).
+    ``default`` (``shipped`` when the agent runs the bundled model on the bundled
+    ``examples/shop.db``, else ``none``), ``none`` (the agent uses the assistant's model),
+    ``shipped`` (the adapter shipped for the bundled model and ``examples/shop.db``), the path of
+    a GGUF adapter file, or an alias or version of ``mlops.agent_llm_name`` (``champion``,
+    ``challenger``, ``3``).
     """
 
     enabled: bool = True
@@ -313,7 +315,7 @@ class AgentSettings(BaseModel):
     action_format: Literal["auto", "json_schema", "json_staged", "native"] = "auto"
     auto_route: bool = True
     orchestrator: OrchestratorSettings = Field(default_factory=OrchestratorSettings)
-    adapter: str = "none"
+    adapter: str = "default"
 
     @model_validator(mode="after")
     def _tools_unique(self) -> AgentSettings:

@@ -23,12 +23,14 @@ from genai_factory.exceptions import ConfigurationError
 from genai_factory.messages import ChatResponse
 from genai_factory.mlops.training.agent_data import (
     AGENT_ROW_KIND,
+    PER_KIND,
     STAGES,
     Exclusions,
     all_agent_rows,
     build_agent_rows,
     first_value,
     query_fingerprint,
+    read_exclusions,
 )
 from genai_factory.mlops.training.agent_questions import (
     PHRASINGS_PER_QUERY,
@@ -42,6 +44,7 @@ from genai_factory.mlops.training.data import read_examples
 ROOT = Path(__file__).parents[2]
 SHOP_DB = ROOT / "examples" / "shop.db"
 BENCH_FILE = ROOT / "bench" / "agent_shop_questions.jsonl"
+MORE_FILE = ROOT / "bench" / "agent_shop_more.jsonl"
 runner = CliRunner()
 
 
@@ -163,7 +166,9 @@ def test_covers_every_kind_of_question(shop_rows: Any) -> None:
         "count_distinct",
         "lookup",
         "superlative",
+        "superlative_filter",
         "aggregate",
+        "aggregate_filter",
         "group_top",
         "range",
         "join_count",
@@ -369,7 +374,7 @@ def test_train_llm_refuses_an_agent_adapter_on_another_base(tmp_path: Path, cli_
 def test_agent_adapter_setting(tmp_path: Path) -> None:
     from genai_factory.mlops.registry import agent_adapter_path
 
-    assert agent_adapter_path(Settings()) is None
+    assert agent_adapter_path(Settings.model_validate({"agents": {"adapter": "none"}})) is None
     adapter = tmp_path / "agent.gguf"
     adapter.write_bytes(b"GGUF")
     chosen = Settings.model_validate({"agents": {"adapter": str(adapter)}})
@@ -391,3 +396,87 @@ def test_the_shipped_agent_adapter() -> None:
     )
     with pytest.raises(ConfigurationError, match="bundled model only"):
         agent_adapter_path(other)
+
+
+def test_no_kind_crowds_out_the_others(shop_rows: Any) -> None:
+    rows, report = shop_rows
+    assert max(report.kinds.values()) <= PER_KIND and report.capped > 0
+    uncapped, everything = asyncio.run(
+        build_agent_rows(str(SHOP_DB), seed=0, exclude=bench_questions(), per_kind=None)
+    )
+    assert everything.capped == 0 and everything.examples > report.examples
+    assert max(everything.kinds.values()) > PER_KIND
+    # the small kinds keep every phrasing they have
+    for kind in ("count", "count_distinct"):
+        assert report.kinds[kind] == everything.kinds[kind]
+    # under the cap, the queries of a kind get their first phrasing before any gets a second
+    answers = [r for r in rows if r["stage"] == "answer" and r["source"] == "agent:lookup"]
+    assert len({r["sql"] for r in answers}) == len(answers)
+    assert len(uncapped) > len(rows)
+
+
+def test_choice_rows_of_every_nth_question() -> None:
+    rows, report = asyncio.run(build_agent_rows(str(SHOP_DB), seed=0, limit=20, choice_every=4))
+    stages = [r["stage"] for r in rows]
+    assert stages.count("sql") == stages.count("answer") == 20
+    assert stages.count("choose_tool") == stages.count("choose_answer") == 5
+    assert report.rows == len(rows) == 50 and report.choice_every == 4
+
+
+def test_status_words_superlatives_and_distinct_counts_are_phrased() -> None:
+    rows, _ = asyncio.run(
+        build_agent_rows(str(SHOP_DB), seed=0, exclude=bench_questions(), per_kind=None)
+    )
+    answers = [r for r in rows if r["stage"] == "answer"]
+    questions = {r["question"]: r["sql"] for r in answers}
+    were = [q for q, sql in questions.items() if re.match(r"How many orders (were|have been) ", q)]
+    assert were and all("WHERE status = " in questions[q] for q in were)
+    unfiltered = {r["sql"] for r in answers if r["source"] == "agent:superlative"}
+    assert "SELECT name FROM customers ORDER BY signed_up LIMIT 1" in unfiltered
+    assert "SELECT category FROM products ORDER BY price DESC LIMIT 1" in unfiltered
+    assert not any("WHERE" in sql for sql in unfiltered)
+    filtered = {r["sql"] for r in answers if r["source"] == "agent:superlative_filter"}
+    assert filtered and all(" WHERE " in sql for sql in filtered)
+    distinct = [r for r in answers if r["source"] == "agent:count_distinct"]
+    assert len(distinct) >= 6  # two columns (the third is the benchmark's), several phrasings
+
+
+def test_the_further_questions_are_kept_out_word_for_word() -> None:
+    more = [json.loads(line) for line in MORE_FILE.read_text().splitlines() if line.strip()]
+    assert len(more) == 12 and all(set(r) == {"question", "expected"} for r in more)
+    asked = {normalize(r["question"]) for r in more}
+    assert not asked & {normalize(q) for q, _ in bench_questions()}
+    # the templates can phrase one of them word for word (with seed 0, without exclusions) ...
+    rows, _ = asyncio.run(build_agent_rows(str(SHOP_DB), seed=0, per_kind=None))
+    assert asked & {normalize(r["question"]) for r in rows}
+    # ... so the training data excludes them too: by question only (the rows hold no SQL)
+    exclude = bench_questions() + read_exclusions(MORE_FILE)
+    for seed in (0, 1, 2):
+        rows, _ = asyncio.run(
+            build_agent_rows(str(SHOP_DB), seed=seed, exclude=exclude, per_kind=None)
+        )
+        assert not asked & {normalize(r["question"]) for r in rows}
+    assert any("status = 'shipped'" in r["sql"] for r in rows)
+    with sqlite3.connect(f"file:{SHOP_DB}?mode=ro", uri=True) as conn:
+        shipped = conn.execute("SELECT count(*) FROM orders WHERE status = 'shipped'").fetchone()
+    assert more[0] == {"question": "How many orders were shipped?", "expected": shipped[0]}
+
+
+def test_the_default_agent_adapter_is_the_shipped_one_on_the_shop_database(
+    tmp_path: Path,
+) -> None:
+    from genai_factory.llm.llamacpp import SHIPPED_AGENT_ADAPTER
+    from genai_factory.mlops.registry import agent_adapter_path
+
+    assert Settings().agents.adapter == "default"
+    assert agent_adapter_path(Settings()) == SHIPPED_AGENT_ADAPTER  # bundled model, shop.db
+    named = Settings.model_validate({"agents": {"database": str(SHOP_DB)}})
+    assert agent_adapter_path(named) == SHIPPED_AGENT_ADAPTER
+    other_db = tmp_path / "other.db"
+    other_db.write_bytes(SHOP_DB.read_bytes())
+    for other in (
+        {"agents": {"database": str(other_db)}},
+        {"agents": {"database": "postgresql://db/shop"}},
+        {"llm": {"model_path": str(tmp_path / "other.gguf")}},
+    ):
+        assert agent_adapter_path(Settings.model_validate(other)) is None

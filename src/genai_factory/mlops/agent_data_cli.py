@@ -57,6 +57,20 @@ def agent_data_command(
             help="JSONL of questions/queries (question, sql) that must not appear (repeat).",
         ),
     ] = None,
+    per_kind: Annotated[
+        int,
+        typer.Option(
+            "--per-kind", help="At most this many questions of one kind (0: no cap).", min=0
+        ),
+    ] = 24,
+    choice_every: Annotated[
+        int,
+        typer.Option(
+            "--choice-every",
+            help="Keep the two tool-choice rows of every N-th question only (1: all).",
+            min=1,
+        ),
+    ] = 1,
     config: ConfigOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
@@ -77,7 +91,13 @@ def agent_data_command(
         with stage_bars(not as_json and err.is_terminal) as start:
             progress = start("questions") if start is not None else None
             rows, report = await build_agent_rows(
-                db, limit=limit, seed=seed, exclude=pairs, on_progress=progress
+                db,
+                limit=limit,
+                seed=seed,
+                exclude=pairs,
+                per_kind=per_kind or None,
+                choice_every=choice_every,
+                on_progress=progress,
             )
         report.out = str(out)
         written = write_rows(rows, out)
@@ -93,5 +113,6 @@ def agent_data_command(
     typer.echo(
         f"wrote {report['rows']} rows ({report['examples']} questions: {kinds}) to {out}; "
         f"{report['candidates']} candidates, {report['excluded']} excluded, "
-        f"{report['off_grammar']} outside the SQL grammar, {report['empty']} without a value"
+        f"{report['off_grammar']} outside the SQL grammar, {report['empty']} without a value, "
+        f"{report['capped']} over the cap of a kind"
     )

@@ -402,7 +402,8 @@ def agent_adapter_path(settings: Settings) -> Path | None:
     """The LoRA adapter ``agents.adapter`` names (``None``: the agent shares the assistant's).
 
     ``none`` or empty: no agent adapter. ``shipped``: the agent adapter shipped for the bundled
-    model (trained on ``examples/shop.db``). A ``.gguf`` path: that file. Else an alias or version
+    model (trained on ``examples/shop.db``). ``default``: ``shipped`` when the agent runs the
+    bundled model on ``examples/shop.db``, else none. A ``.gguf`` path: that file. Else an alias or version
     of ``mlops.agent_llm_name`` (what ``train llm --agent`` registers); that version must be a
     LoRA adapter on the bundled model.
 
@@ -413,6 +414,8 @@ def agent_adapter_path(settings: Settings) -> Path | None:
     ref = settings.agents.adapter.strip()
     if ref in ("", "none"):
         return None
+    if ref == "default":
+        return _default_agent_adapter(settings)
     if ref == "shipped":
         return _shipped_agent_adapter(settings)
     if ref.endswith(".gguf"):
@@ -434,6 +437,23 @@ def agent_adapter_path(settings: Settings) -> Path | None:
             f"agents.adapter: {name} v{found.version} is not a LoRA adapter on the bundled model"
         )
     return _gguf_in(registry.download(found.name, found.version))
+
+
+def _default_agent_adapter(settings: Settings) -> Path | None:
+    """``default``: the shipped agent adapter when the agent runs the bundled model on the bundled
+    shop database (the one it was trained on), else none."""
+    from genai_factory.config import bundled_shop_db
+    from genai_factory.llm.llamacpp import SHIPPED_AGENT_ADAPTER, SMOLLM2_FILE
+
+    model = settings.llm.model_path
+    if model is not None and Path(model).name != SMOLLM2_FILE:
+        return None
+    shop, database = bundled_shop_db(), settings.agent_database()
+    if shop is None or database is None or "://" in database:
+        return None
+    if Path(database).expanduser().resolve() != shop.resolve():
+        return None
+    return SHIPPED_AGENT_ADAPTER if SHIPPED_AGENT_ADAPTER.is_file() else None
 
 
 def _shipped_agent_adapter(settings: Settings) -> Path:

@@ -54,6 +54,8 @@ AGENT_ROW_KIND = "agent_sql"
 #: The agent's default observation size (``ReActAgent(observation_chars=...)``).
 OBSERVATION_CHARS = 700
 STAGES = ("choose_tool", "sql", "choose_answer", "answer")
+#: Questions per kind at most (``--per-kind``), so no kind of question crowds out the others.
+PER_KIND = 24
 _TOKEN = re.compile(r"'[^']*'|[A-Za-z_][A-Za-z0-9_]*|-?[0-9]+(?:\.[0-9]+)?|\*")
 _KEYWORDS = frozenset(
     [
@@ -101,6 +103,9 @@ class AgentDataReport:
     empty: int
     kinds: dict[str, int] = field(default_factory=dict)
     seed: int = 0
+    capped: int = 0
+    per_kind: int | None = PER_KIND
+    choice_every: int = 1
 
 
 def query_fingerprint(sql: str, vocabulary: Iterable[str]) -> frozenset[str]:
@@ -254,15 +259,37 @@ def sql_pattern(preload: Preload) -> re.Pattern[str]:
     return re.compile(str(pattern))
 
 
+def balanced(candidates: Sequence[Candidate], rng: random.Random) -> list[Candidate]:
+    """``candidates`` shuffled, then every query's first phrasing before any query's second."""
+    shuffled = list(candidates)
+    rng.shuffle(shuffled)
+    seen: dict[str, int] = {}
+    ranked = []
+    for candidate in shuffled:
+        key = normalize(candidate.sql)
+        ranked.append((seen.get(key, 0), candidate))
+        seen[key] = seen.get(key, 0) + 1
+    ranked.sort(key=lambda pair: pair[0])  # stable: the shuffle decides within a rank
+    return [candidate for _, candidate in ranked]
+
+
 async def build_agent_rows(
     database: str,
     *,
     limit: int | None = None,
     seed: int = 0,
     exclude: Sequence[tuple[str, str]] = (),
+    per_kind: int | None = PER_KIND,
+    choice_every: int = 1,
     on_progress: Callable[[int, int], None] | None = None,
 ) -> tuple[list[dict[str, Any]], AgentDataReport]:
-    """Training rows (four per question) for ``database`` and a report of what was kept."""
+    """Training rows for ``database`` and a report of what was kept.
+
+    Each question gives four rows; ``choice_every=n`` keeps the two choice rows (``choose_tool``,
+    ``choose_answer``) of every n-th question only. ``per_kind``: at most this many questions of
+    one kind (``None``: no cap); the queries of a kind get their first phrasing before any gets a
+    second.
+    """
     preload, schema = await _preload(database)
     vocabulary = schema_vocabulary(schema)
     grammar = sql_pattern(preload)
@@ -289,24 +316,35 @@ async def build_agent_rows(
         else:
             kept.append(candidate)
     rng = random.Random(seed)
-    rng.shuffle(kept)
-    context = _Context(preload.hints, preload.input_schemas, _offers())
     tool = SqlQueryTool(database)
-    rows: list[dict[str, Any]] = []
+    chosen: list[tuple[Candidate, SQLResult]] = []
     target = min(limit, len(kept)) if limit else len(kept)
-    for candidate in kept:
-        if report.examples >= target:
+    for candidate in balanced(kept, rng):
+        if len(chosen) >= target:
             break
+        if per_kind is not None and report.kinds.get(candidate.kind, 0) >= per_kind:
+            report.capped += 1
+            continue
         result = await _run(tool, candidate.sql)
         if result is None:
             report.empty += 1
             continue
-        rows += render_rows(candidate, result, context, rng)
-        report.examples += 1
+        chosen.append((candidate, result))
         report.kinds[candidate.kind] = report.kinds.get(candidate.kind, 0) + 1
         if on_progress is not None:
-            on_progress(report.examples, target)
+            on_progress(len(chosen), target)
+    rng.shuffle(chosen)
+    context = _Context(preload.hints, preload.input_schemas, _offers())
+    rows: list[dict[str, Any]] = []
+    for index, (candidate, result) in enumerate(chosen):
+        rendered = render_rows(candidate, result, context, rng)
+        if index % max(1, choice_every):
+            rendered = [r for r in rendered if not r["stage"].startswith("choose_")]
+        rows += rendered
+    report.examples = len(chosen)
     report.rows = len(rows)
+    report.choice_every = max(1, choice_every)
+    report.per_kind = per_kind
     return rows, report
 
 

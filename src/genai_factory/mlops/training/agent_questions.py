@@ -78,6 +78,8 @@ def _count_questions(t: TableProfile, rng: random.Random) -> Iterator[Candidate]
                 "What is the number of {T}?",
                 "How many {T} do we have?",
                 "Count the {T}.",
+                "What is the total number of {T}?",
+                "How many {T} are in the database?",
             ),
             T=T,
         ),
@@ -94,9 +96,13 @@ def _count_questions(t: TableProfile, rng: random.Random) -> Iterator[Candidate]
                     "How many different {Cs} are there?",
                     "How many distinct {Cs} do the {T} have?",
                     "What is the number of different {T} {Cs}?",
+                    "How many distinct {S} {Cs} are there?",
+                    "How many different {Cs} do the {T} have?",
+                    "Count the distinct {Cs} of the {T}.",
                 ),
                 Cs=plural(C),
                 T=T,
+                S=singular(t.name),
             ),
             f"SELECT count(DISTINCT {column}) FROM {t.name}",
             f"There are {{value}} different {plural(C)}.",
@@ -110,6 +116,12 @@ def _count_questions(t: TableProfile, rng: random.Random) -> Iterator[Candidate]
                 "How many {T} are {x}?",
                 "How many {x} {T} are there?",
             ]
+            if _participle(value):
+                phrasings += [
+                    "How many {T} were {x}?",
+                    "How many {T} have been {x}?",
+                    "How many {x} {T} do we have?",
+                ]
             if column in ("country", "city", "region", "state"):
                 phrasings += ["How many {T} are from {x}?", "How many {T} come from {x}?"]
             if column in ("category", "type", "kind", "group"):
@@ -123,6 +135,12 @@ def _count_questions(t: TableProfile, rng: random.Random) -> Iterator[Candidate]
                 f"SELECT count(*) FROM {t.name} WHERE {column} = {sql_literal(value)}",
                 f"{{value}} {T} have the {C} {value}.",
             )
+
+
+def _participle(value: str) -> bool:
+    """Whether a category value reads as a past participle (``shipped``, ``paid``, ``sent``)."""
+    word = value.strip().lower()
+    return " " not in word and word.endswith(("ed", "paid", "sent", "done", "won", "lost"))
 
 
 def _lookup_questions(t: TableProfile, rng: random.Random) -> Iterator[Candidate]:
@@ -155,10 +173,14 @@ def _lookup_questions(t: TableProfile, rng: random.Random) -> Iterator[Candidate
 def _extreme_words(column: str, highest: bool) -> tuple[str, ...]:
     if column == "price":
         return ("most expensive",) if highest else ("cheapest", "least expensive")
+    if column in ("age", "length", "size", "height", "weight"):
+        return ("largest", "biggest") if highest else ("smallest",)
     return ()
 
 
 def _superlative_questions(t: TableProfile, rng: random.Random) -> Iterator[Candidate]:
+    """The row with the highest or lowest number (or earliest or latest date), alone or within a
+    category (``superlative_filter``); and the other columns of the extreme row."""
     name = t.name_column
     if name is None:
         return
@@ -167,29 +189,57 @@ def _superlative_questions(t: TableProfile, rng: random.Random) -> Iterator[Cand
     filters += [
         (c, v, f" WHERE {c} = {sql_literal(v)}") for c, vs in t.categories.items() for v in vs
     ]
+    others = [c for c in [*t.categories, *t.numbers, *t.dates] if c != name]
     for column in t.numbers:
         C = _words(column)
         for highest in (True, False):
             word = "highest" if highest else "lowest"
+            extremes = _extreme_words(column, highest)
             for f_column, f_value, where in filters:
                 phrasings = [
                     f"Which {{S}} has the {word} {{C}}{{f}}?",
                     f"What is the {{S}} with the {word} {{C}}{{f}}?",
                 ]
-                phrasings += [
-                    f"What is the {w} {{S}}{{f}}?" for w in _extreme_words(column, highest)
-                ]
-                phrasings += [
-                    f"Which {{S}} is the {w}{{f}}?" for w in _extreme_words(column, highest)
-                ]
+                phrasings += [f"What is the {w} {{S}}{{f}}?" for w in extremes]
+                phrasings += [f"Which {{S}} is the {w}{{f}}?" for w in extremes]
                 suffix = f" with the {_words(f_column)} {f_value}" if f_column else ""
                 order = " DESC" if highest else ""
                 yield Candidate(
-                    "superlative",
+                    "superlative_filter" if f_column else "superlative",
                     _pick(rng, phrasings, S=S, C=C, f=suffix),
                     f"SELECT {name} FROM {t.name}{where} ORDER BY {column}{order} LIMIT 1",
                     f"The {S} with the {word} {C}{suffix} is {{value}}.",
                 )
+            for other in others:
+                if other == column:
+                    continue
+                other_words = _words(other)
+                phrasings = [f"What is the {{O}} of the {{S}} with the {word} {{C}}?"]
+                phrasings += [f"What is the {{O}} of the {w} {{S}}?" for w in extremes]
+                phrasings += [f"Which {{O}} does the {w} {{S}} have?" for w in extremes]
+                yield Candidate(
+                    "superlative",
+                    _pick(rng, phrasings, S=S, C=C, O=other_words),
+                    f"SELECT {other} FROM {t.name} ORDER BY {column}{' DESC' if highest else ''} "
+                    "LIMIT 1",
+                    f"The {other_words} of the {S} with the {word} {C} is {{value}}.",
+                )
+    for column in t.dates:
+        C = _words(column)
+        for latest in (True, False):
+            word = "latest" if latest else "earliest"
+            order = " DESC" if latest else ""
+            phrasings = [
+                f"Which {{S}} has the {word} {{C}} date?",
+                f"What is the {{S}} with the {word} {{C}}?",
+                f"Which {{S}} has the {word} {{C}}?",
+            ]
+            yield Candidate(
+                "superlative",
+                _pick(rng, phrasings, S=S, C=C),
+                f"SELECT {name} FROM {t.name} ORDER BY {column}{order} LIMIT 1",
+                f"The {S} with the {word} {C} is {{value}}.",
+            )
 
 
 _AGGREGATES = {
@@ -245,7 +295,7 @@ def _aggregate_questions(t: TableProfile, rng: random.Random) -> Iterator[Candid
                     "f": suffix,
                 }
                 yield Candidate(
-                    "aggregate",
+                    "aggregate_filter" if where else "aggregate",
                     _pick(rng, phrasings, **fields),
                     f"SELECT {function}({column}) FROM {t.name}{where}",
                     answer.format(**fields),
@@ -384,8 +434,10 @@ def _join_questions(
                 )
 
 
-#: Phrasings drawn per query at most (two questions may share one SQL, never one question).
-PHRASINGS_PER_QUERY = 2
+#: Phrasings per query at most (two questions may share one SQL, never one question). A kind
+#: with many queries is cut to a few questions per kind by ``build_agent_rows`` (first phrasings
+#: first), so the extra phrasings go to the kinds with few queries.
+PHRASINGS_PER_QUERY = 4
 
 
 def candidate_questions(
@@ -396,7 +448,7 @@ def candidate_questions(
     rng = random.Random(seed)
     tables = {t.name: t for t in profiles}
     found: list[Candidate] = []
-    for _ in range(phrasings):
+    for _ in range(2 * phrasings):  # phrasings are drawn with replacement: draw twice as often
         for table in profiles:
             for make in (
                 _count_questions,
