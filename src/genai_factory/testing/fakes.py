@@ -24,6 +24,9 @@ if TYPE_CHECKING:
     from genai_factory.llm.worker import ModelWorker
 
 Reply = str | BaseException | Callable[[Sequence[Message]], str]
+#: Calls kept by a fake built from settings (``llm.provider=fake``): a service serving it for
+#: hours must not keep every prompt it was sent.
+SERVED_CALLS_KEPT = 100
 
 
 class FakeChatModel(ChatModel):
@@ -31,23 +34,37 @@ class FakeChatModel(ChatModel):
 
     Each call takes the next item of ``replies``: a string is the answer, an exception is raised, a
     callable gets the messages and returns the answer. When the script runs out (or none was given)
-    the model echoes the last user message. Every call's messages are kept in ``calls``.
+    the model echoes the last user message. Every call's messages are kept in ``calls``, oldest
+    first; with ``keep_calls`` only that many of the latest (a model built from settings, which a
+    service may call millions of times, keeps :data:`SERVED_CALLS_KEPT`).
     """
 
     #: Costs nothing, like a local model, but runs no weights: no champion is swapped in.
     free_of_charge = True
 
-    def __init__(self, replies: Iterable[Reply] = (), *, name: str = "fake-chat") -> None:
+    def __init__(
+        self,
+        replies: Iterable[Reply] = (),
+        *,
+        name: str = "fake-chat",
+        keep_calls: int | None = None,
+    ) -> None:
         self.name = name
         self._replies = list(replies)
         self.calls: list[list[Message]] = []
+        self.keep_calls = keep_calls
 
     @classmethod
     def from_settings(cls, settings: ModelSettings, worker: ModelWorker | None) -> FakeChatModel:
-        return cls(name=settings.model)
+        return cls(name=settings.model, keep_calls=SERVED_CALLS_KEPT)
+
+    def _record(self, messages: Sequence[Message]) -> None:
+        self.calls.append(list(messages))
+        if self.keep_calls is not None and len(self.calls) > self.keep_calls:
+            del self.calls[: len(self.calls) - self.keep_calls]
 
     def _next_text(self, messages: Sequence[Message]) -> str:
-        self.calls.append(list(messages))
+        self._record(messages)
         reply: Reply
         if self._replies:
             reply = self._replies.pop(0)
