@@ -158,8 +158,11 @@ async def test_a_short_phrase_from_no_matching_sentence_becomes_the_sentence(
     answer = await assistant(index, "Install the package [1]").generate(QUESTION)
     assert answer.answer == EXTRACTED
     assert "extract" in answer.stages_ms
-    # A phrase of a sentence that matches is kept, a word inside another word is not a match.
-    assert (await assistant(index, "It listens [1]").generate(QUESTION)).answer == "It listens [1]"
+    # A phrase of a sentence that matches is kept, a word inside another word is not a match,
+    # and a phrase of the question's own words answers nothing.
+    kept = "Port 8000 by default [1]"
+    assert (await assistant(index, kept).generate(QUESTION)).answer == kept
+    assert (await assistant(index, "It listens [1]").generate(QUESTION)).answer == EXTRACTED
     assert (await assistant(index, "ten [1]").generate(QUESTION)).answer == EXTRACTED
 
 
@@ -232,6 +235,15 @@ async def test_a_short_reply_must_come_from_the_best_match_not_a_lesser_one() ->
     assert await extractor.unsupported_short_answer(question, "one [2]", hits) == (
         "An agent run makes at most 5 model decisions [1]."
     )
+
+
+async def test_a_short_reply_of_the_questions_own_words_becomes_the_sentence() -> None:
+    extractor = SentenceExtractor(FakeEmbedder(), min_score=0.1)
+    question = "What is the largest document the documents API accepts?"
+    hits = [hit("The largest document the documents API accepts is 10 MiB.")]
+    expected = "The largest document the documents API accepts is 10 MiB [1]."
+    assert await extractor.unsupported_short_answer(question, "The document [1]", hits) == expected
+    assert await extractor.unsupported_short_answer(question, "10 MiB [1]", hits) is None
 
 
 async def test_a_figure_from_a_sentence_with_several_is_shown_with_its_sentence() -> None:

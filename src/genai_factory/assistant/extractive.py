@@ -270,7 +270,9 @@ class SentenceExtractor:
 
         A small model's short answer is either a span of the sentence that answers the question
         ("384 [1]") or a span of some other sentence ("one [1]" for how many steps an agent may
-        take): the second is replaced by the sentence itself.
+        take): the second is replaced by the sentence itself A phrase made only of the question's
+        own words ("The document [2]" for the largest document accepted) states nothing and is
+        replaced too.
         """
         if not is_short(answer):
             return None
@@ -280,6 +282,11 @@ class SentenceExtractor:
         ranked = await self.ranked(question, hits)
         if not ranked:
             return None
+        if not _numbers(answer) and wanted <= _stems(question):
+            # "The document [2]" for "What is the largest document ...?": the question's own
+            # words answer nothing, whichever sentence holds them.
+            best = ranked[0][0]
+            return cited(best.text, best.source)
         top = ranked[0][1]
         holding = [
             c for c, score in ranked if score >= top - SUPPORT_MARGIN and _holds(c.text, wanted)
