@@ -197,8 +197,9 @@ class RAGSettings(BaseModel):
     source_chars: int = Field(default=600, ge=50, le=20_000)
     min_score: float = Field(default=0.25, ge=-1.0, le=1.0)
     excerpt_chars: int = Field(default=300, ge=20)
-    #: When the model declines although a source states the answer, answer with that source's
-    #: best-matching sentence (``assistant.extractive``), if it scores at least ``extract_min_score``.
+    #: When the model declines although a source states the answer, invents a figure, or answers
+    #: with a sentence other than the best-matching ones, answer with the best-matching sentence
+    #: (``assistant.extractive``), if it scores at least ``extract_min_score``.
     extract_on_decline: bool = True
     extract_min_score: float = Field(default=0.65, ge=0.0, le=2.0)
     store: VectorStoreName = "embedded"

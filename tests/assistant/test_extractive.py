@@ -50,6 +50,15 @@ def test_candidates_are_sentences_table_rows_and_code_blocks() -> None:
     assert not any("---" in t for t in texts)
 
 
+def test_a_sentence_may_start_with_a_figure_or_bold_text() -> None:
+    text = "The budget is raised. 402, not 429: do not retry. **Note** the period."
+    assert [c.text for c in candidates([hit(text)])] == [
+        "The budget is raised.",
+        "402, not 429: do not retry.",
+        "**Note** the period.",
+    ]
+
+
 def test_candidates_of_unfolded_text() -> None:
     text = "# A long heading\n\nA sentence of prose\nwrapped on two lines.\n\n```yaml\nllm:\n  adapter: none\n```\n"
     texts = [c.text for c in candidates([hit(text)])]
@@ -149,7 +158,25 @@ async def test_a_supported_answer_is_kept(index: KnowledgeIndex) -> None:
     sentence = "It is the port that the service listens on by default [1]."
     answer = await assistant(index, sentence).generate(QUESTION)
     assert answer.answer == sentence
-    assert "extract" not in answer.stages_ms  # only short phrases are checked
+    assert "extract" in answer.stages_ms  # checked against the best-matching sentences
+
+
+async def test_a_long_answer_from_a_lesser_sentence_becomes_the_best_one(
+    index: KnowledgeIndex,
+) -> None:
+    copied = "Install the package first, then start the service [1]."
+    answer = await assistant(index, copied).generate(QUESTION)
+    assert answer.answer == EXTRACTED
+    # Streamed, it reached the client as it came; the end event carries the sentence.
+    assert await streamed(assistant(index, copied), QUESTION) == (copied, EXTRACTED)
+
+
+async def test_a_long_answer_is_kept_when_no_sentence_matches_well() -> None:
+    extractor = SentenceExtractor(FakeEmbedder(), min_score=0.6)
+    hits = [hit("Pasta boils in salted water.")]
+    question = "What colour is the sky at dusk?"
+    reply = "The sky at dusk is orange and red [1]."
+    assert await extractor.unsupported_answer(question, reply, hits) is None
 
 
 async def test_a_short_phrase_from_no_matching_sentence_becomes_the_sentence(

@@ -45,13 +45,13 @@ def client(fake_settings: Settings, model: FakeChatModel) -> Iterator[TestClient
 def test_generate_answers_with_citations_from_the_bundled_guide(
     client: TestClient, model: FakeChatModel
 ) -> None:
-    model._replies.append("Set llm.fallbacks in the configuration [1].")
+    model._replies.append("A fallback model answers when the primary model fails [1].")
     response = client.post(
         "/v1/assistant/generate", json={"query": "How do I configure a fallback model?"}
     )
     assert response.status_code == 200, response.text
     body = response.json()
-    assert body["answer"] == "Set llm.fallbacks in the configuration [1]."
+    assert body["answer"] == "A fallback model answers when the primary model fails [1]."
     assert body["route"] == "rag"
     assert body["model"] == "fake-chat"
     assert len(body["trace_id"]) == 32

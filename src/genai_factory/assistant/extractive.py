@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from genai_factory.messages import ScoredChunk
 from genai_factory.rag.embedding import Embedder
 
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z`\"'(|])")
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9*`\"'(|])")
 _WORD = re.compile(r"[a-z0-9_./-]+")
 _FENCE_SPLIT = re.compile(r"```")
 _LANGUAGE_TAG = re.compile(r"^(?:bash|sh|shell|console|yaml|yml|json|python|toml|ini|text|sql)\b")
@@ -45,6 +45,9 @@ MIN_CHARS, MAX_CHARS = 12, 400
 SHORT_WORDS = 4
 #: A short answer must come from the best-matching sentence or one scoring within this of it.
 SUPPORT_MARGIN = 0.05
+#: A longer answer must share at least this part of its content words with a sentence scoring
+#: within :data:`SUPPORT_MARGIN` of the best one (a copy of it, or close to one).
+COPIED_SHARE = 0.7
 #: The lift of a sentence of the first source; later sources get less, the last none.
 RANK_LIFT = 0.1
 
@@ -299,6 +302,35 @@ class SentenceExtractor:
             # the reader's to see, so the whole sentence is sent.
             return cited(holding[0].text, holding[0].source)
         return None
+
+    async def unsupported_answer(
+        self, question: str, answer: str, hits: Sequence[ScoredChunk]
+    ) -> str | None:
+        """The cited sentence that answers the question best, when ``answer`` does not come from it
+        or from a sentence scoring within :data:`SUPPORT_MARGIN` of it; else ``None``.
+
+        A short answer is checked by :meth:`unsupported_short_answer`. A longer one must share at
+        least :data:`COPIED_SHARE` of its content words (crudely stemmed) with one of those
+        sentences: a small model reading several sources copies a sentence, and when it copies
+        one that matches the question less well than another ("one more model call that may
+        only give the final answer" for how many decisions an agent may make, beside the table
+        row that says 5), or mixes the words of several, the best-matching sentence is the better
+        answer. Nothing is replaced when no sentence reaches ``min_score``.
+        """
+        if is_short(answer):
+            return await self.unsupported_short_answer(question, answer, hits)
+        wanted = _stems(_CITE.sub(" ", answer))
+        if not wanted:
+            return None
+        ranked = await self.ranked(question, hits)
+        if not ranked:
+            return None
+        top = ranked[0][1]
+        near = [c for c, score in ranked if score >= top - SUPPORT_MARGIN]
+        if any(len(wanted & _stems(c.text)) >= COPIED_SHARE * len(wanted) for c in near):
+            return None
+        best = ranked[0][0]
+        return cited(best.text, best.source)
 
     async def answer(self, question: str, hits: Sequence[ScoredChunk]) -> str | None:
         """The cited sentence that answers ``question``, or ``None``."""

@@ -283,7 +283,7 @@ class AssistantService:
             outcome = turn.checked(response)
             if self._should_extract(turn, outcome.text):
                 outcome.text = await self._extracted(turn) or outcome.text
-            elif self._may_extract(turn) and is_short(outcome.text):
+            elif self._may_extract(turn):
                 outcome.text = await self._supported(turn, outcome.text)
         return await self._finish(turn, outcome)
 
@@ -324,6 +324,10 @@ class AssistantService:
                 outcome.text = extracted or response.text
                 if shown := (turn.safety.shown(extracted) if extracted else held):
                     yield StreamDelta(text=shown)
+            elif self._may_extract(turn):
+                # A longer answer has been streamed as it came; when it does not come from the
+                # best-matching sentences, the end event carries that sentence instead.
+                outcome.text = await self._supported(turn, response.text)
         yield StreamEnd(answer=await self._finish(turn, outcome))
 
     def _may_extract(self, turn: Turn) -> bool:
@@ -350,13 +354,12 @@ class AssistantService:
             return turn.safety.answer(sentence, turn.route, turn.hits)
 
     async def _supported(self, turn: Turn, text: str) -> str:
-        """``text``, or the cited source sentence that answers the question when ``text`` is a
-        short phrase that none of the best-matching sentences contains
-        (:meth:`SentenceExtractor.unsupported_short_answer`)."""
+        """``text``, or the cited source sentence that answers the question when ``text`` does not
+        come from the best-matching sentences (:meth:`SentenceExtractor.unsupported_answer`)."""
         if self.extractor is None:
             return text
         with turn.timed("extract"):
-            sentence = await self.extractor.unsupported_short_answer(turn.query, text, turn.hits)
+            sentence = await self.extractor.unsupported_answer(turn.query, text, turn.hits)
         if sentence is None:
             return text
         with turn.timed("output_guards", when=turn.guarded):
