@@ -67,7 +67,7 @@ bench-loop: $(STAMP)
 		--train-steps $(LOOP_STEPS)
 
 # Rebuild the LoRA adapter shipped for the bundled model (docs/mlops.md, "The shipped adapter"):
-# SQuAD rows and guide questions in the assistant's RAG prompt, LoRA on CPU (~20 minutes on two
+# SQuAD rows and guide questions in the assistant's RAG prompt, LoRA on CPU (~25 minutes on two
 # idle cores; run it under the shared CPU lock where there is one), then the adapter into the package.
 DATASETS ?= $(or $(GENAI_DATASETS),../shared/datasets)
 ADAPTER_WORK := .genai/adapter
@@ -76,8 +76,8 @@ adapter: $(STAMP)
 	$(BIN)/genai-factory train data --squad $(DATASETS)/squad_v2/qa.jsonl --docs docs \
 		--holdout-share 0.5 --unanswerable-share 0.33 --no-feedback \
 		--out $(ADAPTER_WORK)/train.jsonl --heldout-out $(ADAPTER_WORK)/heldout.jsonl
-	$(BIN)/genai-factory train llm --data $(ADAPTER_WORK)/train.jsonl --steps 100 --lr 1.5e-3 \
-		--max-len 512 --no-register --out $(ADAPTER_WORK)/run
+	$(BIN)/genai-factory train llm --data $(ADAPTER_WORK)/train.jsonl --steps 240 --lr 1.5e-3 \
+		--rank 16 --max-len 768 --no-register --out $(ADAPTER_WORK)/run
 	cp $(ADAPTER_WORK)/run/adapter.gguf $(SHIPPED_ADAPTER).gguf
 	$(BIN)/python -c "import json, sys; r = json.load(open(sys.argv[1])); \
 		keep = ('data_sha256', 'examples', 'skipped_too_long', 'sources', 'params', 'train_seconds', 'first_loss', 'last_loss', 'adapter_bytes'); \

@@ -24,7 +24,10 @@ def test_ask_json_prints_the_api_answer(fake_env: Path) -> None:
     result = runner.invoke(app, ["ask", "How do I configure a fallback model?", "--json"])
     assert result.exit_code == 0, result.output
     body = json.loads(result.stdout)
-    assert body["answer"].startswith("echo:")
+    # The fake model echoes its prompt, which no source sentence holds, so the best-matching
+    # sentence of the sources answers instead (docs/knowledge-base.md), cited.
+    assert not body["answer"].startswith("echo:")
+    assert "fallback" in body["answer"].lower() and body["answer"].endswith("].")
     assert body["route"] == "rag"
     assert body["citations"] and {"document_id", "source", "excerpt", "score"} <= set(
         body["citations"][0]

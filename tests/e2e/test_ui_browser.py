@@ -103,7 +103,8 @@ def _settings(tmp_path: Path) -> Settings:
         data_dir=tmp_path / "data",
         llm={"provider": "fake", "model": MODEL, "max_tokens": 200, "pricing": PRICING},
         embeddings={"provider": "fake"},
-        rag={"knowledge_dirs": [bundled_docs_dir()], "min_score": 0.2},
+        # The answers are the fake model's, as written (no source sentence replaces them).
+        rag={"knowledge_dirs": [bundled_docs_dir()], "min_score": 0.2, "extract_on_decline": False},
         auth={"enabled": True, "key_cache_s": 0},
         observability={"access_log": False},
     )

@@ -70,7 +70,8 @@ def service(tmp_path: Path) -> Iterator[tuple[str, str]]:
         data_dir=tmp_path / "data",
         llm={"provider": "fake", "model": "fake-chat", "max_tokens": 200},
         embeddings={"provider": "fake"},
-        rag={"knowledge_dirs": [], "min_score": 0.0},
+        # The answers are the fake model's, as written (no source sentence replaces them).
+        rag={"knowledge_dirs": [], "min_score": 0.0, "extract_on_decline": False},
         auth={"enabled": True, "key_cache_s": 0},
         safety={"enabled": False},
         observability={"access_log": False},
