@@ -261,6 +261,17 @@ class SentenceExtractor:
         ranked = await self.ranked(question, hits)
         return ranked[0] if ranked else None
 
+    async def _reply_words_and_ranking(
+        self, question: str, answer: str, hits: Sequence[ScoredChunk]
+    ) -> tuple[set[str], list[tuple[Candidate, float]]] | None:
+        """The reply's content stems (citations aside) and the ranked candidates; ``None`` when
+        the reply has no content word or no candidate reaches ``min_score``."""
+        wanted = _stems(_CITE.sub(" ", answer))
+        if not wanted:
+            return None
+        ranked = await self.ranked(question, hits)
+        return (wanted, ranked) if ranked else None
+
     async def unsupported_short_answer(
         self, question: str, answer: str, hits: Sequence[ScoredChunk]
     ) -> str | None:
@@ -273,18 +284,16 @@ class SentenceExtractor:
 
         A small model's short answer is either a span of the sentence that answers the question
         ("384 [1]") or a span of some other sentence ("one [1]" for how many steps an agent may
-        take): the second is replaced by the sentence itself A phrase made only of the question's
+        take): the second is replaced by the sentence itself. A phrase made only of the question's
         own words ("The document [2]" for the largest document accepted) states nothing and is
         replaced too.
         """
         if not is_short(answer):
             return None
-        wanted = _stems(_CITE.sub(" ", answer))
-        if not wanted:
+        found = await self._reply_words_and_ranking(question, answer, hits)
+        if found is None:
             return None
-        ranked = await self.ranked(question, hits)
-        if not ranked:
-            return None
+        wanted, ranked = found
         if not _numbers(answer) and wanted <= _stems(question):
             # "The document [2]" for "What is the largest document ...?": the question's own
             # words answer nothing, whichever sentence holds them.
@@ -319,12 +328,10 @@ class SentenceExtractor:
         """
         if is_short(answer):
             return await self.unsupported_short_answer(question, answer, hits)
-        wanted = _stems(_CITE.sub(" ", answer))
-        if not wanted:
+        found = await self._reply_words_and_ranking(question, answer, hits)
+        if found is None:
             return None
-        ranked = await self.ranked(question, hits)
-        if not ranked:
-            return None
+        wanted, ranked = found
         top = ranked[0][1]
         near = [c for c, score in ranked if score >= top - SUPPORT_MARGIN]
         if any(len(wanted & _stems(c.text)) >= COPIED_SHARE * len(wanted) for c in near):
