@@ -89,3 +89,31 @@ async def test_max_tokens_is_passed_and_errors_propagate(index: KnowledgeIndex) 
     )
     with pytest.raises(ProviderUnavailable):
         await failing.generate("hi")
+
+
+async def test_chat_answers_carry_no_citation_marks(index: KnowledgeIndex) -> None:
+    assistant = AssistantService(
+        FakeChatModel(["Canberra [1] is the capital [I]."] * 2), index, system_prompt="sys"
+    )
+    answer = await assistant.generate("capital of Australia?", mode="chat")
+    assert answer.answer == "Canberra is the capital."
+    events = [event async for event in assistant.stream("capital of Australia?", mode="chat")]
+    streamed = "".join(getattr(event, "text", "") for event in events)
+    assert streamed == "Canberra is the capital."
+    assert events[-1].answer.answer == "Canberra is the capital."  # type: ignore[union-attr]
+
+
+async def test_auto_mode_answers_from_a_section_the_question_names(tmp_path: Path) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "start.md").write_text(
+        "# Getting started\n\n## Add your own documents\n\nPut files in a folder, then run "
+        "`genai-factory ingest DIR`.\n"
+    )
+    idx = KnowledgeIndex(EmbeddedVectorStore(tmp_path / "i"), FakeEmbedder())
+    await idx.ingest_path(docs)
+    model = FakeChatModel(["Run genai-factory ingest [1]."] * 2)
+    assistant = AssistantService(model, idx, system_prompt="sys", min_score=0.99)
+    assert (await assistant.generate("How do I add my own documents?")).route == "rag"
+    # one word of the heading is not enough
+    assert (await assistant.generate("How do I add a user?")).route == "chat"

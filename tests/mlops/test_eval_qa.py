@@ -101,6 +101,20 @@ def test_eval_qa_cli_json(cli_env: Path, qa_file: Path) -> None:
     assert run.data.tags["job"] == "eval_qa"
 
 
+def test_eval_qa_cli_writes_every_answer(cli_env: Path, qa_file: Path, tmp_path: Path) -> None:
+    out = tmp_path / "answers" / "qa.jsonl"
+    args = ["eval", "qa", "--dataset", str(qa_file), "--no-track", "--answers-out", str(out)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(rows) == 4
+    assert {"question", "answers", "reply", "answer", "f1", "abstained"} <= set(rows[0])
+    blocked = tmp_path / "file"
+    blocked.write_text("")
+    refused = CliRunner().invoke(app, [*args[:-1], str(blocked / "qa.jsonl")])
+    assert refused.exit_code == 1 and "cannot write" in " ".join(refused.output.split())
+
+
 def test_eval_qa_cli_errors(cli_env: Path, tmp_path: Path) -> None:
     runner = CliRunner()
     missing = runner.invoke(app, ["eval", "qa", "--dataset", str(tmp_path / "no.jsonl")])

@@ -2,6 +2,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from genai_factory.messages import Chunk, ScoredChunk
 from genai_factory.rag.index import KnowledgeIndex
 from genai_factory.rag.prompting import build_rag_messages, citations_for, cited_numbers
@@ -77,3 +79,28 @@ def test_citations_flag_what_the_answer_cites() -> None:
     assert citations[0].score == 0.9123
     assert citations[0].excerpt == "x" * 20 + "…"
     assert citations[1].document_id == "d2"
+
+
+def test_strip_citations_removes_marks_but_not_indexing() -> None:
+    from genai_factory.rag.prompting import strip_citations
+
+    assert strip_citations("Canberra [I].") == "Canberra."
+    assert strip_citations("It is 8000 [1] and 9000 [12].") == "It is 8000 and 9000."
+    assert strip_citations("Use x[0] and list[int].") == "Use x[0] and list[int]."
+    assert strip_citations("See [note one].") == "See [note one]."
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 100])
+async def test_without_citations_across_pieces(size: int) -> None:
+    from collections.abc import AsyncGenerator
+
+    from genai_factory.rag.prompting import without_citations
+
+    text = "Canberra [1] is the capital [II], x[0] stays, [long mark] stays [2]."
+
+    async def pieces() -> AsyncGenerator[str, None]:
+        for start in range(0, len(text), size):
+            yield text[start : start + size]
+
+    out = [piece async for piece in without_citations(pieces())]
+    assert "".join(out) == "Canberra is the capital, x[0] stays, [long mark] stays."

@@ -147,6 +147,15 @@ def _holds(text: str, wanted: set[str]) -> bool:
     return 2 * len(wanted & _stems(text)) >= len(wanted)
 
 
+def names_section(question: str, heading: str) -> bool:
+    """Whether ``question`` names the section ``heading`` (its last part, ``A > B`` → ``B``):
+    every content word of a heading of two or more such words is in the question ("How do I
+    add my own documents?" names "Add your own documents"). A short how-to question can score
+    low on embeddings while the guide has a section titled with it."""
+    leaf = {_stem(w) for w in content_words(heading.rpartition(">")[2])}
+    return len(leaf) >= 2 and leaf <= {_stem(w) for w in content_words(question)}
+
+
 def overlap(question: str, candidate: str) -> float:
     """Share of the question's content words (crudely stemmed) found in the candidate."""
     wanted = {_stem(w) for w in content_words(question)}

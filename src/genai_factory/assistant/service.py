@@ -3,7 +3,8 @@
 The route is ``chat`` (the model alone), ``rag`` (retrieve, then answer from numbered sources),
 ``agent`` (the ReAct agent with its tools), or ``auto``: the agent when the routing heuristic of
 :mod:`~genai_factory.assistant.routing` says the question is about its data or is arithmetic, else
-RAG when the best retrieved chunk scores at least ``min_score``, else chat. A question made of
+RAG when the best retrieved chunk scores at least ``min_score`` or a retrieved chunk's section
+heading is named by the question (``extractive.names_section``), else chat. A question made of
 several questions goes to the :class:`~genai_factory.assistant.orchestrator.Orchestrator` on the
 agent route: always with ``mode=agent``, and with ``mode=auto`` when a step needs a tool (a question
 of one step keeps the paths above). Every answer carries its
@@ -35,6 +36,7 @@ from genai_factory.assistant.extractive import (
     SentenceExtractor,
     is_short,
     may_be_declining,
+    names_section,
     unsupported_numbers,
 )
 from genai_factory.assistant.orchestrator import Orchestrator
@@ -55,6 +57,8 @@ from genai_factory.rag.prompting import (
     build_chat_messages,
     build_rag_messages,
     citations_for,
+    strip_citations,
+    without_citations,
 )
 from genai_factory.safety.gate import INPUT_ROUTE, SafetyGate
 from genai_factory.safety.pipeline import SafetyPipeline
@@ -254,6 +258,8 @@ class AssistantService:
             return "rag", hits
         if hits and hits[0].score >= self.min_score:
             return "rag", hits
+        if any(names_section(query, hit.chunk.heading) for hit in hits):
+            return "rag", hits
         return "chat", []
 
     def _prompt(self, turn: Turn, history: Sequence[Message]) -> list[Message]:
@@ -281,6 +287,8 @@ class AssistantService:
             with turn.timed("llm"):
                 response = await self.model.chat(turn.messages, turn.options)
             outcome = turn.checked(response)
+            if turn.route == "chat":
+                outcome.text = strip_citations(outcome.text)
             if self._should_extract(turn, outcome.text):
                 outcome.text = await self._extracted(turn) or outcome.text
             elif self._may_extract(turn):
@@ -297,6 +305,8 @@ class AssistantService:
             collector = DeltaCollector(model=self.model.name)
             deltas = self.model.stream(turn.messages, turn.options)
             pieces = turn.guarded_stream(deltas, collector)
+            if turn.route == "chat":  # no sources: nothing to cite
+                pieces = without_citations(pieces)
             # While the answer may still be the model declining, or a short phrase, it is held
             # back: a source's sentence may replace it once the stream has ended (see
             # ``_extracted`` and ``_supported``).
@@ -314,7 +324,8 @@ class AssistantService:
             finally:
                 await pieces.aclose()
             response = collector.response(turn.messages)
-            outcome = Outcome.of_response(response, response.text)
+            text = strip_citations(response.text) if turn.route == "chat" else response.text
+            outcome = Outcome.of_response(response, text)
             if holding:
                 if abstained(held):
                     extracted = await self._extracted(turn)

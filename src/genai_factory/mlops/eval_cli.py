@@ -78,6 +78,13 @@ def eval_qa(
         list[str] | None, typer.Option("--title", help="Only questions of this article (repeat).")
     ] = None,
     seed: Annotated[int, typer.Option("--seed", help="Shuffle seed of the sample.")] = 0,
+    answers_out: Annotated[
+        Path | None,
+        typer.Option(
+            "--answers-out",
+            help="Also write every question's answer and score here (JSON Lines), to inspect.",
+        ),
+    ] = None,
     track: TrackOption = True,
     config: ConfigOption = None,
     as_json: JsonOption = False,
@@ -101,11 +108,24 @@ def eval_qa(
         return report, run_id
 
     report, run_id = run_command(work)
+    if answers_out is not None:
+        _write_answers(answers_out, report.answers)
     if as_json:
         payload: dict[str, Any] = {**report.as_dict(), "run_id": run_id}
         typer.echo(json.dumps(payload))
         return
     _print_qa(report, run_id)
+
+
+def _write_answers(path: Path, answers: list[dict[str, Any]]) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("w", encoding="utf-8") as out:
+            for record in answers:
+                out.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
+    except OSError as exc:
+        err.print(f"[red]cannot write {path}: {exc.strerror or exc}[/red]", highlight=False)
+        raise typer.Exit(1) from None
 
 
 def _print_suite(result: SuiteResult) -> None:

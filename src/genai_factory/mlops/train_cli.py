@@ -257,6 +257,13 @@ def llm_command(
         int, typer.Option("--max-len", help="Longest example in tokens (longer ones skipped).")
     ] = 384,
     seed: Annotated[int, typer.Option(help="Seed of the shuffle and the adapters.")] = 0,
+    targets: Annotated[
+        str,
+        typer.Option(
+            help="Layers LoRA adapts: attention (q/k/v/o projections), all (also the MLP's "
+            "gate/up/down projections), or a comma-separated list of projection names."
+        ),
+    ] = "attention",
     base: Annotated[
         str, typer.Option(help="Model to start from: base, champion, challenger, N, or a .gguf.")
     ] = "base",
@@ -288,7 +295,7 @@ def llm_command(
     of them as challenger."""
     from genai_factory.mlops.training.agent_data import all_agent_rows
     from genai_factory.mlops.training.finetune import train_llm
-    from genai_factory.mlops.training.lora import LoraSettings
+    from genai_factory.mlops.training.lora import LoraSettings, lora_targets
 
     settings = _settings(config)
     if register_as not in ("adapter", "merged"):
@@ -297,7 +304,13 @@ def llm_command(
         _fail(f"no such file: {data}")
     try:
         lora = LoraSettings(
-            steps=steps, lr=lr, rank=rank, batch_size=batch_size, max_len=max_len, seed=seed
+            steps=steps,
+            lr=lr,
+            rank=rank,
+            batch_size=batch_size,
+            max_len=max_len,
+            seed=seed,
+            targets=lora_targets(targets),
         )
     except InvalidRequestError as exc:
         _fail(exc.message)

@@ -6,7 +6,7 @@ Pure functions, no I/O: easy to test and to change per model.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import AsyncGenerator, Sequence
 
 from genai_factory.messages import Citation, Message, ScoredChunk
 
@@ -16,6 +16,10 @@ RAG_INSTRUCTIONS = (
 )
 
 _CITATION = re.compile(r"\[(\d{1,2})\]")
+#: A citation-like mark after a space: `` [1]``, `` [12]``, `` [I]`` (``x[0]`` is not one).
+_CITATION_MARK = re.compile(r"[ \t]+\[[0-9A-Za-z]{1,3}\]")
+#: The longest mark :func:`without_citations` holds back while it may still be one.
+_MARK_CHARS = 5
 #: Small models sometimes echo the prompt's layout; an answer ends where a new question would begin.
 RAG_STOP = ("\nQuestion:", "\nContext:")
 
@@ -86,3 +90,41 @@ def citations_for(
             )
         )
     return result
+
+
+def strip_citations(text: str) -> str:
+    """``text`` without citation marks (``[1]``, ``[I]``): an answer given without sources has
+    nothing to cite, and a model tuned on sourced answers sometimes adds them anyway."""
+    return _CITATION_MARK.sub("", text)
+
+
+async def without_citations(pieces: AsyncGenerator[str, None]) -> AsyncGenerator[str, None]:
+    """The streamed pieces with citation marks removed, even when a mark spans pieces: text from
+    an open ``[`` on is held back until it is known not to be a mark (at most a few characters).
+    The first piece is passed on even when empty (it tells that the model has started)."""
+    held, first = "", True
+    try:
+        async for piece in pieces:
+            held = strip_citations(held + piece)
+            cut = _open_mark(held)
+            ready, held = held[:cut], held[cut:]
+            if ready or first:
+                yield ready
+            first = False
+        if held := strip_citations(held):
+            yield held
+    finally:
+        await pieces.aclose()
+
+
+def _open_mark(text: str) -> int:
+    """Where a citation mark may be starting at the end of ``text`` (``len(text)`` if nowhere)."""
+    start = text.rfind("[")
+    if start < 0 or len(text) - start > _MARK_CHARS or "]" in text[start:]:
+        start = len(text)
+    elif start > 0 and text[start - 1] not in " \t":
+        return len(text)  # ``x[``: not a mark
+    # the spaces before a mark go with it (and trailing spaces may precede one)
+    while start > 0 and text[start - 1] in " \t":
+        start -= 1
+    return start

@@ -28,6 +28,28 @@ from genai_factory.mlops.training.data import TrainingExample
 IGNORE = -100
 #: The attention projections of a Llama block: where LoRA goes by default.
 ATTENTION = ("q_proj", "k_proj", "v_proj", "o_proj")
+#: The MLP projections of a Llama block.
+MLP = ("gate_proj", "up_proj", "down_proj")
+
+
+def lora_targets(spec: str) -> tuple[str, ...]:
+    """The projections named by ``spec``: ``attention``, ``all`` (attention and MLP), or a
+    comma-separated list of projection names.
+
+    Raises:
+        InvalidRequestError: a name is not a projection of a Llama block.
+    """
+    named = {"attention": ATTENTION, "all": ATTENTION + MLP}
+    if spec.strip() in named:
+        return named[spec.strip()]
+    names = tuple(dict.fromkeys(part.strip() for part in spec.split(",") if part.strip()))
+    unknown = [name for name in names if name not in ATTENTION + MLP]
+    if unknown or not names:
+        raise InvalidRequestError(
+            f"unknown LoRA target {', '.join(unknown) or spec!r}: use attention, all, or some of "
+            f"{', '.join(ATTENTION + MLP)}"
+        )
+    return names
 
 
 @dataclass(frozen=True)
