@@ -118,6 +118,19 @@ async def test_a_line_quoting_the_question_is_not_an_answer() -> None:
     assert answer == "List backups under llm fallbacks to configure one [1]."
 
 
+async def test_a_quoted_similar_question_does_not_make_a_sentence_an_answer() -> None:
+    extractor = SentenceExtractor(FakeEmbedder(), min_score=0.1)
+    question = "Which vector database server can I use instead of the embedded store?"
+    hits = [
+        hit(
+            'Routing: so "Which vector database server can replace the embedded store?" goes '
+            "to RAG. Set rag store to qdrant to use a Qdrant vector database server."
+        )
+    ]
+    answer = await extractor.answer(question, hits)
+    assert answer == "Set rag store to qdrant to use a Qdrant vector database server [1]."
+
+
 @pytest.fixture
 async def index(tmp_path: Path) -> KnowledgeIndex:
     docs = tmp_path / "docs"

@@ -112,3 +112,24 @@ def test_a_single_huge_word_run_is_cut_at_words(tmp_path: Path) -> None:
     chunks = split_document(doc, chunk_tokens=50, overlap_tokens=0)
     assert all(estimate_tokens(c.text) <= 50 for c in chunks)
     assert sum(len(c.text.split()) for c in chunks) == 500
+
+
+def test_a_long_table_is_cut_between_rows_only() -> None:
+    from genai_factory.messages import Document
+    from genai_factory.rag.splitting import split_document
+
+    rows = [
+        f"| `setting.number_{i}` | `GENAI_SETTING__NUMBER_{i}` | `{i * 1000}` | what setting {i} "
+        f"does, in words. It is the {i}th |"
+        for i in range(40)
+    ]
+    text = "# Settings\n\n| Setting | Env | Default | Meaning |\n|---|---|---|---|\n" + "\n".join(
+        rows
+    )
+    doc = Document(id="d", source="s.md", title="S", text=text, content_hash="h")
+    chunks = split_document(doc, chunk_tokens=120, overlap_tokens=20)
+    assert len(chunks) > 3
+    for chunk in chunks:
+        for line in chunk.text.splitlines():
+            assert line.startswith("|") and line.endswith("|"), line  # whole rows only
+    assert all(any(row in c.text for c in chunks) for row in rows)

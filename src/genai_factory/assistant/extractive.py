@@ -30,6 +30,7 @@ _LANGUAGE_TAG = re.compile(r"^(?:bash|sh|shell|console|yaml|yml|json|python|toml
 _PARAGRAPH = re.compile(r"\n\s*\n")
 _ROW_BREAK = re.compile(r"\|\s+\|")
 _TABLE_RULE = re.compile(r"^[\s|:-]*$")
+_QUOTED_QUESTION = re.compile(r"[\"\u201c][^\"\u201d\n]{3,200}\?[\"\u201d]")
 _STOPWORDS = frozenset(
     (  # noqa: SIM905 (a word list reads better as one string)
         "a an and are as at be by can do does for from how i in is it my of on or the "
@@ -247,18 +248,21 @@ class SentenceExtractor:
         ]
         if not found:
             return []
-        vectors = await self.embedder.embed([question, *(c.text for c in found)])
+        # a question quoted as an example ('so "Which ... ?" goes to RAG') is not what the
+        # sentence states: it is scored without it
+        texts = [_QUOTED_QUESTION.sub(" ", c.text) for c in found]
+        vectors = await self.embedder.embed([question, *texts])
         similarity = vectors[1:] @ vectors[0]  # unit rows: cosine similarity
         last = max(len(hits) - 1, 1)
         scored = [
             (
                 c,
                 float(sim)
-                + 0.5 * overlap(question, c.text)
-                + answer_type_bonus(question, c.text)
+                + 0.5 * overlap(question, text)
+                + answer_type_bonus(question, text)
                 + RANK_LIFT * max(0, len(hits) - c.source) / last,
             )
-            for c, sim in zip(found, similarity, strict=True)
+            for c, text, sim in zip(found, texts, similarity, strict=True)
         ]
         scored.sort(key=lambda pair: pair[1], reverse=True)
         return [pair for pair in scored if pair[1] >= self.min_score]

@@ -1,7 +1,8 @@
 """Split documents into chunks that respect markdown headings and paragraphs.
 
 A chunk never spans two sections. Within a section, paragraphs are packed up to ``chunk_tokens``;
-a paragraph longer than that is cut at sentence ends, and a sentence longer than that at words.
+a paragraph longer than that is cut between its table rows or list items, then at sentence ends,
+and a sentence longer than that at words.
 Consecutive chunks of a section share about ``overlap_tokens`` of text. Chunk ids are
 ``<document id>:<position>``, stable for unchanged documents.
 """
@@ -17,6 +18,8 @@ from genai_factory.messages import Chunk, Document
 _HEADING_LINE = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9`\"'(\[])")
 _FENCE = re.compile(r"^(```|~~~)")
+#: A line that starts a table row or a list item.
+_BLOCK_START = re.compile(r"^\s*(?:\||[-*+]\s|\d{1,3}[.)]\s)")
 
 
 @dataclass(frozen=True)
@@ -62,23 +65,44 @@ def sections(text: str) -> list[Section]:
     return result
 
 
-def _pieces(paragraph: str, limit: int) -> list[str]:
-    """Cut a paragraph into pieces of at most ``limit`` tokens at sentence, then word, bounds."""
+def _blocks(paragraph: str) -> list[str]:
+    """A paragraph's table rows and list items, each whole (a wrapped item keeps its lines); a
+    paragraph without them is one block."""
+    blocks: list[str] = []
+    for line in paragraph.split("\n"):
+        if not blocks or _BLOCK_START.match(line):
+            blocks.append(line)
+        else:
+            blocks[-1] += "\n" + line
+    return blocks
+
+
+def _pieces(paragraph: str, limit: int) -> list[tuple[str, str]]:
+    """Cut a paragraph into ``(separator, piece)`` pairs of at most ``limit`` tokens: at table
+    rows and list items first (a settings table is never cut inside a row when a row fits), then
+    at sentence ends, then at words."""
     if estimate_tokens(paragraph) <= limit:
-        return [paragraph]
-    pieces: list[str] = []
-    for sentence in _SENTENCE_END.split(paragraph):
-        if estimate_tokens(sentence) <= limit:
-            pieces.append(sentence)
+        return [("", paragraph)]
+    pieces: list[tuple[str, str]] = []
+    for block in _blocks(paragraph):
+        separator = "\n"
+        if estimate_tokens(block) <= limit:
+            pieces.append((separator, block))
             continue
-        words: list[str] = []
-        for word in sentence.split():
-            if words and estimate_tokens(" ".join([*words, word])) > limit:
-                pieces.append(" ".join(words))
-                words = []
-            words.append(word)
-        if words:
-            pieces.append(" ".join(words))
+        for sentence in _SENTENCE_END.split(block):
+            if estimate_tokens(sentence) <= limit:
+                pieces.append((separator, sentence))
+                separator = " "
+                continue
+            words: list[str] = []
+            for word in sentence.split():
+                if words and estimate_tokens(" ".join([*words, word])) > limit:
+                    pieces.append((separator, " ".join(words)))
+                    separator, words = " ", []
+                words.append(word)
+            if words:
+                pieces.append((separator, " ".join(words)))
+                separator = " "
     return pieces
 
 
@@ -113,9 +137,9 @@ def split_document(
     chunks: list[Chunk] = []
     for section in sections(document.text):
         pieces = [
-            ("\n\n" if i == 0 else " ", piece)
+            ("\n\n" if i == 0 else separator, piece)
             for para in section.paragraphs
-            for i, piece in enumerate(_pieces(para, chunk_tokens))
+            for i, (separator, piece) in enumerate(_pieces(para, chunk_tokens))
         ]
         for text in _pack(pieces, chunk_tokens, overlap_tokens):
             chunks.append(
