@@ -174,14 +174,15 @@ def check_registry(
     """Open the store and check it against the acknowledgements (see the module docstring)."""
     from genai_factory.mlops.registry import CHAMPION, ModelRegistry
 
+    registered = {a["version"]: a["sha256"] for a in acks if a["op"] == "registered"}
+    started = {a["sha256"] for a in acks if a["op"] == "start"}
+    promoted = [a["version"] for a in acks if a["op"] == "promoted"]
     try:
         registry = ModelRegistry(settings)
         versions = {v.version: v for v in registry.list(MODEL)}
     except Exception as exc:  # the store failing to open is the finding
-        return RegistryCheck(opened=False, error=f"{type(exc).__name__}: {exc}")
-    registered = {a["version"]: a["sha256"] for a in acks if a["op"] == "registered"}
-    started = {a["sha256"] for a in acks if a["op"] == "start"}
-    promoted = [a["version"] for a in acks if a["op"] == "promoted"]
+        error = f"{type(exc).__name__}: {exc}"
+        return RegistryCheck(opened=False, error=error, acknowledged=len(registered))
     check = RegistryCheck(opened=True, acknowledged=len(registered))
     check.acknowledged_found = sum(
         version in versions and _complete(registry, version, {digest})

@@ -24,8 +24,9 @@ Then the stores are read directly:
         [--rounds 3] [--seconds 4] [--clients 20] [--budget-usd 3] [--no-registry] [--json]
 
 ``--backend postgres`` keeps keys, ledger and interaction log in a fresh schema of the ``test``
-database on 127.0.0.1:5432 and the limits and budgets in Redis (127.0.0.1:6379, DB 15, a fresh
-prefix). A short run is in the suite (``tests/integration/test_crash_safety.py``).
+database on 127.0.0.1:5432, the MLflow store in a second one, and the limits and budgets in Redis
+(127.0.0.1:6379, DB 15, a fresh prefix). A short run is in the suite
+(``tests/integration/test_crash_safety.py``).
 """
 
 from __future__ import annotations
@@ -88,6 +89,8 @@ class Stores:
     redis_url: str | None = None
     redis_prefix: str = "gf:"
     schema: str | None = None
+    #: The MLflow tracking and registry store (``None``: ``<data dir>/mlflow.db``).
+    mlflow_uri: str | None = None
 
 
 def _free_port() -> int:
@@ -118,6 +121,8 @@ def _env(data_dir: Path, stores: Stores, port: int) -> dict[str, str]:
     )
     if stores.redis_url:
         env["GENAI_GATEWAY__REDIS_URL"] = stores.redis_url
+    if stores.mlflow_uri:
+        env["GENAI_MLOPS__TRACKING_URI"] = stores.mlflow_uri
     return env
 
 
@@ -361,7 +366,11 @@ def _integrity(data_dir: Path) -> dict[str, str]:
 
 @contextlib.contextmanager
 def stores_for(backend: str, data_dir: Path) -> Iterator[Stores]:
-    """SQLite files in the data directory, or a fresh PostgreSQL schema plus a Redis prefix."""
+    """SQLite files in the data directory, or fresh PostgreSQL schemas plus a Redis prefix.
+
+    On PostgreSQL the MLflow store gets a schema of its own beside the gateway's (its artefacts
+    stay in the data directory).
+    """
     if backend == "sqlite":
         yield Stores(f"sqlite:///{data_dir / 'gateway.db'}")
         return
@@ -372,12 +381,15 @@ def stores_for(backend: str, data_dir: Path) -> Iterator[Stores]:
     prefix = f"gfcrash:{uuid.uuid4().hex[:10]}:"
     with psycopg.connect(POSTGRES_ADMIN, autocommit=True) as conn:
         conn.execute(f'CREATE SCHEMA "{schema}"')
+        conn.execute(f'CREATE SCHEMA "{schema}_mlflow"')
     try:
         url = f"{POSTGRES}?options=-csearch_path%3D{schema}"
-        yield Stores(url, REDIS_URL, prefix, schema)
+        mlflow = f"{POSTGRES}?options=-csearch_path%3D{schema}_mlflow"
+        yield Stores(url, REDIS_URL, prefix, schema, mlflow)
     finally:
         with psycopg.connect(POSTGRES_ADMIN, autocommit=True) as conn:
             conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+            conn.execute(f'DROP SCHEMA "{schema}_mlflow" CASCADE')
         redis = Redis.from_url(REDIS_URL)
         try:
             keys = list(redis.scan_iter(match=f"{prefix}*"))
@@ -444,12 +456,14 @@ def run_crash(
         ledger = _found(stores.database_url, spend_table, acknowledged)
         spend = _spend(stores.database_url, key_id)
         counted = _redis_counted(stores, key_id)
-    checked = None
-    if registrar is not None:
-        checked = registry_check.check_registry(
-            load_settings(data_dir=data_dir), registry_check.read_acks(registrar.acks), served
-        )
-        checked.kills_during = registrar.kills
+        checked = None
+        if registrar is not None:
+            mlops = {"tracking_uri": stores.mlflow_uri} if stores.mlflow_uri else {}
+            settings = load_settings(data_dir=data_dir, mlops=mlops)
+            checked = registry_check.check_registry(
+                settings, registry_check.read_acks(registrar.acks), served
+            )
+            checked.kills_during = registrar.kills
     return CrashReport(
         backend=backend,
         rounds=rounds,
