@@ -58,6 +58,7 @@ import sqlalchemy as sa
 
 from genai_factory.config import load_settings
 from genai_factory.gateway.keys import new_key
+from genai_factory.gateway.redis_backends import budget_key
 from genai_factory.gateway.sql_store import SqlKeyStore, open_engine, spend_table
 from genai_factory.observability.interaction_store import interactions_table
 
@@ -312,7 +313,7 @@ def _redis_counted(stores: Stores, key_id: str) -> float | None:
 
     client = Redis.from_url(stores.redis_url)
     try:
-        keys = list(client.scan_iter(match=f"{stores.redis_prefix}budget:{key_id}:*"))
+        keys = list(client.scan_iter(match=budget_key(stores.redis_prefix, f"{key_id}:*")))
         return sum(int(client.get(key) or 0) for key in keys) / 1_000_000_000
     finally:
         client.close()
