@@ -14,14 +14,19 @@ Then the stores are read directly:
   either gone with the process or, on Redis, left counted against the budget: never released as
   spend, never overspent), and requests after the restart are refused with 402 once it is spent;
 * an uploaded document (and the index version serving it) is still there after every restart;
-* the SQLite files pass ``PRAGMA integrity_check``.
+* the model registry: a registrar process (``bench/crash_registry.py``) keeps registering versions
+  and promoting each to ``champion`` on the service's MLflow store and is killed with the service;
+  every acknowledged version is there with its artefact intact, ``champion`` points at a complete
+  acknowledged version (also as the restarted service reports it), and a rollback still works;
+* the SQLite files pass ``PRAGMA integrity_check`` (the MLflow store's included).
 
     flock /tmp/genai-cpu.lock .venv/bin/python bench/crash_safety.py [--backend sqlite|postgres]
-        [--rounds 3] [--seconds 4] [--clients 20] [--budget-usd 3] [--json]
+        [--rounds 3] [--seconds 4] [--clients 20] [--budget-usd 3] [--no-registry] [--json]
 
 ``--backend postgres`` keeps keys, ledger and interaction log in a fresh schema of the ``test``
-database on 127.0.0.1:5432 and the limits and budgets in Redis (127.0.0.1:6379, DB 15, a fresh
-prefix). A short run is in the suite (``tests/integration/test_crash_safety.py``).
+database on 127.0.0.1:5432, the MLflow store in a second one, and the limits and budgets in Redis
+(127.0.0.1:6379, DB 15, a fresh prefix). A short run is in the suite
+(``tests/integration/test_crash_safety.py``).
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import importlib.util
 import json
 import os
 import signal
@@ -44,11 +50,15 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from types import ModuleType
+from typing import Any
 
 import httpx
 import sqlalchemy as sa
 
+from genai_factory.config import load_settings
 from genai_factory.gateway.keys import new_key
+from genai_factory.gateway.redis_backends import budget_key
 from genai_factory.gateway.sql_store import SqlKeyStore, open_engine, spend_table
 from genai_factory.observability.interaction_store import interactions_table
 
@@ -61,12 +71,27 @@ REDIS_URL = "redis://127.0.0.1:6379/15"
 DOCUMENT = b"# Pumps\n\nPumps move water through pipes; valves stop it.\n"
 
 
+def _load(name: str) -> ModuleType:
+    """A sibling bench module (this file is also loaded by path, outside ``sys.path``)."""
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name(f"{name}.py"))
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses resolve their annotations through it
+    spec.loader.exec_module(module)
+    return module
+
+
+registry_check = _load("crash_registry")
+
+
 @dataclass
 class Stores:
     database_url: str
     redis_url: str | None = None
     redis_prefix: str = "gf:"
     schema: str | None = None
+    #: The MLflow tracking and registry store (``None``: ``<data dir>/mlflow.db``).
+    mlflow_uri: str | None = None
 
 
 def _free_port() -> int:
@@ -97,6 +122,8 @@ def _env(data_dir: Path, stores: Stores, port: int) -> dict[str, str]:
     )
     if stores.redis_url:
         env["GENAI_GATEWAY__REDIS_URL"] = stores.redis_url
+    if stores.mlflow_uri:
+        env["GENAI_MLOPS__TRACKING_URI"] = stores.mlflow_uri
     return env
 
 
@@ -175,8 +202,14 @@ def _client(base_url: str, key: str, load: Load, stop: threading.Event, index: i
                     load.acknowledged.add(response.json()["trace_id"])
 
 
-def _round(service: Service, key: str, load: Load, clients: int, seconds: float) -> None:
-    """Load the service, kill it with SIGKILL while the load runs, then stop the clients."""
+def _round(
+    service: Service, key: str, load: Load, clients: int, seconds: float, registrar: Any = None
+) -> None:
+    """Load the service, kill it with SIGKILL while the load runs, then stop the clients.
+
+    ``registrar`` (a :class:`crash_registry.Registrar`), when given, is killed at the same instant,
+    once it has acknowledged a registration in this round.
+    """
     stop = threading.Event()
     threads = [
         threading.Thread(target=_client, args=(service.base_url, key, load, stop, i), daemon=True)
@@ -185,14 +218,19 @@ def _round(service: Service, key: str, load: Load, clients: int, seconds: float)
     for thread in threads:
         thread.start()
     time.sleep(seconds)
+    if registrar is not None:
+        registrar.wait_acknowledged(60)
+        registrar.kill()
     service.kill()
     stop.set()
     for thread in threads:
         thread.join(15)
 
 
-def _add_key(database_url: str, budget_usd: float) -> tuple[str, str]:
-    record, plaintext = new_key("crash", rpm=1_000_000, tpm=1_000_000_000, budget_usd=budget_usd)
+def _add_key(database_url: str, budget_usd: float | None, admin: bool = False) -> tuple[str, str]:
+    record, plaintext = new_key(
+        "crash", admin=admin, rpm=1_000_000, tpm=1_000_000_000, budget_usd=budget_usd
+    )
 
     async def work() -> None:
         engine = await asyncio.to_thread(open_engine, database_url)
@@ -225,6 +263,8 @@ class CrashReport:
     document_kept: bool
     index_version_kept: bool
     sqlite_integrity: dict[str, str]
+    #: The model registry after the kills (``None``: not exercised).
+    registry: Any
     seconds: float
 
     @property
@@ -236,6 +276,7 @@ class CrashReport:
             and self.refused_after_restart
             and self.document_kept
             and self.index_version_kept
+            and (self.registry is None or self.registry.passed)
             and all(result == "ok" for result in self.sqlite_integrity.values())
         )
 
@@ -272,7 +313,7 @@ def _redis_counted(stores: Stores, key_id: str) -> float | None:
 
     client = Redis.from_url(stores.redis_url)
     try:
-        keys = list(client.scan_iter(match=f"{stores.redis_prefix}budget:{key_id}:*"))
+        keys = list(client.scan_iter(match=budget_key(stores.redis_prefix, f"{key_id}:*")))
         return sum(int(client.get(key) or 0) for key in keys) / 1_000_000_000
     finally:
         client.close()
@@ -299,6 +340,20 @@ def _document_state(service: Service, key: str) -> tuple[set[str], str | None]:
     return {d["id"] for d in listed["documents"]}, listed["version"]
 
 
+def _service_champion(service: Service, admin: str) -> int | None:
+    """The champion of the registrar's model as the running service reports it."""
+    response = httpx.get(
+        f"{service.base_url}/v1/admin/mlops",
+        headers={"authorization": f"Bearer {admin}"},
+        timeout=60,
+    )
+    response.raise_for_status()
+    for model in response.json()["models"]:
+        if model["name"] == registry_check.MODEL:
+            return int(model["champion"]) if model["champion"] is not None else None
+    return None
+
+
 def _integrity(data_dir: Path) -> dict[str, str]:
     results = {}
     for path in sorted(data_dir.rglob("*.db")):
@@ -312,7 +367,11 @@ def _integrity(data_dir: Path) -> dict[str, str]:
 
 @contextlib.contextmanager
 def stores_for(backend: str, data_dir: Path) -> Iterator[Stores]:
-    """SQLite files in the data directory, or a fresh PostgreSQL schema plus a Redis prefix."""
+    """SQLite files in the data directory, or fresh PostgreSQL schemas plus a Redis prefix.
+
+    On PostgreSQL the MLflow store gets a schema of its own beside the gateway's (its artefacts
+    stay in the data directory).
+    """
     if backend == "sqlite":
         yield Stores(f"sqlite:///{data_dir / 'gateway.db'}")
         return
@@ -323,12 +382,15 @@ def stores_for(backend: str, data_dir: Path) -> Iterator[Stores]:
     prefix = f"gfcrash:{uuid.uuid4().hex[:10]}:"
     with psycopg.connect(POSTGRES_ADMIN, autocommit=True) as conn:
         conn.execute(f'CREATE SCHEMA "{schema}"')
+        conn.execute(f'CREATE SCHEMA "{schema}_mlflow"')
     try:
         url = f"{POSTGRES}?options=-csearch_path%3D{schema}"
-        yield Stores(url, REDIS_URL, prefix, schema)
+        mlflow = f"{POSTGRES}?options=-csearch_path%3D{schema}_mlflow"
+        yield Stores(url, REDIS_URL, prefix, schema, mlflow)
     finally:
         with psycopg.connect(POSTGRES_ADMIN, autocommit=True) as conn:
             conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+            conn.execute(f'DROP SCHEMA "{schema}_mlflow" CASCADE')
         redis = Redis.from_url(REDIS_URL)
         try:
             keys = list(redis.scan_iter(match=f"{prefix}*"))
@@ -346,23 +408,35 @@ def run_crash(
     seconds: float = 4.0,
     clients: int = 20,
     budget_usd: float = 3.0,
+    registry: bool = True,
 ) -> CrashReport:
     started = time.monotonic()
     data_dir = work_dir / "data"
     data_dir.mkdir(parents=True, exist_ok=True)
     with stores_for(backend, data_dir) as stores:
         key_id, key = _add_key(stores.database_url, budget_usd)
+        _, admin = _add_key(stores.database_url, None, admin=True)
         service = Service(data_dir, stores, work_dir / "service.log")
+        registrar = (
+            registry_check.Registrar(_env(data_dir, stores, service.port), work_dir)
+            if registry
+            else None
+        )
         load = Load()
+        if registrar is not None:
+            registrar.start()  # it boots (imports MLflow) while the service does
         service.start()
         document_id, version = _upload(service, key)
         kept_document = kept_version = True
-        for _ in range(rounds):
-            _round(service, key, load, clients, seconds)
+        for index in range(rounds):
+            _round(service, key, load, clients, seconds, registrar)
+            if registrar is not None and index < rounds - 1:
+                registrar.start()
             service.start()
             documents, active = _document_state(service, key)
             kept_document &= document_id in documents
             kept_version &= active == version
+        served = _service_champion(service, admin) if registrar is not None else None
         # After the restarts: is the budget still enforced (402 once it is spent)?
         refused = False
         with httpx.Client(timeout=10, headers={"authorization": f"Bearer {key}"}) as client:
@@ -383,6 +457,14 @@ def run_crash(
         ledger = _found(stores.database_url, spend_table, acknowledged)
         spend = _spend(stores.database_url, key_id)
         counted = _redis_counted(stores, key_id)
+        checked = None
+        if registrar is not None:
+            mlops = {"tracking_uri": stores.mlflow_uri} if stores.mlflow_uri else {}
+            settings = load_settings(data_dir=data_dir, mlops=mlops)
+            checked = registry_check.check_registry(
+                settings, registry_check.read_acks(registrar.acks), served
+            )
+            checked.kills_during = registrar.kills
     return CrashReport(
         backend=backend,
         rounds=rounds,
@@ -400,6 +482,7 @@ def run_crash(
         document_kept=kept_document,
         index_version_kept=kept_version,
         sqlite_integrity=_integrity(data_dir),
+        registry=checked,
         seconds=round(time.monotonic() - started, 1),
     )
 
@@ -411,6 +494,9 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=4.0)
     parser.add_argument("--clients", type=int, default=20)
     parser.add_argument("--budget-usd", type=float, default=3.0)
+    parser.add_argument(
+        "--no-registry", action="store_true", help="Run no registrar beside the service."
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="gf-crash-") as tmp:
@@ -421,12 +507,20 @@ def main() -> int:
             seconds=args.seconds,
             clients=args.clients,
             budget_usd=args.budget_usd,
+            registry=not args.no_registry,
         )
+    registry_passed = None if report.registry is None else report.registry.passed
     if args.json:
-        print(json.dumps({**asdict(report), "passed": report.passed}, indent=2))
+        print(
+            json.dumps(
+                {**asdict(report), "registry_passed": registry_passed, "passed": report.passed},
+                indent=2,
+            )
+        )
     else:
         for name, value in asdict(report).items():
             print(f"{name:24s} {value}")
+        print(f"{'registry_passed':24s} {registry_passed}")
         print(f"{'passed':24s} {report.passed}")
     return 0 if report.passed else 1
 
