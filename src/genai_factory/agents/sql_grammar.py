@@ -10,10 +10,13 @@ queries a small model can get right and that name real tables and columns:
 where ``<what>`` is ``count(*)``, an aggregate of a column (``count sum avg min max``, ``count(DISTINCT
 col)``), a column and an aggregate (with ``GROUP BY``), or up to four columns, each ``<col>`` belongs to the tables in ``FROM`` (qualified as
 ``table.col`` after a join along a foreign key), and the one condition compares a column with a
-quoted text or a number (a table's lone primary key is never tested: the 135M model kept writing
-``WHERE id = <made-up number>``). A text column with few distinct values (:func:`values_query` reads them)
-may only be compared with one of them, so ``status = 'Cancelled'`` cannot be written for
-``'cancelled'``. One condition only: with ``AND`` allowed, the 135M model kept adding made-up
+literal of its own kind (:func:`literal_kind`): a number for a numeric column (keys and foreign keys
+included), a quoted text for a text column, a quoted date for a date or time column (a table's lone
+primary key is never tested: the 135M model kept writing ``WHERE id = <made-up number>``). So
+``customer_id = 'Grace Hopper'`` or ``ordered_at = 'Shipped'`` cannot be written: a name is
+matched in the table that holds it, through the join. A text column with few distinct values
+(:func:`values_query` reads them) may only be compared with one of them, so ``status =
+'Cancelled'`` cannot be written for ``'cancelled'``. One condition only: with ``AND`` allowed, the 135M model kept adding made-up
 ones. The grammar only shapes what the model writes: the query still goes through the read-only
 checks of ``sql_query``. A small model cannot misspell a table, a column or a known value under it.
 """
@@ -33,7 +36,18 @@ _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # Only characters that need no escaping in JSON, SQL or llama.cpp's grammar (which rejects "\.").
 _TEXT = r"'[A-Za-z0-9 _@.%-]{1,40}'"
 _NUMBER = r"-?[0-9]{1,9}([.][0-9]{1,4})?"
+_DATE = r"'[0-9]{4}(-[0-9]{2}(-[0-9]{2}( [0-9]{2}:[0-9]{2}(:[0-9]{2})?)?)?)?'"
+_COMPARISONS = r"(=|!=|<|>|<=|>=)"
 _OPERATORS = r"(=|!=|<|>|<=|>=|LIKE)"
+#: What a column of each kind may be compared with: (operators, literal).
+_LITERALS: dict[str, tuple[str, str]] = {
+    "number": (_COMPARISONS, _NUMBER),
+    "text": (_OPERATORS, _TEXT),
+    "date": (_COMPARISONS, _DATE),
+    "any": (_OPERATORS, f"({_TEXT}|{_NUMBER})"),
+}
+_NUMERIC_TYPES = ("INT", "REAL", "FLOA", "DOUB", "NUM", "DEC", "SERIAL", "MONEY")
+_TEXT_TYPES = ("CHAR", "TEXT", "CLOB", "STRING")
 _AGGREGATES = r"(count|sum|avg|min|max)"
 #: Longest SQL text the grammar lets the model write.
 MAX_SQL_CHARS = 400
@@ -46,32 +60,58 @@ def _columns(table: TableInfo) -> list[str]:
     return [c.name for c in table.columns if _IDENTIFIER.fullmatch(c.name)]
 
 
-def _filterable(table: TableInfo) -> list[str]:
+def _filterable(table: TableInfo) -> list[ColumnInfo]:
     """The columns a condition may test: all but a table's lone primary key (a surrogate id that
     questions never name, and that the 135M model kept filtering on with made-up numbers)."""
     keys = [c.name for c in table.columns if c.primary_key]
     lone_key = keys[0] if len(keys) == 1 else None
-    return [name for name in _columns(table) if name != lone_key]
+    return [c for c in table.columns if _IDENTIFIER.fullmatch(c.name) and c.name != lone_key]
 
 
 def _alternatives(names: Sequence[str]) -> str:
     return "(" + "|".join(names) + ")"
 
 
-def _condition(columns: Sequence[tuple[str, str]], values: ColumnValues) -> str | None:
-    """``col op value`` over ``(table, name-as-written)`` pairs; known values where there are."""
-    free = [written for table, written in columns if (table, _bare(written)) not in values]
-    parts = [f"{_alternatives(free)} {_OPERATORS} ({_TEXT}|{_NUMBER})"] if free else []
-    for table, written in columns:
-        known = values.get((table, _bare(written)))
+def literal_kind(column: ColumnInfo) -> str:
+    """What ``column`` may be compared with: ``number``, ``text``, ``date`` or ``any``.
+
+    Declared numeric types, and keys or foreign keys without a text type (surrogate ids), take
+    numbers; text types take quoted text; date and time types take a quoted date; a column with
+    another type takes either, and so does an undeclared one unless it is a key or named ``*_id``.
+    """
+    declared = column.type.upper()
+    if "DATE" in declared or "TIME" in declared:
+        return "date"
+    if any(word in declared for word in _TEXT_TYPES):
+        return "text"
+    if "INTERVAL" not in declared and any(word in declared for word in _NUMERIC_TYPES):
+        return "number"
+    is_id = column.name.lower() == "id" or column.name.lower().endswith("_id")
+    if not declared and (column.references or column.primary_key or is_id):
+        return "number"
+    return "any"
+
+
+#: A column a condition may test: (its table, its name as written in the pattern, its info).
+Testable = tuple[str, str, ColumnInfo]
+
+
+def _condition(columns: Sequence[Testable], values: ColumnValues) -> str | None:
+    """``col op value`` with a literal of the column's kind; known values where there are."""
+    free: dict[str, list[str]] = {}
+    enumerated = []
+    for table, written, column in columns:
+        known = values.get((table, column.name))
         if known:
             literals = [value.replace(".", "[.]") for value in known]
-            parts.append(f"{written} (=|!=) '{_alternatives(literals)}'")
-    return _alternatives(parts) if parts else None
-
-
-def _bare(written: str) -> str:
-    return written.rsplit("]", 1)[-1]
+            enumerated.append(f"{written} (=|!=) '{_alternatives(literals)}'")
+        else:
+            free.setdefault(literal_kind(column), []).append(written)
+    parts = [
+        f"{_alternatives(names)} {_LITERALS[kind][0]} {_LITERALS[kind][1]}"
+        for kind, names in free.items()
+    ]
+    return _alternatives(parts + enumerated) if parts or enumerated else None
 
 
 def _clause_pattern(column: str, condition: str | None) -> str:
@@ -92,7 +132,7 @@ def _single_table(table: TableInfo, values: ColumnValues) -> str | None:
     if not columns or not _IDENTIFIER.fullmatch(table.name):
         return None
     column = _alternatives(columns)
-    condition = _condition([(table.name, c) for c in _filterable(table)], values)
+    condition = _condition([(table.name, c.name, c) for c in _filterable(table)], values)
     return f"{_select_pattern(column)} FROM {table.name}{_clause_pattern(column, condition)}"
 
 
@@ -110,7 +150,7 @@ def _joins(schema: SchemaInfo, values: ColumnValues) -> list[str]:
                 [f"{t.name}[.]{c}" for t in (table, target) for c in _columns(t)]
             )
             testable = [
-                (t.name, f"{t.name}[.]{c}") for t in (table, target) for c in _filterable(t)
+                (t.name, f"{t.name}[.]{c.name}", c) for t in (table, target) for c in _filterable(t)
             ]
             condition = _condition(testable, values)
             source = (
@@ -152,7 +192,7 @@ def sql_input_schema(
 
 def _is_text(column: ColumnInfo) -> bool:
     declared = column.type.upper()
-    return any(word in declared for word in ("CHAR", "TEXT", "CLOB", "STRING")) or not declared
+    return any(word in declared for word in _TEXT_TYPES) or not declared
 
 
 def values_query(schema: SchemaInfo) -> str | None:
