@@ -94,6 +94,83 @@ def test_grammar_refuses_everything_else(pattern: re.Pattern[str], sql: str) -> 
 
 
 @pytest.mark.parametrize(
+    ("question", "sql", "accepted"),
+    [
+        (
+            "How many orders has Grace Hopper placed?",
+            "SELECT count(*) FROM orders JOIN customers "
+            "ON customers.id = orders.customer_id WHERE customers.name = 'Grace Hopper'",
+            True,
+        ),
+        (
+            "How many orders has Grace Hopper placed?",
+            "SELECT count(*) FROM orders WHERE customer_id = 1",
+            False,
+        ),  # a made-up key
+        (
+            "How many orders were shipped?",
+            "SELECT count(*) FROM orders WHERE status = 'shipped'",
+            True,
+        ),  # a known value needs no copy
+        (
+            "How many orders were shipped?",
+            "SELECT count(*) FROM orders WHERE ordered_at = '2024-03-01'",
+            False,
+        ),
+        (
+            "How many orders since 2024-03-01?",
+            "SELECT count(*) FROM orders WHERE ordered_at >= '2024-03-01'",
+            True,
+        ),
+        (
+            "How many products cost more than 100?",
+            "SELECT count(*) FROM products WHERE price > 100",
+            True,
+        ),
+        (
+            "How many products cost more than 100?",
+            "SELECT count(*) FROM products WHERE price > 50",
+            False,
+        ),
+        ("What is the cheapest product?", "SELECT name FROM products WHERE price < 1", False),
+        ("What is the cheapest product?", "SELECT name FROM products ORDER BY price LIMIT 1", True),
+    ],
+)
+def test_with_the_question_literals_are_copied_from_it(
+    shop: Path, question: str, sql: str, accepted: bool
+) -> None:
+    schema = read_schema(str(shop))
+    values = known_values(execute_select(str(shop), values_query(schema) or ""))
+    found = select_pattern(schema, values, question)
+    assert found is not None
+    assert bool(re.fullmatch(found, sql)) is accepted
+
+
+@pytest.mark.parametrize(
+    ("sql", "accepted"),
+    [
+        (
+            "SELECT count(*) FROM orders JOIN customers ON customers.id = orders.customer_id "
+            "WHERE customers.name = 'Grace Hopper'",
+            True,
+        ),
+        (
+            "SELECT count(*) FROM orders JOIN customers ON customers.id = orders.customer_id "
+            "WHERE customers.name = 'Ada Lovelace'",
+            False,
+        ),
+        ("SELECT email FROM customers WHERE name LIKE '%Hopper%'", True),
+        ("SELECT email FROM customers WHERE name LIKE '%Ada%'", False),
+    ],
+)
+def test_free_text_is_copied_from_the_question(shop: Path, sql: str, accepted: bool) -> None:
+    question = "How many orders has Grace Hopper placed?"
+    found = select_pattern(read_schema(str(shop)), None, question)  # no known values
+    assert found is not None
+    assert bool(re.fullmatch(found, sql)) is accepted
+
+
+@pytest.mark.parametrize(
     ("name", "declared", "references", "kind"),
     [
         ("customer_id", "INTEGER", "customers.id", "number"),
@@ -187,7 +264,10 @@ def test_constrained_schemas_compile(grammar_check: Any, shop: Path) -> None:
     schema = read_schema(str(shop))
     values = known_values(execute_select(str(shop), values_query(schema) or ""))
     sql = sql_input_schema(schema, values)
-    assert sql is not None
+    asked = sql_input_schema(
+        schema, values, "How many orders has Grace Hopper placed since 2024-03?"
+    )
+    assert sql is not None and asked is not None
     tools: list[Any] = [
         SqlQueryTool(str(shop)),
         CalculatorTool(),
@@ -197,6 +277,7 @@ def test_constrained_schemas_compile(grammar_check: Any, shop: Path) -> None:
     schemas = [
         action_schema(tools),
         action_schema(tools, input_schemas={"sql_query": sql}),
+        asked,
         action_schema(tools, tool_only=True),
         action_schema(tools, final_only=True),
         {"type": "object", "properties": {"e": {"type": "string", "pattern": EXPRESSION_PATTERN}}},

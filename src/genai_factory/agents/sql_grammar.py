@@ -16,7 +16,10 @@ primary key is never tested: the 135M model kept writing ``WHERE id = <made-up n
 ``customer_id = 'Grace Hopper'`` or ``ordered_at = 'Shipped'`` cannot be written: a name is
 matched in the table that holds it, through the join. A text column with few distinct values
 (:func:`values_query` reads them) may only be compared with one of them, so ``status =
-'Cancelled'`` cannot be written for ``'cancelled'``. One condition only: with ``AND`` allowed, the 135M model kept adding made-up
+'Cancelled'`` cannot be written for ``'cancelled'``. Given the question
+(:func:`question_literals`), any other literal must be copied from it: a span of its words, one of
+its numbers or dates; so the model cannot make up a key (``customer_id = 1`` for a customer it
+was asked about by name) or a date (``ordered_at = '2024-05-01'`` for "shipped"). One condition only: with ``AND`` allowed, the 135M model kept adding made-up
 ones. The grammar only shapes what the model writes: the query still goes through the read-only
 checks of ``sql_query``. A small model cannot misspell a table, a column or a known value under it.
 """
@@ -39,8 +42,9 @@ _NUMBER = r"-?[0-9]{1,9}([.][0-9]{1,4})?"
 _DATE = r"'[0-9]{4}(-[0-9]{2}(-[0-9]{2}( [0-9]{2}:[0-9]{2}(:[0-9]{2})?)?)?)?'"
 _COMPARISONS = r"(=|!=|<|>|<=|>=)"
 _OPERATORS = r"(=|!=|<|>|<=|>=|LIKE)"
-#: What a column of each kind may be compared with: (operators, literal).
-_LITERALS: dict[str, tuple[str, str]] = {
+#: What a column of each kind may be compared with: kind → (operators, literal).
+Literals = Mapping[str, tuple[str, str]]
+_LITERALS: Literals = {
     "number": (_COMPARISONS, _NUMBER),
     "text": (_OPERATORS, _TEXT),
     "date": (_COMPARISONS, _DATE),
@@ -96,20 +100,22 @@ def literal_kind(column: ColumnInfo) -> str:
 Testable = tuple[str, str, ColumnInfo]
 
 
-def _condition(columns: Sequence[Testable], values: ColumnValues) -> str | None:
-    """``col op value`` with a literal of the column's kind; known values where there are."""
+def _condition(columns: Sequence[Testable], values: ColumnValues, literals: Literals) -> str | None:
+    """``col op value`` with a literal of the column's kind; known values where there are. A
+    column whose kind has no literal in ``literals`` is not tested."""
     free: dict[str, list[str]] = {}
     enumerated = []
     for table, written, column in columns:
         known = values.get((table, column.name))
         if known:
-            literals = [value.replace(".", "[.]") for value in known]
-            enumerated.append(f"{written} (=|!=) '{_alternatives(literals)}'")
+            quoted = [_escape(value) for value in known]
+            enumerated.append(f"{written} (=|!=) '{_alternatives(quoted)}'")
         else:
             free.setdefault(literal_kind(column), []).append(written)
     parts = [
-        f"{_alternatives(names)} {_LITERALS[kind][0]} {_LITERALS[kind][1]}"
+        f"{_alternatives(names)} {literals[kind][0]} {literals[kind][1]}"
         for kind, names in free.items()
+        if kind in literals
     ]
     return _alternatives(parts + enumerated) if parts or enumerated else None
 
@@ -127,16 +133,17 @@ def _select_pattern(column: str) -> str:
     return f"SELECT ({aggregate}|{grouped}|{column}(, {column}){{0,3}})"
 
 
-def _single_table(table: TableInfo, values: ColumnValues) -> str | None:
+def _single_table(table: TableInfo, values: ColumnValues, literals: Literals) -> str | None:
     columns = _columns(table)
     if not columns or not _IDENTIFIER.fullmatch(table.name):
         return None
     column = _alternatives(columns)
-    condition = _condition([(table.name, c.name, c) for c in _filterable(table)], values)
+    testable = [(table.name, c.name, c) for c in _filterable(table)]
+    condition = _condition(testable, values, literals)
     return f"{_select_pattern(column)} FROM {table.name}{_clause_pattern(column, condition)}"
 
 
-def _joins(schema: SchemaInfo, values: ColumnValues) -> list[str]:
+def _joins(schema: SchemaInfo, values: ColumnValues, literals: Literals) -> list[str]:
     """One alternative per foreign key ``a.x -> b.y``: ``FROM a JOIN b ON b.y = a.x``."""
     tables = {t.name: t for t in schema.tables if _IDENTIFIER.fullmatch(t.name)}
     joins = []
@@ -152,7 +159,7 @@ def _joins(schema: SchemaInfo, values: ColumnValues) -> list[str]:
             testable = [
                 (t.name, f"{t.name}[.]{c.name}", c) for t in (table, target) for c in _filterable(t)
             ]
-            condition = _condition(testable, values)
+            condition = _condition(testable, values, literals)
             source = (
                 f"FROM {table.name} JOIN {target.name} "
                 f"ON {target.name}[.]{target_col} = {table.name}[.]{col.name}"
@@ -161,24 +168,30 @@ def _joins(schema: SchemaInfo, values: ColumnValues) -> list[str]:
     return joins
 
 
-def select_pattern(schema: SchemaInfo, values: ColumnValues | None = None) -> str | None:
+def select_pattern(
+    schema: SchemaInfo, values: ColumnValues | None = None, question: str | None = None
+) -> str | None:
     """The regular expression of the simple SELECTs over ``schema`` (``None``: no usable table).
 
-    ``values`` (from :func:`known_values`) limits comparisons on those text columns.
+    ``values`` (from :func:`known_values`) limits comparisons on those text columns; with
+    ``question``, every other literal is copied from it (:func:`question_literals`).
     """
     known = values or {}
-    singles = [p for p in (_single_table(t, known) for t in schema.tables) if p is not None]
-    alternatives = singles + _joins(schema, known)
+    literals = _LITERALS if question is None else question_literals(question)
+    singles = [
+        p for p in (_single_table(t, known, literals) for t in schema.tables) if p is not None
+    ]
+    alternatives = singles + _joins(schema, known, literals)
     if not alternatives:
         return None
     return "^(" + "|".join(alternatives) + ")$"
 
 
 def sql_input_schema(
-    schema: SchemaInfo, values: ColumnValues | None = None
+    schema: SchemaInfo, values: ColumnValues | None = None, question: str | None = None
 ) -> dict[str, Any] | None:
     """The ``input`` schema of ``sql_query`` under the grammar, or ``None`` without tables."""
-    pattern = select_pattern(schema, values)
+    pattern = select_pattern(schema, values, question)
     if pattern is None:
         return None
     sql = {"type": "string", "pattern": pattern, "maxLength": MAX_SQL_CHARS}
@@ -188,6 +201,51 @@ def sql_input_schema(
         "required": ["sql"],
         "additionalProperties": False,
     }
+
+
+_WORD = re.compile(r"[A-Za-z0-9_@%.-]+")
+_DATE_IN_TEXT = re.compile(r"\b[0-9]{4}-[0-9]{2}(-[0-9]{2})?\b")
+_NUMBER_IN_TEXT = re.compile(r"(?<![\w.-])-?[0-9]{1,9}([.][0-9]{1,4})?(?![\w-])")
+#: Longest span of the question's words a text literal may copy.
+MAX_SPAN_WORDS = 5
+
+
+def question_literals(question: str) -> dict[str, tuple[str, str]]:
+    """The literals a condition may use for ``question``: only what it says.
+
+    Text: a span of up to :data:`MAX_SPAN_WORDS` of its words (``LIKE`` may add ``%`` around it);
+    numbers: its numbers; dates: its ISO dates (``2024-03`` or ``2024-03-11``). A kind without any
+    is left out, and so are comparisons on columns of that kind.
+    """
+    dates = list(dict.fromkeys(m.group(0) for m in _DATE_IN_TEXT.finditer(question)))
+    rest = _DATE_IN_TEXT.sub(" ", question)
+    numbers = list(dict.fromkeys(m.group(0) for m in _NUMBER_IN_TEXT.finditer(rest)))
+    words = [w.strip(".-%") for w in _WORD.findall(question)]
+    words = [w for w in words if w]
+    spans = [
+        " ".join(words[start : start + size])
+        for start in range(len(words))
+        for size in range(1, MAX_SPAN_WORDS + 1)
+        if start + size <= len(words)
+    ]
+    spans = [s for s in dict.fromkeys(spans) if _VALUE.fullmatch(s) and len(s) <= 38]
+    found: dict[str, tuple[str, str]] = {}
+    text = f"'%?{_alternatives([_escape(s) for s in spans])}%?'" if spans else None
+    number = _alternatives([_escape(n) for n in numbers]) if numbers else None
+    if text:
+        found["text"] = (_OPERATORS, text)
+    if number:
+        found["number"] = (_COMPARISONS, number)
+    if dates:
+        found["date"] = (_COMPARISONS, f"'{_alternatives(dates)}'")
+    either = [literal for literal in (text, number) if literal]
+    if either:
+        found["any"] = (_OPERATORS, _alternatives(either))
+    return found
+
+
+def _escape(literal: str) -> str:
+    return literal.replace(".", "[.]")
 
 
 def _is_text(column: ColumnInfo) -> bool:
