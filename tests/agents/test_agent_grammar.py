@@ -133,6 +133,28 @@ def test_grammar_refuses_everything_else(pattern: re.Pattern[str], sql: str) -> 
             False,
         ),
         ("What is the cheapest product?", "SELECT name FROM products WHERE price < 1", False),
+        (
+            "How many orders did Ada Lovelace place?",
+            "SELECT count(*) FROM orders WHERE status = 'placed'",  # a value it does not name
+            False,
+        ),
+        (
+            "How many orders did Ada Lovelace place?",
+            "SELECT count(*) FROM orders JOIN customers ON customers.id = orders.customer_id "
+            "WHERE customers.name = 'Ada Lovelace'",
+            True,
+        ),
+        (
+            "What is the total quantity of all order items?",
+            "SELECT sum(order_items.quantity) FROM order_items JOIN products "
+            "ON products.id = order_items.product_id WHERE products.name = 'Laptop stand'",
+            False,
+        ),
+        (
+            "How many customers are from the us?",  # any case; written as the database has it
+            "SELECT count(*) FROM customers WHERE country = 'US'",
+            True,
+        ),
         ("What is the cheapest product?", "SELECT name FROM products ORDER BY price LIMIT 1", True),
     ],
 )

@@ -10,16 +10,23 @@ queries a small model can get right and that name real tables and columns:
 where ``<what>`` is ``count(*)``, an aggregate of a column (``count sum avg min max``, ``count(DISTINCT
 col)``), a column and an aggregate (with ``GROUP BY``), or up to four columns, each ``<col>`` belongs to the tables in ``FROM`` (qualified as
 ``table.col`` after a join along a foreign key), and the one condition compares a column with a
-literal of its own kind (:func:`literal_kind`): a number for a numeric column (keys and foreign keys
-included), a quoted text for a text column, a quoted date for a date or time column (a table's lone
-primary key is never tested: the 135M model kept writing ``WHERE id = <made-up number>``). So
+literal of its own kind (:func:`literal_kind`): a number for a numeric column (keys and foreign
+keys included), a quoted text for a text column, a quoted date for a date or time column. So
 ``customer_id = 'Grace Hopper'`` or ``ordered_at = 'Shipped'`` cannot be written: a name is
-matched in the table that holds it, through the join. A text column with few distinct values
-(:func:`values_query` reads them) may only be compared with one of them, so ``status =
-'Cancelled'`` cannot be written for ``'cancelled'``. Given the question
-(:func:`question_literals`), any other literal must be copied from it: a span of its words, one of
-its numbers or dates; so the model cannot make up a key (``customer_id = 1`` for a customer it
-was asked about by name) or a date (``ordered_at = '2024-05-01'`` for "shipped"). One condition only: with ``AND`` allowed, the 135M model kept adding made-up
+matched in the table that holds it, through the join. A table's lone primary key is never tested
+(the 135M model kept writing ``WHERE id = <made-up number>``). A text column with few distinct
+values (:func:`values_query` reads them) may only be compared with one of them, so ``status =
+'Cancelled'`` cannot be written for ``'cancelled'``.
+
+Given the question, every literal is grounded in it: a known value only when the question names it
+(:func:`named_values`), any other literal copied from it (:func:`question_literals`: a span of its
+words, one of its numbers or dates). So the model cannot make up a key (``customer_id = 1`` for a
+customer asked about by name), a date (``ordered_at = '2024-05-01'`` for "shipped"), a bound
+(``price < 1`` for "cheapest") or a filter the question does not ask for (``status = 'placed'``
+for "How many orders did <name> place?": the join to ``customers`` is left). The price: a value
+the question only paraphrases ("Germany" for ``'DE'``) cannot be written either.
+
+One condition only: with ``AND`` allowed, the 135M model kept adding made-up
 ones. The grammar only shapes what the model writes: the query still goes through the read-only
 checks of ``sql_query``. A small model cannot misspell a table, a column or a known value under it.
 """
@@ -107,11 +114,11 @@ def _condition(columns: Sequence[Testable], values: ColumnValues, literals: Lite
     enumerated = []
     for table, written, column in columns:
         known = values.get((table, column.name))
-        if known:
+        if known is None:
+            free.setdefault(literal_kind(column), []).append(written)
+        elif known:  # an empty list: a column of known values, none of them asked about
             quoted = [_escape(value) for value in known]
             enumerated.append(f"{written} (=|!=) '{_alternatives(quoted)}'")
-        else:
-            free.setdefault(literal_kind(column), []).append(written)
     parts = [
         f"{_alternatives(names)} {literals[kind][0]} {literals[kind][1]}"
         for kind, names in free.items()
@@ -177,7 +184,9 @@ def select_pattern(
     ``question``, every other literal is copied from it (:func:`question_literals`).
     """
     known = values or {}
-    literals = _LITERALS if question is None else question_literals(question)
+    literals = _LITERALS
+    if question is not None:
+        known, literals = named_values(known, question), question_literals(question)
     singles = [
         p for p in (_single_table(t, known, literals) for t in schema.tables) if p is not None
     ]
@@ -220,8 +229,7 @@ def question_literals(question: str) -> dict[str, tuple[str, str]]:
     dates = list(dict.fromkeys(m.group(0) for m in _DATE_IN_TEXT.finditer(question)))
     rest = _DATE_IN_TEXT.sub(" ", question)
     numbers = list(dict.fromkeys(m.group(0) for m in _NUMBER_IN_TEXT.finditer(rest)))
-    words = [w.strip(".-%") for w in _WORD.findall(question)]
-    words = [w for w in words if w]
+    words = _words(question)
     spans = [
         " ".join(words[start : start + size])
         for start in range(len(words))
@@ -242,6 +250,21 @@ def question_literals(question: str) -> dict[str, tuple[str, str]]:
     if either:
         found["any"] = (_OPERATORS, _alternatives(either))
     return found
+
+
+def named_values(values: ColumnValues, question: str) -> dict[tuple[str, str], list[str]]:
+    """``values`` cut to those ``question`` names (as whole words, in any case); a column keeps
+    its key with an empty list when the question names none of its values."""
+    asked = f" {' '.join(_words(question)).lower()} "
+    return {
+        key: [v for v in known if f" {' '.join(_words(v)).lower()} " in asked]
+        for key, known in values.items()
+    }
+
+
+def _words(text: str) -> list[str]:
+    stripped = (word.strip(".-%") for word in _WORD.findall(text))
+    return [word for word in stripped if word]
 
 
 def _escape(literal: str) -> str:
