@@ -19,10 +19,12 @@ from genai_factory.agents.preload import preload_database
 from genai_factory.agents.sql import execute_select, read_schema
 from genai_factory.agents.sql_grammar import (
     known_values,
+    literal_kind,
     select_pattern,
     sql_input_schema,
     values_query,
 )
+from genai_factory.agents.sql_results import ColumnInfo
 from genai_factory.agents.staged import EXPRESSION_PATTERN, StagedJsonFormat, pick_sql_example
 from genai_factory.agents.tools import SqlQueryTool, SqlSchemaTool
 from genai_factory.config import Settings
@@ -41,6 +43,8 @@ ACCEPTED = [
     "SELECT name FROM customers WHERE signed_up < '2024-04-01'",
     "SELECT count(*) FROM orders JOIN customers ON customers.id = orders.customer_id "
     "WHERE customers.name = 'Ada Lovelace'",
+    "SELECT count(*) FROM orders WHERE customer_id = 3",  # a foreign key with a number
+    "SELECT count(*) FROM orders WHERE ordered_at >= '2024-03-01'",
 ]
 REFUSED = [
     "DELETE FROM customers",
@@ -53,6 +57,14 @@ REFUSED = [
     'SELECT name FROM customers WHERE name = "x"',
     "select count(*) from customers",
     "SELECT name FROM customers WHERE id = 10",  # a surrogate key is never tested
+    # each column is compared with a literal of its own kind
+    "SELECT count(*) FROM orders WHERE customer_id = 'Grace Hopper'",
+    "SELECT count(*) FROM orders JOIN customers ON customers.id = orders.customer_id "
+    "WHERE orders.customer_id = 'Ada Lovelace'",
+    "SELECT sum(quantity) FROM order_items WHERE product_id = 'Desk lamp'",
+    "SELECT count(*) FROM orders WHERE ordered_at = 'Shipped'",
+    "SELECT name FROM products WHERE price < 'cheap'",
+    "SELECT email FROM customers WHERE name = 5",
 ]
 
 
@@ -79,6 +91,132 @@ def test_grammar_accepts_simple_selects_on_real_names(pattern: re.Pattern[str], 
 @pytest.mark.parametrize("sql", REFUSED)
 def test_grammar_refuses_everything_else(pattern: re.Pattern[str], sql: str) -> None:
     assert not pattern.fullmatch(sql)
+
+
+@pytest.mark.parametrize(
+    ("question", "sql", "accepted"),
+    [
+        (
+            "How many orders has Grace Hopper placed?",
+            "SELECT count(*) FROM orders JOIN customers "
+            "ON customers.id = orders.customer_id WHERE customers.name = 'Grace Hopper'",
+            True,
+        ),
+        (
+            "How many orders has Grace Hopper placed?",
+            "SELECT count(*) FROM orders WHERE customer_id = 1",
+            False,
+        ),  # a made-up key
+        (
+            "How many orders were shipped?",
+            "SELECT count(*) FROM orders WHERE status = 'shipped'",
+            True,
+        ),  # a known value needs no copy
+        (
+            "How many orders were shipped?",
+            "SELECT count(*) FROM orders WHERE ordered_at = '2024-03-01'",
+            False,
+        ),
+        (
+            "How many orders since 2024-03-01?",
+            "SELECT count(*) FROM orders WHERE ordered_at >= '2024-03-01'",
+            True,
+        ),
+        (
+            "How many products cost more than 100?",
+            "SELECT count(*) FROM products WHERE price > 100",
+            True,
+        ),
+        (
+            "How many products cost more than 100?",
+            "SELECT count(*) FROM products WHERE price > 50",
+            False,
+        ),
+        ("What is the cheapest product?", "SELECT name FROM products WHERE price < 1", False),
+        (
+            "How many orders did Ada Lovelace place?",
+            "SELECT count(*) FROM orders WHERE status = 'placed'",  # a value it does not name
+            False,
+        ),
+        (
+            "How many orders did Ada Lovelace place?",
+            "SELECT count(*) FROM orders JOIN customers ON customers.id = orders.customer_id "
+            "WHERE customers.name = 'Ada Lovelace'",
+            True,
+        ),
+        (
+            "What is the total quantity of all order items?",
+            "SELECT sum(order_items.quantity) FROM order_items JOIN products "
+            "ON products.id = order_items.product_id WHERE products.name = 'Laptop stand'",
+            False,
+        ),
+        (
+            "How many customers are from the us?",  # any case; written as the database has it
+            "SELECT count(*) FROM customers WHERE country = 'US'",
+            True,
+        ),
+        ("What is the cheapest product?", "SELECT name FROM products ORDER BY price LIMIT 1", True),
+    ],
+)
+def test_with_the_question_literals_are_copied_from_it(
+    shop: Path, question: str, sql: str, accepted: bool
+) -> None:
+    schema = read_schema(str(shop))
+    values = known_values(execute_select(str(shop), values_query(schema) or ""))
+    found = select_pattern(schema, values, question)
+    assert found is not None
+    assert bool(re.fullmatch(found, sql)) is accepted
+
+
+@pytest.mark.parametrize(
+    ("sql", "accepted"),
+    [
+        (
+            "SELECT count(*) FROM orders JOIN customers ON customers.id = orders.customer_id "
+            "WHERE customers.name = 'Grace Hopper'",
+            True,
+        ),
+        (
+            "SELECT count(*) FROM orders JOIN customers ON customers.id = orders.customer_id "
+            "WHERE customers.name = 'Ada Lovelace'",
+            False,
+        ),
+        ("SELECT email FROM customers WHERE name LIKE '%Hopper%'", True),
+        ("SELECT email FROM customers WHERE name LIKE '%Ada%'", False),
+    ],
+)
+def test_free_text_is_copied_from_the_question(shop: Path, sql: str, accepted: bool) -> None:
+    question = "How many orders has Grace Hopper placed?"
+    found = select_pattern(read_schema(str(shop)), None, question)  # no known values
+    assert found is not None
+    assert bool(re.fullmatch(found, sql)) is accepted
+
+
+@pytest.mark.parametrize(
+    ("name", "declared", "references", "kind"),
+    [
+        ("customer_id", "INTEGER", "customers.id", "number"),
+        ("customer_id", "", "customers.id", "number"),  # an undeclared foreign key
+        ("order_id", "", None, "number"),
+        ("price", "REAL", None, "number"),
+        ("total", "numeric(10,2)", None, "number"),
+        ("count", "bigint", None, "number"),
+        ("name", "TEXT", None, "text"),
+        ("code", "character varying", "countries.code", "text"),  # a key made of text
+        ("signed_up", "DATE", None, "date"),
+        ("created", "timestamp with time zone", None, "date"),
+        ("every", "interval", None, "any"),
+        ("flag", "boolean", None, "any"),
+        ("note", "", None, "any"),
+    ],
+)
+def test_each_column_is_compared_with_a_literal_of_its_kind(
+    name: str, declared: str, references: str | None, kind: str
+) -> None:
+    column = ColumnInfo(
+        name=name, type=declared, nullable=True, primary_key=False, references=references
+    )
+    assert literal_kind(column) == kind
 
 
 def test_known_values_are_read_in_one_query(shop: Path) -> None:
@@ -148,7 +286,10 @@ def test_constrained_schemas_compile(grammar_check: Any, shop: Path) -> None:
     schema = read_schema(str(shop))
     values = known_values(execute_select(str(shop), values_query(schema) or ""))
     sql = sql_input_schema(schema, values)
-    assert sql is not None
+    asked = sql_input_schema(
+        schema, values, "How many orders has Grace Hopper placed since 2024-03?"
+    )
+    assert sql is not None and asked is not None
     tools: list[Any] = [
         SqlQueryTool(str(shop)),
         CalculatorTool(),
@@ -158,6 +299,7 @@ def test_constrained_schemas_compile(grammar_check: Any, shop: Path) -> None:
     schemas = [
         action_schema(tools),
         action_schema(tools, input_schemas={"sql_query": sql}),
+        asked,
         action_schema(tools, tool_only=True),
         action_schema(tools, final_only=True),
         {"type": "object", "properties": {"e": {"type": "string", "pattern": EXPRESSION_PATTERN}}},

@@ -158,6 +158,21 @@ def test_sql_fits_the_agents_grammar(shop_rows: Any) -> None:
     assert all(pattern.fullmatch(r["sql"]) for r in rows)
 
 
+def test_sql_fits_the_grammar_the_agent_writes_it_under(shop_rows: Any) -> None:
+    """Every literal of the generated SQL is grounded in its question, as the agent's grammar
+    wants it when it knows the question."""
+    from genai_factory.agents.sql import execute_select, read_schema
+    from genai_factory.agents.sql_grammar import known_values, select_pattern, values_query
+
+    rows, _ = shop_rows
+    schema = read_schema(str(SHOP_DB))
+    values = known_values(execute_select(str(SHOP_DB), values_query(schema) or ""))
+    asked = {r["question"]: r["sql"] for r in rows if r["stage"] == "sql"}
+    for question, sql in asked.items():
+        pattern = select_pattern(schema, values, question)
+        assert pattern is not None and re.fullmatch(pattern, sql), (question, sql)
+
+
 def test_covers_every_kind_of_question(shop_rows: Any) -> None:
     _, report = shop_rows
     assert set(report.kinds) >= {

@@ -5,7 +5,8 @@ With ``sql_schema`` and ``sql_query`` among the tools, :func:`preload_database` 
 (the tables go into the prompt, and ``sql_schema`` is no longer offered: the model would only call
 it again) and, when the SQL grammar is wanted, one ``sql_query`` for the distinct values of the
 text columns (see :mod:`~genai_factory.agents.sql_grammar`), which constrain the SQL grammar and
-are listed in the prompt too. Both are real tool calls, recorded as ``automatic`` steps. Anything
+are listed in the prompt too; given the question, the grammar's other literals are copied from it.
+Both are real tool calls, recorded as ``automatic`` steps. Anything
 that fails just leaves its part out.
 """
 
@@ -37,9 +38,17 @@ class Preload:
 
 
 async def preload_database(
-    tools: Mapping[str, Tool[Any]], *, constrain_sql: bool, observation_chars: int
+    tools: Mapping[str, Tool[Any]],
+    *,
+    constrain_sql: bool,
+    observation_chars: int,
+    question: str | None = None,
 ) -> Preload:
-    """Read the schema (and known values) when both SQL tools are present; else nothing."""
+    """Read the schema (and known values) when both SQL tools are present; else nothing.
+
+    ``question``: the grammar's literals other than known values are copied from it (see
+    :func:`~genai_factory.agents.sql_grammar.question_literals`); ``None`` leaves them free.
+    """
     preload = Preload()
     if SCHEMA_TOOL not in tools or QUERY_TOOL not in tools:
         return preload
@@ -66,7 +75,7 @@ async def preload_database(
             f"{table}.{column}: {', '.join(known)}" for (table, column), known in values.items()
         ]
         preload.hints.append("Values of text columns:\n" + "\n".join(lines))
-    grammar = sql_input_schema(schema, values)
+    grammar = sql_input_schema(schema, values, question)
     if grammar is not None:
         preload.input_schemas[QUERY_TOOL] = grammar
     return preload

@@ -142,7 +142,8 @@ class ReActAgent:
         preload_schema: with ``sql_schema`` and ``sql_query`` both present, read the schema
             before the first model call and put it in the prompt.
         constrain_sql: with JSON actions and a preloaded schema, constrain ``sql_query`` to the
-            simple SELECTs of :mod:`~genai_factory.agents.sql_grammar` over that schema.
+            simple SELECTs of :mod:`~genai_factory.agents.sql_grammar` over that schema, whose
+            literals are known values of the column or copied from the question.
         tool_first: with JSON actions, the first action must be a tool (the agent route is for
             questions that need one; a small model otherwise "answers" from nothing).
     """
@@ -361,7 +362,10 @@ class ReActAgent:
         if not self.preload_schema:
             return
         preload = await preload_database(
-            self.tools, constrain_sql=self.constrain_sql, observation_chars=self.observation_chars
+            self.tools,
+            constrain_sql=self.constrain_sql,
+            observation_chars=self.observation_chars,
+            question=run.question,
         )
         for step in preload.steps:
             run.add_step(step.model_copy(update={"index": len(run.steps)}))

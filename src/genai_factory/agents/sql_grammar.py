@@ -10,10 +10,23 @@ queries a small model can get right and that name real tables and columns:
 where ``<what>`` is ``count(*)``, an aggregate of a column (``count sum avg min max``, ``count(DISTINCT
 col)``), a column and an aggregate (with ``GROUP BY``), or up to four columns, each ``<col>`` belongs to the tables in ``FROM`` (qualified as
 ``table.col`` after a join along a foreign key), and the one condition compares a column with a
-quoted text or a number (a table's lone primary key is never tested: the 135M model kept writing
-``WHERE id = <made-up number>``). A text column with few distinct values (:func:`values_query` reads them)
-may only be compared with one of them, so ``status = 'Cancelled'`` cannot be written for
-``'cancelled'``. One condition only: with ``AND`` allowed, the 135M model kept adding made-up
+literal of its own kind (:func:`literal_kind`): a number for a numeric column (keys and foreign
+keys included), a quoted text for a text column, a quoted date for a date or time column. So
+``customer_id = 'Grace Hopper'`` or ``ordered_at = 'Shipped'`` cannot be written: a name is
+matched in the table that holds it, through the join. A table's lone primary key is never tested
+(the 135M model kept writing ``WHERE id = <made-up number>``). A text column with few distinct
+values (:func:`values_query` reads them) may only be compared with one of them, so ``status =
+'Cancelled'`` cannot be written for ``'cancelled'``.
+
+Given the question, every literal is grounded in it: a known value only when the question names it
+(:func:`named_values`), any other literal copied from it (:func:`question_literals`: a span of its
+words, one of its numbers or dates). So the model cannot make up a key (``customer_id = 1`` for a
+customer asked about by name), a date (``ordered_at = '2024-05-01'`` for "shipped"), a bound
+(``price < 1`` for "cheapest") or a filter the question does not ask for (``status = 'placed'``
+for "How many orders did <name> place?": the join to ``customers`` is left). The price: a value
+the question only paraphrases ("Germany" for ``'DE'``) cannot be written either.
+
+One condition only: with ``AND`` allowed, the 135M model kept adding made-up
 ones. The grammar only shapes what the model writes: the query still goes through the read-only
 checks of ``sql_query``. A small model cannot misspell a table, a column or a known value under it.
 """
@@ -33,7 +46,19 @@ _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # Only characters that need no escaping in JSON, SQL or llama.cpp's grammar (which rejects "\.").
 _TEXT = r"'[A-Za-z0-9 _@.%-]{1,40}'"
 _NUMBER = r"-?[0-9]{1,9}([.][0-9]{1,4})?"
+_DATE = r"'[0-9]{4}(-[0-9]{2}(-[0-9]{2}( [0-9]{2}:[0-9]{2}(:[0-9]{2})?)?)?)?'"
+_COMPARISONS = r"(=|!=|<|>|<=|>=)"
 _OPERATORS = r"(=|!=|<|>|<=|>=|LIKE)"
+#: What a column of each kind may be compared with: kind → (operators, literal).
+Literals = Mapping[str, tuple[str, str]]
+_LITERALS: Literals = {
+    "number": (_COMPARISONS, _NUMBER),
+    "text": (_OPERATORS, _TEXT),
+    "date": (_COMPARISONS, _DATE),
+    "any": (_OPERATORS, f"({_TEXT}|{_NUMBER})"),
+}
+_NUMERIC_TYPES = ("INT", "REAL", "FLOA", "DOUB", "NUM", "DEC", "SERIAL", "MONEY")
+_TEXT_TYPES = ("CHAR", "TEXT", "CLOB", "STRING")
 _AGGREGATES = r"(count|sum|avg|min|max)"
 #: Longest SQL text the grammar lets the model write.
 MAX_SQL_CHARS = 400
@@ -46,32 +71,60 @@ def _columns(table: TableInfo) -> list[str]:
     return [c.name for c in table.columns if _IDENTIFIER.fullmatch(c.name)]
 
 
-def _filterable(table: TableInfo) -> list[str]:
+def _filterable(table: TableInfo) -> list[ColumnInfo]:
     """The columns a condition may test: all but a table's lone primary key (a surrogate id that
     questions never name, and that the 135M model kept filtering on with made-up numbers)."""
     keys = [c.name for c in table.columns if c.primary_key]
     lone_key = keys[0] if len(keys) == 1 else None
-    return [name for name in _columns(table) if name != lone_key]
+    return [c for c in table.columns if _IDENTIFIER.fullmatch(c.name) and c.name != lone_key]
 
 
 def _alternatives(names: Sequence[str]) -> str:
     return "(" + "|".join(names) + ")"
 
 
-def _condition(columns: Sequence[tuple[str, str]], values: ColumnValues) -> str | None:
-    """``col op value`` over ``(table, name-as-written)`` pairs; known values where there are."""
-    free = [written for table, written in columns if (table, _bare(written)) not in values]
-    parts = [f"{_alternatives(free)} {_OPERATORS} ({_TEXT}|{_NUMBER})"] if free else []
-    for table, written in columns:
-        known = values.get((table, _bare(written)))
-        if known:
-            literals = [value.replace(".", "[.]") for value in known]
-            parts.append(f"{written} (=|!=) '{_alternatives(literals)}'")
-    return _alternatives(parts) if parts else None
+def literal_kind(column: ColumnInfo) -> str:
+    """What ``column`` may be compared with: ``number``, ``text``, ``date`` or ``any``.
+
+    Declared numeric types, and keys or foreign keys without a text type (surrogate ids), take
+    numbers; text types take quoted text; date and time types take a quoted date; a column with
+    another type takes either, and so does an undeclared one unless it is a key or named ``*_id``.
+    """
+    declared = column.type.upper()
+    if "DATE" in declared or "TIME" in declared:
+        return "date"
+    if any(word in declared for word in _TEXT_TYPES):
+        return "text"
+    if "INTERVAL" not in declared and any(word in declared for word in _NUMERIC_TYPES):
+        return "number"
+    is_id = column.name.lower() == "id" or column.name.lower().endswith("_id")
+    if not declared and (column.references or column.primary_key or is_id):
+        return "number"
+    return "any"
 
 
-def _bare(written: str) -> str:
-    return written.rsplit("]", 1)[-1]
+#: A column a condition may test: (its table, its name as written in the pattern, its info).
+Testable = tuple[str, str, ColumnInfo]
+
+
+def _condition(columns: Sequence[Testable], values: ColumnValues, literals: Literals) -> str | None:
+    """``col op value`` with a literal of the column's kind; known values where there are. A
+    column whose kind has no literal in ``literals`` is not tested."""
+    free: dict[str, list[str]] = {}
+    enumerated = []
+    for table, written, column in columns:
+        known = values.get((table, column.name))
+        if known is None:
+            free.setdefault(literal_kind(column), []).append(written)
+        elif known:  # an empty list: a column of known values, none of them asked about
+            quoted = [_escape(value) for value in known]
+            enumerated.append(f"{written} (=|!=) '{_alternatives(quoted)}'")
+    parts = [
+        f"{_alternatives(names)} {literals[kind][0]} {literals[kind][1]}"
+        for kind, names in free.items()
+        if kind in literals
+    ]
+    return _alternatives(parts + enumerated) if parts or enumerated else None
 
 
 def _clause_pattern(column: str, condition: str | None) -> str:
@@ -87,16 +140,17 @@ def _select_pattern(column: str) -> str:
     return f"SELECT ({aggregate}|{grouped}|{column}(, {column}){{0,3}})"
 
 
-def _single_table(table: TableInfo, values: ColumnValues) -> str | None:
+def _single_table(table: TableInfo, values: ColumnValues, literals: Literals) -> str | None:
     columns = _columns(table)
     if not columns or not _IDENTIFIER.fullmatch(table.name):
         return None
     column = _alternatives(columns)
-    condition = _condition([(table.name, c) for c in _filterable(table)], values)
+    testable = [(table.name, c.name, c) for c in _filterable(table)]
+    condition = _condition(testable, values, literals)
     return f"{_select_pattern(column)} FROM {table.name}{_clause_pattern(column, condition)}"
 
 
-def _joins(schema: SchemaInfo, values: ColumnValues) -> list[str]:
+def _joins(schema: SchemaInfo, values: ColumnValues, literals: Literals) -> list[str]:
     """One alternative per foreign key ``a.x -> b.y``: ``FROM a JOIN b ON b.y = a.x``."""
     tables = {t.name: t for t in schema.tables if _IDENTIFIER.fullmatch(t.name)}
     joins = []
@@ -110,9 +164,9 @@ def _joins(schema: SchemaInfo, values: ColumnValues) -> list[str]:
                 [f"{t.name}[.]{c}" for t in (table, target) for c in _columns(t)]
             )
             testable = [
-                (t.name, f"{t.name}[.]{c}") for t in (table, target) for c in _filterable(t)
+                (t.name, f"{t.name}[.]{c.name}", c) for t in (table, target) for c in _filterable(t)
             ]
-            condition = _condition(testable, values)
+            condition = _condition(testable, values, literals)
             source = (
                 f"FROM {table.name} JOIN {target.name} "
                 f"ON {target.name}[.]{target_col} = {table.name}[.]{col.name}"
@@ -121,24 +175,32 @@ def _joins(schema: SchemaInfo, values: ColumnValues) -> list[str]:
     return joins
 
 
-def select_pattern(schema: SchemaInfo, values: ColumnValues | None = None) -> str | None:
+def select_pattern(
+    schema: SchemaInfo, values: ColumnValues | None = None, question: str | None = None
+) -> str | None:
     """The regular expression of the simple SELECTs over ``schema`` (``None``: no usable table).
 
-    ``values`` (from :func:`known_values`) limits comparisons on those text columns.
+    ``values`` (from :func:`known_values`) limits comparisons on those text columns; with
+    ``question``, every other literal is copied from it (:func:`question_literals`).
     """
     known = values or {}
-    singles = [p for p in (_single_table(t, known) for t in schema.tables) if p is not None]
-    alternatives = singles + _joins(schema, known)
+    literals = _LITERALS
+    if question is not None:
+        known, literals = named_values(known, question), question_literals(question)
+    singles = [
+        p for p in (_single_table(t, known, literals) for t in schema.tables) if p is not None
+    ]
+    alternatives = singles + _joins(schema, known, literals)
     if not alternatives:
         return None
     return "^(" + "|".join(alternatives) + ")$"
 
 
 def sql_input_schema(
-    schema: SchemaInfo, values: ColumnValues | None = None
+    schema: SchemaInfo, values: ColumnValues | None = None, question: str | None = None
 ) -> dict[str, Any] | None:
     """The ``input`` schema of ``sql_query`` under the grammar, or ``None`` without tables."""
-    pattern = select_pattern(schema, values)
+    pattern = select_pattern(schema, values, question)
     if pattern is None:
         return None
     sql = {"type": "string", "pattern": pattern, "maxLength": MAX_SQL_CHARS}
@@ -150,9 +212,68 @@ def sql_input_schema(
     }
 
 
+_WORD = re.compile(r"[A-Za-z0-9_@%.-]+")
+_DATE_IN_TEXT = re.compile(r"\b[0-9]{4}-[0-9]{2}(-[0-9]{2})?\b")
+_NUMBER_IN_TEXT = re.compile(r"(?<![\w.-])-?[0-9]{1,9}([.][0-9]{1,4})?(?![\w-])")
+#: Longest span of the question's words a text literal may copy.
+MAX_SPAN_WORDS = 5
+
+
+def question_literals(question: str) -> dict[str, tuple[str, str]]:
+    """The literals a condition may use for ``question``: only what it says.
+
+    Text: a span of up to :data:`MAX_SPAN_WORDS` of its words (``LIKE`` may add ``%`` around it);
+    numbers: its numbers; dates: its ISO dates (``2024-03`` or ``2024-03-11``). A kind without any
+    is left out, and so are comparisons on columns of that kind.
+    """
+    dates = list(dict.fromkeys(m.group(0) for m in _DATE_IN_TEXT.finditer(question)))
+    rest = _DATE_IN_TEXT.sub(" ", question)
+    numbers = list(dict.fromkeys(m.group(0) for m in _NUMBER_IN_TEXT.finditer(rest)))
+    words = _words(question)
+    spans = [
+        " ".join(words[start : start + size])
+        for start in range(len(words))
+        for size in range(1, MAX_SPAN_WORDS + 1)
+        if start + size <= len(words)
+    ]
+    spans = [s for s in dict.fromkeys(spans) if _VALUE.fullmatch(s) and len(s) <= 38]
+    found: dict[str, tuple[str, str]] = {}
+    text = f"'%?{_alternatives([_escape(s) for s in spans])}%?'" if spans else None
+    number = _alternatives([_escape(n) for n in numbers]) if numbers else None
+    if text:
+        found["text"] = (_OPERATORS, text)
+    if number:
+        found["number"] = (_COMPARISONS, number)
+    if dates:
+        found["date"] = (_COMPARISONS, f"'{_alternatives(dates)}'")
+    either = [literal for literal in (text, number) if literal]
+    if either:
+        found["any"] = (_OPERATORS, _alternatives(either))
+    return found
+
+
+def named_values(values: ColumnValues, question: str) -> dict[tuple[str, str], list[str]]:
+    """``values`` cut to those ``question`` names (as whole words, in any case); a column keeps
+    its key with an empty list when the question names none of its values."""
+    asked = f" {' '.join(_words(question)).lower()} "
+    return {
+        key: [v for v in known if f" {' '.join(_words(v)).lower()} " in asked]
+        for key, known in values.items()
+    }
+
+
+def _words(text: str) -> list[str]:
+    stripped = (word.strip(".-%") for word in _WORD.findall(text))
+    return [word for word in stripped if word]
+
+
+def _escape(literal: str) -> str:
+    return literal.replace(".", "[.]")
+
+
 def _is_text(column: ColumnInfo) -> bool:
     declared = column.type.upper()
-    return any(word in declared for word in ("CHAR", "TEXT", "CLOB", "STRING")) or not declared
+    return any(word in declared for word in _TEXT_TYPES) or not declared
 
 
 def values_query(schema: SchemaInfo) -> str | None:
