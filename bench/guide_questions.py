@@ -8,7 +8,7 @@ and the median answer time. Then five questions the guide does not answer, count
 from the guide's sources (by the model or a quoted sentence) instead of declined. A development
 set: the facts are written from ``docs/``.
 
-    .venv/bin/python bench/guide_questions.py [--adapter default|none] [--set first|second|both]
+    .venv/bin/python bench/guide_questions.py [--adapter default|none] [--set first|second|third|both|all]
         [--data-dir DIR] [--json]
 
 The index is kept in ``--data-dir`` (default ``.genai/guide-bench``) so later runs start faster.
@@ -71,7 +71,31 @@ SECOND: list[tuple[str, str]] = [
     ("What is the default sampling temperature of the model?", r"\b0(?:\.0)?\b|greedy"),
     ("Where are rate limits kept when the service is scaled out to several replicas?", r"redis"),
 ]
-SETS = {"first": QUESTIONS, "second": SECOND, "both": QUESTIONS + SECOND}
+#: A third development set, written after the rules were set with the first two.
+THIRD: list[tuple[str, str]] = [
+    ("How many times is a failed model call attempted in all by default?", r"\b3\b|three"),
+    ("How many texts are sent in one embedding call by default?", r"\b32\b"),
+    ("Which fusion method does hybrid retrieval use by default?", r"z-?score"),
+    ("How many index versions are kept after a full ingest?", r"\b3\b|three"),
+    ("How many messages does a session store at most by default?", r"\b40\b"),
+    ("What is the wall-clock limit of one agent run?", r"\b60\b"),
+    ("Which tools can the agent use?", r"sql_query|sql_schema|calculator|knowledge_search"),
+    ("How many steps may one orchestrator plan have?", r"\b4\b|four"),
+    ("Where does the service keep its index and other state by default?", r"\.genai"),
+    ("What is the default log level?", r"\binfo\b"),
+    ("Which file formats does ingest index?", r"markdown|restructuredtext|plain text"),
+    ("What is the default cap on answer tokens?", r"\b256\b"),
+    ("How long does a process reuse a looked-up API key?", r"\b5\b|five"),
+    ("Which output guards run on an answer by default?", r"pii|toxicity|prompt_leak|groundedness"),
+    ("How long is the longest wait between two retries of a model call?", r"\b8\b|eight"),
+]
+SETS = {
+    "first": QUESTIONS,
+    "second": SECOND,
+    "third": THIRD,
+    "both": QUESTIONS + SECOND,
+    "all": QUESTIONS + SECOND + THIRD,
+}
 
 #: Questions the guide does not answer: the answer should decline (or the route be plain chat),
 #: never quote an unrelated sentence of the guide as if it answered.

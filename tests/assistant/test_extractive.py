@@ -44,10 +44,31 @@ def test_candidates_are_sentences_table_rows_and_code_blocks() -> None:
     )
     texts = [c.text for c in candidates([hit(text)])]
     assert "First sentence here." in texts and "Second sentence is here." in texts
-    assert "`service.port` | `8000` | port" in texts
+    # A row under its header is written with the column names; the header row is no candidate.
+    assert "key: `service.port`; default: `8000`; meaning: port" in texts
     assert "`genai-factory keys create --rpm 5`" in texts
     assert "Last words of the chunk." in texts
     assert not any("---" in t for t in texts)
+    assert "key | default | meaning" not in texts
+    # A row of a table whose header is in another chunk keeps its cells.
+    rows = [
+        c.text for c in candidates([hit("| `service.port` | `8000` | port | | `a.b` | 1 | c |")])
+    ]
+    assert rows == ["`service.port` | `8000` | port", "`a.b` | 1 | c"]
+
+
+def test_list_items_are_separate_candidates() -> None:
+    text = (
+        "It retries 5xx answers, with backoff. Other 4xx answers are never retried. - A 429 "
+        "answer's `Retry-After` header is honoured. 2. Every call has a deadline: 120 s."
+    )
+    texts = [c.text for c in candidates([hit(text)])]
+    assert texts == [
+        "It retries 5xx answers, with backoff.",
+        "Other 4xx answers are never retried.",
+        "A 429 answer's `Retry-After` header is honoured.",
+        "Every call has a deadline: 120 s.",
+    ]
 
 
 def test_a_sentence_may_start_with_a_figure_or_bold_text() -> None:
@@ -168,10 +189,13 @@ async def test_an_invented_figure_becomes_the_source_sentence(index: KnowledgeIn
 async def test_a_supported_answer_is_kept(index: KnowledgeIndex) -> None:
     answer = await assistant(index, "Port 8000 [1].").generate(QUESTION)
     assert answer.answer == "Port 8000 [1]."
-    sentence = "It is the port that the service listens on by default [1]."
+    sentence = "Port 8000: the service listens on it by default [1]."
     answer = await assistant(index, sentence).generate(QUESTION)
     assert answer.answer == sentence
     assert "extract" in answer.stages_ms  # checked against the best-matching sentences
+    # The same sentence without its figure says nothing: the source's sentence replaces it.
+    vague = "It is the port that the service listens on by default [1]."
+    assert (await assistant(index, vague).generate(QUESTION)).answer == EXTRACTED
 
 
 async def test_a_long_answer_from_a_lesser_sentence_becomes_the_best_one(
@@ -284,6 +308,42 @@ async def test_a_short_reply_of_the_questions_own_words_becomes_the_sentence() -
     expected = "The largest document the documents API accepts is 10 MiB [1]."
     assert await extractor.unsupported_short_answer(question, "The document [1]", hits) == expected
     assert await extractor.unsupported_short_answer(question, "10 MiB [1]", hits) is None
+
+
+async def test_a_copied_clause_without_the_sentences_figure_becomes_the_sentence() -> None:
+    extractor = SentenceExtractor(FakeEmbedder(), min_score=0.1)
+    sentence = (
+        "When a key's budget is used up, the request gets 402 budget_exceeded; the key's "
+        "requests are refused until the period resets."
+    )
+    hits = [hit(sentence)]
+    question = "What does a request get when its key's budget is used up?"
+    clause = "The key's requests are refused until the period resets [1]."
+    assert await extractor.unsupported_answer(question, clause, hits) == cited(sentence, 1)
+    with_figure = "The request gets 402 budget_exceeded when the budget is used up [1]."
+    assert await extractor.unsupported_answer(question, with_figure, hits) is None
+
+
+async def test_a_reply_naming_a_settings_row_key_becomes_the_row() -> None:
+    extractor = SentenceExtractor(FakeEmbedder(), min_score=0.1)
+    row = (
+        "| `gateway.redis_prefix` | `GENAI_GATEWAY__REDIS_PREFIX` | `gf:` | prefix of Redis keys |"
+    )
+    hits = [hit(f"| setting | variable | default | meaning |\n|---|---|---|---|\n{row}")]
+    expected = (
+        "setting: `gateway.redis_prefix`; variable: `GENAI_GATEWAY__REDIS_PREFIX`; "
+        "default: `gf:`; meaning: prefix of Redis keys [1]"
+    )
+    question = "What is the default prefix of the gateway's Redis keys?"
+    assert await extractor.unsupported_short_answer(
+        question, "`gateway.redis_prefix` [1]", hits
+    ) == (expected)
+    assert await extractor.unsupported_short_answer(question, "`gf:` [1]", hits) is None
+    # Asked which setting it is, the setting's name is the answer.
+    which = "Which setting holds the prefix of the gateway's Redis keys?"
+    assert (
+        await extractor.unsupported_short_answer(which, "`gateway.redis_prefix` [1]", hits) is None
+    )
 
 
 async def test_a_figure_from_a_sentence_with_several_is_shown_with_its_sentence() -> None:

@@ -133,3 +133,16 @@ def test_a_long_table_is_cut_between_rows_only() -> None:
         for line in chunk.text.splitlines():
             assert line.startswith("|") and line.endswith("|"), line  # whole rows only
     assert all(any(row in c.text for c in chunks) for row in rows)
+    # Every chunk starts with the table's header, once: its rows keep their column names.
+    header = "| Setting | Env | Default | Meaning |\n|---|---|---|---|\n"
+    assert all(c.text.startswith(header) and c.text.count("| Setting |") == 1 for c in chunks)
+
+
+def test_a_short_table_and_prose_get_no_header() -> None:
+    from genai_factory.messages import Document
+
+    text = "# A\n\n| a | b |\n|---|---|\n| 1 | 2 |\n\n" + " ".join(["Words here."] * 80)
+    doc = Document(id="d", source="s.md", title="S", text=text, content_hash="h")
+    chunks = split_document(doc, chunk_tokens=60, overlap_tokens=10)
+    assert len(chunks) > 2
+    assert sum(c.text.count("| a | b |") for c in chunks) == 1

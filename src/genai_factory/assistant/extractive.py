@@ -24,6 +24,8 @@ from genai_factory.messages import ScoredChunk
 from genai_factory.rag.embedding import Embedder
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9*`\"'(|])")
+#: The start of a list item inside folded text: "... retried. - A 429 answer's ...".
+_ITEM_START = re.compile(r"(?<=[.!?:;])\s+(?:[-*+]|\d{1,3}[.)])\s+(?=\S)")
 _WORD = re.compile(r"[a-z0-9_./-]+")
 _FENCE_SPLIT = re.compile(r"```")
 _LANGUAGE_TAG = re.compile(r"^(?:bash|sh|shell|console|yaml|yml|json|python|toml|ini|text|sql)\b")
@@ -57,6 +59,7 @@ RANK_LIFT = 0.1
 class Candidate:
     source: int  # the 1-based number of the source in the prompt
     text: str
+    key: str = ""  # a table row's first cell (a setting's name), else empty
 
 
 def may_be_declining(text: str) -> bool:
@@ -72,20 +75,32 @@ def is_short(text: str) -> bool:
     return 0 < len(words) <= SHORT_WORDS
 
 
-def _table_row(line: str) -> str:
+def _cells(line: str) -> list[str]:
+    return [c.strip() for c in line.strip().strip("|").split("|")]
+
+
+def _table_row(line: str, header: Sequence[str] = ()) -> str:
+    """A table row as text: ``cell | cell``, or with its table's header ``name: cell; name:
+    cell`` (a settings row reads ``setting: `rag.top_k`; default: `3`; meaning: ...``)."""
     if _TABLE_RULE.match(line):
         return ""
-    cells = [c.strip() for c in line.strip().strip("|").split("|")]
+    cells = _cells(line)
+    if len(header) == len(cells) and all(header):
+        return "; ".join(
+            f"{name}: {cell}" for name, cell in zip(header, cells, strict=True) if cell
+        )
     return " | ".join(c for c in cells if c)
 
 
-def _pieces(text: str) -> list[str]:
-    """The sentences, table rows and code blocks of one source text, in order.
+def _pieces(text: str) -> list[tuple[str, str]]:
+    """The sentences, table rows and code blocks of one source text, in order, each with its
+    key (a table row's first cell, else empty).
 
     Indexed chunk text has its whitespace folded (a code block or a table is one line), so code
-    is found between ``` fences and table rows between ``| |`` breaks, not by line.
+    is found between ``` fences and table rows between ``| |`` breaks, not by line. A row after
+    its table's header (the row before the ``|---|`` rule) is written with the column names.
     """
-    pieces: list[str] = []
+    pieces: list[tuple[str, str]] = []
     for number, segment in enumerate(_FENCE_SPLIT.split(text)):
         segment = segment.strip()
         if not segment:
@@ -93,25 +108,43 @@ def _pieces(text: str) -> list[str]:
         if number % 2:  # inside a fence: the language tag off, one piece
             code = " ".join(_LANGUAGE_TAG.sub("", segment).split())
             if code:
-                pieces.append(f"`{code}`")
+                pieces.append((f"`{code}`", ""))
             continue
         for paragraph in _PARAGRAPH.split(segment):
-            folded = " ".join(paragraph.split()).lstrip("#-* ")
-            for part in _ROW_BREAK.split(folded):
-                for sentence in _SENTENCE_END.split(part.strip()):
-                    if sentence.count(" | ") >= 2 or sentence.startswith("|"):  # a table row
-                        pieces.append(_table_row(sentence))
-                    elif sentence.strip():
-                        pieces.append(sentence.strip())
+            pieces.extend(_paragraph_pieces(" ".join(paragraph.split()).lstrip("#-* ")))
+    return pieces
+
+
+def _paragraph_pieces(folded: str) -> list[tuple[str, str]]:
+    """The sentences, list items and table rows of one folded paragraph (see :func:`_pieces`)."""
+    pieces: list[tuple[str, str]] = []
+    header: list[str] = []
+    previous = ""
+    for part in _ROW_BREAK.split(folded):
+        part = part.strip()
+        if _TABLE_RULE.match(part) and "-" in part:  # the rule: the row before is the header
+            if previous:
+                header = [c.lower() for c in _cells(previous)]
+                if pieces and pieces[-1][1] == _cells(previous)[0]:
+                    pieces.pop()  # the header row itself answers nothing
+            continue
+        previous = ""
+        for item in _ITEM_START.split(part):
+            for sentence in _SENTENCE_END.split(item.strip()):
+                if sentence.count(" | ") >= 2 or sentence.startswith("|"):  # a table row
+                    previous = sentence
+                    pieces.append((_table_row(sentence, header), _cells(sentence)[0]))
+                elif sentence.strip():
+                    pieces.append((sentence.strip(), ""))
     return pieces
 
 
 def candidates(hits: Sequence[ScoredChunk], *, source_chars: int = 600) -> list[Candidate]:
     """Sentences, table rows and code lines of each source, as far as the prompt shows it."""
     return [
-        Candidate(number, piece[:MAX_CHARS])
+        Candidate(number, piece[:MAX_CHARS], key)
         for number, hit in enumerate(hits, start=1)
-        for piece in _pieces(hit.chunk.text[:source_chars])
+        for piece, key in _pieces(hit.chunk.text[:source_chars])
         if len(piece) >= MIN_CHARS and any(ch.isalnum() for ch in piece)
     ]
 
@@ -167,7 +200,8 @@ def overlap(question: str, candidate: str) -> float:
 
 #: Questions that want a figure, and questions that want a procedure (a setting or a command).
 _WANTS_FIGURE = re.compile(
-    r"\b(how (?:many|much|long|large|big|often)|which port|what port|what (?:is|are) the default|"
+    r"\b(how (?:many|much|long|large|big|often)|(?:which|what) (?:port|address|host)|"
+    r"what (?:is|are) the default|"
     r"limit|size|timeout|how soon)\b",
     re.IGNORECASE,
 )
@@ -178,6 +212,18 @@ _DURATION = re.compile(
     re.IGNORECASE,
 )
 _DIGIT = re.compile(r"\d")
+#: Questions that want a value (of a setting, a limit): not the setting's name.
+_WANTS_VALUE = re.compile(
+    r"\b(default|how (?:many|much|long|large|big|often)|what (?:is|are) the (?:\w+ ){0,3}"
+    r"(?:limit|size|value|prefix|port|address|timeout|number))\b",
+    re.IGNORECASE,
+)
+
+
+def _names_row_key(wanted: set[str], candidate: Candidate) -> bool:
+    """Whether ``candidate`` is a table row and the reply's stems are all in its first cell (its
+    key: a setting's name), not in the rest (the value): the reply names the key only."""
+    return bool(candidate.key) and wanted <= _stems(candidate.key)
 
 
 def answer_type_bonus(question: str, candidate: str) -> float:
@@ -319,6 +365,10 @@ class SentenceExtractor:
         if not holding:
             best = ranked[0][0]
             return cited(best.text, best.source)
+        if _WANTS_VALUE.search(question) and _names_row_key(wanted, holding[0]):
+            # "`gateway.redis_prefix` [2]" for the default prefix: the reply names the setting of
+            # a table row, not its value; the row (setting, variable, default, meaning) answers.
+            return cited(holding[0].text, holding[0].source)
         if _numbers(answer) and len(_numbers(holding[0].text)) > 1:
             # "20000 [1]" from "60 requests and 20000 tokens per minute": which figure answers is
             # the reader's to see, so the whole sentence is sent.
@@ -337,7 +387,9 @@ class SentenceExtractor:
         one that matches the question less well than another ("one more model call that may
         only give the final answer" for how many decisions an agent may make, beside the table
         row that says 5), or mixes the words of several, the best-matching sentence is the better
-        answer. Nothing is replaced when no sentence reaches ``min_score``.
+        answer. A copied part of a sentence that leaves out all of the sentence's figures is
+        replaced by the whole sentence. Nothing is replaced when no sentence reaches
+        ``min_score``.
         """
         if is_short(answer):
             return await self.unsupported_short_answer(question, answer, hits)
@@ -347,7 +399,14 @@ class SentenceExtractor:
         wanted, ranked = found
         top = ranked[0][1]
         near = [c for c, score in ranked if score >= top - SUPPORT_MARGIN]
-        if any(len(wanted & _stems(c.text)) >= COPIED_SHARE * len(wanted) for c in near):
+        copied = [c for c in near if len(wanted & _stems(c.text)) >= COPIED_SHARE * len(wanted)]
+        if copied:
+            source = copied[0]
+            if not _numbers(answer) and _numbers(source.text):
+                # A part of the sentence without the sentence's figures ("the key's requests are
+                # refused until the period resets" from the sentence that says they get 402):
+                # the whole sentence answers.
+                return cited(source.text, source.source)
             return None
         best = ranked[0][0]
         return cited(best.text, best.source)

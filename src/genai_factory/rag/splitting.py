@@ -2,7 +2,8 @@
 
 A chunk never spans two sections. Within a section, paragraphs are packed up to ``chunk_tokens``;
 a paragraph longer than that is cut between its table rows or list items, then at sentence ends,
-and a sentence longer than that at words.
+and a sentence longer than that at words. A chunk that starts inside a table starts with the
+table's header row (so its rows keep their column names).
 Consecutive chunks of a section share about ``overlap_tokens`` of text. Chunk ids are
 ``<document id>:<position>``, stable for unchanged documents.
 """
@@ -20,6 +21,8 @@ _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9`\"'(\[])")
 _FENCE = re.compile(r"^(```|~~~)")
 #: A line that starts a table row or a list item.
 _BLOCK_START = re.compile(r"^\s*(?:\||[-*+]\s|\d{1,3}[.)]\s)")
+#: The rule under a markdown table's header row.
+_TABLE_RULE = re.compile(r"^\s*\|?\s*:?-{3,}:?\s*(?:\|\s*:?-{3,}:?\s*)*\|?\s*$")
 
 
 @dataclass(frozen=True)
@@ -77,6 +80,15 @@ def _blocks(paragraph: str) -> list[str]:
     return blocks
 
 
+def table_header(paragraph: str) -> str:
+    """The header of a paragraph that is a markdown table (its first row and the ``|---|`` rule
+    under it), or ``""``."""
+    lines = paragraph.split("\n")
+    if len(lines) >= 2 and lines[0].lstrip().startswith("|") and _TABLE_RULE.match(lines[1]):
+        return f"{lines[0]}\n{lines[1]}"
+    return ""
+
+
 def _pieces(paragraph: str, limit: int) -> list[tuple[str, str]]:
     """Cut a paragraph into ``(separator, piece)`` pairs of at most ``limit`` tokens: at table
     rows and list items first (a settings table is never cut inside a row when a row fits), then
@@ -111,22 +123,36 @@ def _join(window: list[tuple[str, str]]) -> str:
     return "".join(text if i == 0 else sep + text for i, (sep, text) in enumerate(window))
 
 
-def _pack(pieces: list[tuple[str, str]], limit: int, overlap: int) -> list[str]:
-    """Pack ``(separator, text)`` pieces into chunks; each new chunk repeats ~``overlap`` tokens."""
+def _pack(
+    pieces: list[tuple[str, str]], limit: int, overlap: int, headers: dict[int, str] | None = None
+) -> list[str]:
+    """Pack ``(separator, text)`` pieces into chunks; each new chunk repeats ~``overlap`` tokens.
+
+    ``headers`` maps the index of a piece that is a table row to its table's header: a chunk
+    that starts inside a table starts with the header, so its rows keep their column names.
+    """
+    headers = headers or {}
     chunks: list[str] = []
     window: list[tuple[str, str]] = []
-    for piece in pieces:
+    starts: list[int] = []  # the index of each piece of the window
+
+    def text_of(window: list[tuple[str, str]], first: int) -> str:
+        header = headers.get(first, "")
+        return f"{header}\n{_join(window)}" if header else _join(window)
+
+    for index, piece in enumerate(pieces):
         if window and estimate_tokens(_join([*window, piece])) > limit:
-            chunks.append(_join(window))
+            chunks.append(text_of(window, starts[0]))
             carried: list[tuple[str, str]] = []
             for previous in reversed(window):
                 if estimate_tokens(_join([previous, *carried])) > overlap:
                     break
                 carried.insert(0, previous)
-            window = carried
+            window, starts = carried, starts[len(starts) - len(carried) :]
         window.append(piece)
+        starts.append(index)
     if window:
-        chunks.append(_join(window))
+        chunks.append(text_of(window, starts[0]))
     return chunks
 
 
@@ -136,12 +162,15 @@ def split_document(
     """The chunks of one document, in reading order."""
     chunks: list[Chunk] = []
     for section in sections(document.text):
-        pieces = [
-            ("\n\n" if i == 0 else separator, piece)
-            for para in section.paragraphs
-            for i, (separator, piece) in enumerate(_pieces(para, chunk_tokens))
-        ]
-        for text in _pack(pieces, chunk_tokens, overlap_tokens):
+        pieces: list[tuple[str, str]] = []
+        headers: dict[int, str] = {}  # a table row's piece -> its table's header
+        for para in section.paragraphs:
+            header = table_header(para)
+            for i, (separator, piece) in enumerate(_pieces(para, chunk_tokens)):
+                if header and i >= 2:  # the header row and its rule are pieces 0 and 1
+                    headers[len(pieces)] = header
+                pieces.append(("\n\n" if i == 0 else separator, piece))
+        for text in _pack(pieces, chunk_tokens, overlap_tokens, headers):
             chunks.append(
                 Chunk(
                     id=f"{document.id}:{len(chunks)}",
