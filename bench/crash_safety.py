@@ -8,8 +8,8 @@ the load resumes; after the last round the service is restarted once more and st
 
 Then the stores are read directly:
 
-* every trace id acknowledged with a 200 has its spend-ledger row (written before the response)
-  and its interaction-log row (written just after it, off the request path);
+* every trace id acknowledged with a 200 has its spend-ledger row and its interaction-log row
+  (both committed before the response is sent);
 * the ledger's total for the key is not over its budget (reservations of killed requests are
   either gone with the process or, on Redis, left counted against the budget: never released as
   spend, never overspent), and requests after the restart are refused with 402 once it is spent;

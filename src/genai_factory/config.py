@@ -356,6 +356,9 @@ class ObservabilitySettings(BaseModel):
     ``database_url``: the interaction log (SQLAlchemy URL); ``None`` uses the gateway's database.
     ``budget_alert_share``: a key whose spend in its budget period passes this share of its budget
     is reported once per period (log, metric, and ``budget_alert_webhook`` when set).
+    ``interaction_log_durable``: a response (a stream's closing events) is sent only once the
+    request's interaction record is committed (or spilled), so a killed process loses no record of
+    an answered request; ``false`` sends it at once and writes the record just after.
     """
 
     metrics_enabled: bool = True
@@ -367,6 +370,7 @@ class ObservabilitySettings(BaseModel):
     access_log: bool = True
     database_url: str | None = None
     store_text: bool = True
+    interaction_log_durable: bool = True
     budget_alert_share: float = Field(default=0.8, gt=0.0, le=1.0)
     budget_alert_webhook: str | None = None
     webhook_timeout_s: float = Field(default=5.0, gt=0, le=60)

@@ -1,4 +1,5 @@
-"""Interaction records: built from answers and failures, stored in SQL, written off the request path."""
+"""Interaction records: built from answers and failures, stored in SQL, written in batches with a
+receipt per record."""
 
 from __future__ import annotations
 
@@ -222,6 +223,90 @@ async def test_writer_retries_then_spills_and_counts_what_it_could_not_write(
     lines = [json.loads(line) for line in spill.read_text().splitlines()]
     assert [line["trace_id"] for line in lines] == ["t2", "t3"]
     await failing.aclose()
+
+
+async def test_a_receipt_resolves_once_the_batch_holding_its_record_is_committed() -> None:
+    log = FlakyLog()
+    log.gate.clear()
+    writer = InteractionWriter(log)
+    writer.start()
+    first = writer.submit(_record("t1"))
+    await asyncio.sleep(0)  # the writer takes t1 and holds its commit
+    second, third = writer.submit(_record("t2")), writer.submit(_record("t3"))
+    waiting = asyncio.create_task(writer.wait(second))
+    await asyncio.sleep(0.01)
+    assert not first.done() and not waiting.done()
+    log.gate.set()
+    assert await writer.wait(first) == "written"
+    assert await waiting == "written" and third.result() == "written"
+    assert log.written and [r.trace_id for r in log.written] == ["t1", "t2", "t3"]
+    await writer.aclose()
+
+
+async def test_a_receipt_reports_a_spilled_or_lost_record(tmp_path: Path) -> None:
+    spill = tmp_path / "spill.jsonl"
+    spilled = InteractionWriter(
+        FlakyLog(failures=99), spill_path=spill, attempts=1, backoff_s=0.001
+    )
+    spilled.start()
+    assert await spilled.wait(spilled.submit(_record("t1"))) == "spilled"
+    assert json.loads(spill.read_text())["trace_id"] == "t1"
+    await spilled.aclose()
+
+    lost = InteractionWriter(FlakyLog(failures=99), attempts=1, backoff_s=0.001)
+    lost.start()
+    assert await lost.wait(lost.submit(_record("t2"))) == "failed"
+    await lost.aclose()
+
+
+async def test_waiting_needs_the_writer_and_closing_settles_what_is_queued() -> None:
+    log = FlakyLog()
+    writer = InteractionWriter(log, max_queue=1)
+    receipt = writer.submit(_record("t1"))
+    assert await writer.wait(receipt) is None  # not started: nobody would write it
+    assert await writer.wait(writer.submit(_record("t2"))) == "dropped"
+    log.gate.clear()
+    writer.start()
+    await asyncio.sleep(0)
+    queued = writer.submit(_record("t3"))
+    await writer.aclose(timeout_s=0.05)  # the write of t1 never ends: t3 is never written
+    assert receipt.result() == "failed" and queued.result() == "failed"
+
+
+async def test_a_cancelled_waiter_does_not_cancel_the_write() -> None:
+    log = FlakyLog()
+    log.gate.clear()
+    writer = InteractionWriter(log)
+    writer.start()
+    receipt = writer.submit(_record("t1"))
+    waiting = asyncio.create_task(writer.wait(receipt))
+    await asyncio.sleep(0.01)
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    log.gate.set()
+    await writer.flush()
+    assert receipt.result() == "written" and [r.trace_id for r in log.written] == ["t1"]
+    await writer.aclose()
+
+
+async def test_an_unexpected_error_settles_its_receipts_and_the_writer_goes_on(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    writer = InteractionWriter(FlakyLog())
+    write, calls = writer._write, []
+
+    async def broken_once(submitted: Any) -> None:
+        calls.append(submitted)
+        if len(calls) == 1:
+            raise RuntimeError("a bug")
+        await write(submitted)
+
+    monkeypatch.setattr(writer, "_write", broken_once)
+    writer.start()
+    assert await writer.wait(writer.submit(_record("t1"))) == "failed"
+    assert await writer.wait(writer.submit(_record("t2"))) == "written"
+    await writer.aclose()
 
 
 async def test_a_full_queue_drops_and_counts() -> None:

@@ -4,15 +4,18 @@ It holds the metrics (made in ``create_app``), the tracer provider, the interact
 the cost monitor, and makes the gateway's hooks (refusals and spend into them) when the gateway
 is opened. Routes report each answer
 or failure through :meth:`Telemetry.observing`, which feeds the pipeline metrics (stages, tokens,
-cost per model and key) and the interaction log in one place.
+cost per model and key) and the interaction log in one place, and, when the interaction log is
+durable (``observability.interaction_log_durable``), waits until the request's record is
+committed before the route returns its response (a stream waits in ``service.sse.observed_sse``,
+before its closing events).
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -31,7 +34,7 @@ from genai_factory.observability.interaction_store import (
     SqlInteractionLog,
     open_interaction_engine,
 )
-from genai_factory.observability.interaction_writer import InteractionWriter
+from genai_factory.observability.interaction_writer import InteractionWriter, Receipt
 from genai_factory.observability.interactions import (
     InteractionStatus,
     Redactor,
@@ -68,12 +71,14 @@ class Report:
     session_id: str | None = None
     started: float = field(default_factory=time.perf_counter)
     done: bool = False
+    #: The receipt of the reported outcome's interaction record.
+    receipt: Receipt | None = None
 
     def answered(self, answer: AssistantAnswer, status: InteractionStatus = "ok") -> None:
         if self.done:
             return
         self.done = True
-        self.telemetry.answered(
+        self.receipt = self.telemetry.answered(
             answer,
             endpoint=self.endpoint,
             request_text=self.request_text,
@@ -85,7 +90,7 @@ class Report:
         if self.done:
             return
         self.done = True
-        self.telemetry.failed(
+        self.receipt = self.telemetry.failed(
             exc,
             trace_id=self.trace_id,
             endpoint=self.endpoint,
@@ -94,6 +99,12 @@ class Report:
             mode=self.mode,
             session_id=self.session_id,
         )
+
+    async def recorded(self) -> None:
+        """Wait until the reported outcome's record is committed (or spilled), when the
+        interaction log is durable; at once otherwise."""
+        if self.receipt is not None and self.telemetry.settings.interaction_log_durable:
+            await self.telemetry.interactions.wait(self.receipt)
 
 
 @dataclass
@@ -146,13 +157,13 @@ class Telemetry:
         request_text: str,
         mode: str | None = None,
         status: InteractionStatus = "ok",
-    ) -> None:
-        """Count ``answer`` in the metrics and queue its interaction record."""
+    ) -> Receipt:
+        """Count ``answer`` in the metrics and queue its interaction record (its receipt)."""
         key_id = request_key_id()
         self.metrics.observe_stages(answer.stages_ms)
         self.metrics.observe_usage(answer.model, key_id, answer.usage)
         self.metrics.observe_pipeline(endpoint, answer.route, status)
-        self.interactions.submit(
+        return self.interactions.submit(
             record_answer(
                 answer,
                 endpoint=endpoint,
@@ -174,8 +185,8 @@ class Telemetry:
         latency_ms: float,
         mode: str | None = None,
         session_id: str | None = None,
-    ) -> None:
-        """Count a failed request and queue its interaction record."""
+    ) -> Receipt:
+        """Count a failed request and queue its interaction record (its receipt)."""
         record = record_failure(
             exc,
             trace_id=trace_id,
@@ -188,10 +199,10 @@ class Telemetry:
             mode=mode,
         )
         self.metrics.observe_pipeline(endpoint, "none", record.status)
-        self.interactions.submit(record)
+        return self.interactions.submit(record)
 
-    @contextmanager
-    def observing(
+    @asynccontextmanager
+    async def observing(
         self,
         endpoint: str,
         request_text: str,
@@ -199,8 +210,9 @@ class Telemetry:
         trace_id: str,
         mode: str | None = None,
         session_id: str | None = None,
-    ) -> Iterator[Observation]:
-        """Report the block's answer (set ``observation.answer``) or its exception."""
+    ) -> AsyncIterator[Observation]:
+        """Report the block's answer (set ``observation.answer``) or its exception; when the
+        interaction log is durable, leave once its record is committed (see the module)."""
         key_id = request_key_id()
         if key_id is not None:
             structlog.contextvars.bind_contextvars(key_id=key_id)
@@ -210,9 +222,11 @@ class Telemetry:
             yield observation
         except Exception as exc:
             report.failed(exc)
+            await report.recorded()
             raise
         if observation.answer is not None:
             report.answered(observation.answer, observation.status)
+            await report.recorded()
 
     async def aclose(self) -> None:
         await self.interactions.aclose()

@@ -1,7 +1,13 @@
-"""``InteractionWriter``: write interaction records after the response, off the request path.
+"""``InteractionWriter``: write interaction records in batches, one commit for many requests.
 
-Routes :meth:`~InteractionWriter.submit` a record once the answer exists; it goes into a bounded
-queue and one background task writes the queue in batches (in a worker thread, through the log).
+Routes :meth:`~InteractionWriter.submit` a record once the outcome of a request is known; it goes
+into a bounded queue and one background task writes the queue in batches (in a worker thread,
+through the log): the records that arrive while a batch is written go into the next one (group
+commit). ``submit`` returns a receipt, a future that resolves once the record is stored (or, failing
+that, spilled): a durable service (``observability.interaction_log_durable``, the default) sends a
+response only after its record's receipt resolves (:meth:`~InteractionWriter.wait`), so a
+process killed at any instant loses no record of an answered request.
+
 Nothing is lost silently: a batch that still fails after a few retries is logged
 (``interaction_log_write_failed``), counted (``genai_interaction_log_records_total{outcome="failed"}``)
 and appended to a JSON-lines spill file to replay later; a full queue is logged and counted
@@ -21,7 +27,7 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import structlog
 
@@ -36,6 +42,11 @@ from genai_factory.observability.metrics import Metrics
 
 log = structlog.get_logger(__name__)
 
+#: What became of a submitted record: stored in the log, appended to the spill file, dropped (the
+#: queue was full), or lost (neither the log nor the spill file took it; logged and counted).
+Outcome = Literal["written", "spilled", "dropped", "failed"]
+Receipt = asyncio.Future[Outcome]
+
 
 class InteractionLog(Protocol):
     """Where records and feedback are stored (:class:`SqlInteractionLog`)."""
@@ -49,6 +60,14 @@ class InteractionLog(Protocol):
     async def erase_session(self, session_id: str) -> int: ...
 
     async def aclose(self) -> None: ...
+
+
+@dataclass
+class _Submitted:
+    """A queued record and its receipt."""
+
+    record: InteractionRecord
+    done: Receipt
 
 
 @dataclass
@@ -91,7 +110,7 @@ class InteractionWriter:
         self.batch_size = batch_size
         self.attempts = attempts
         self.backoff_s = backoff_s
-        self._queue: asyncio.Queue[InteractionRecord | _Erasure] = asyncio.Queue(maxsize=max_queue)
+        self._queue: asyncio.Queue[_Submitted | _Erasure] = asyncio.Queue(maxsize=max_queue)
         self._pending: dict[str, InteractionRecord] = {}
         self._task: asyncio.Task[None] | None = None
 
@@ -100,16 +119,35 @@ class InteractionWriter:
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name="interaction-log-writer")
 
-    def submit(self, record: InteractionRecord) -> None:
-        """Queue ``record`` for writing; never blocks, never raises."""
+    @property
+    def running(self) -> bool:
+        """Whether the background writer runs (receipts resolve only while it does)."""
+        return self._task is not None and not self._task.done()
+
+    def submit(self, record: InteractionRecord) -> Receipt:
+        """Queue ``record`` for writing; never blocks, never raises. Returns its receipt, resolved
+        with the record's :data:`Outcome` once it is written, spilled or given up."""
+        done: Receipt = asyncio.get_running_loop().create_future()
         try:
-            self._queue.put_nowait(record)
+            self._queue.put_nowait(_Submitted(record, done))
         except asyncio.QueueFull:
             log.error("interaction_log_queue_full", trace_id=record.trace_id)
             self._count("dropped")
-            return
+            done.set_result("dropped")
+            return done
         self._pending[record.trace_id] = record
         self._gauge()
+        return done
+
+    async def wait(self, receipt: Receipt) -> Outcome | None:
+        """Wait until the record of ``receipt`` is written (or spilled, or given up) and return
+        what became of it; ``None`` at once when the background writer does not run. Cancelling
+        the caller does not cancel the write."""
+        if receipt.done():
+            return receipt.result()
+        if not self.running:
+            return None
+        return await asyncio.shield(receipt)
 
     async def find(self, trace_id: str) -> InteractionRecord | None:
         """The record of ``trace_id``, queued or written."""
@@ -149,14 +187,20 @@ class InteractionWriter:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
-            self._refuse_queued_erasures()
+            self._settle_queued()
         await self.log.aclose()
 
-    def _refuse_queued_erasures(self) -> None:
+    def _settle_queued(self) -> None:
+        """Settle what is still queued once the writer stopped: nobody may wait forever."""
         while not self._queue.empty():
             item = self._queue.get_nowait()
-            if isinstance(item, _Erasure) and not item.done.done():
+            if item.done.done():
+                continue
+            if isinstance(item, _Erasure):
                 item.done.set_exception(ServiceNotReady("the interaction log is closing"))
+            else:
+                self._pending.pop(item.record.trace_id, None)
+                item.done.set_result("failed")
 
     # -- the background writer ----------------------------------------------------------------
 
@@ -165,20 +209,24 @@ class InteractionWriter:
             items = [await self._queue.get()]
             # A batch of records, ended early by an erasure, which runs after them.
             while (
-                isinstance(items[-1], InteractionRecord)
+                isinstance(items[-1], _Submitted)
                 and len(items) < self.batch_size
                 and not self._queue.empty()
             ):
                 items.append(self._queue.get_nowait())
-            batch = [item for item in items if isinstance(item, InteractionRecord)]
+            submitted = [item for item in items if isinstance(item, _Submitted)]
             try:
-                if batch:
-                    await self._write(batch)
+                if submitted:
+                    await self._write(submitted)
                 if isinstance(items[-1], _Erasure):
                     await self._run_erasure(items[-1])
+            except Exception as exc:  # a bug here must not stop the writer (requests wait on it)
+                log.error("interaction_log_writer_error", error=f"{type(exc).__name__}: {exc}")
             finally:
-                for record in batch:
-                    self._pending.pop(record.trace_id, None)
+                for item in submitted:
+                    self._pending.pop(item.record.trace_id, None)
+                    if not item.done.done():
+                        item.done.set_result("failed")
                 for _ in items:
                     self._queue.task_done()
                 self._gauge()
@@ -211,7 +259,9 @@ class InteractionWriter:
         log.error("interaction_log_erase_failed", error=f"{type(error).__name__}: {error}")
         raise error
 
-    async def _write(self, batch: list[InteractionRecord]) -> None:
+    async def _write(self, submitted: list[_Submitted]) -> None:
+        """Write the records (retried, then one by one, then spilled) and settle their receipts."""
+        batch = [item.record for item in submitted]
         error: Exception | None = None
         for attempt in range(self.attempts):
             try:
@@ -222,10 +272,11 @@ class InteractionWriter:
                     await asyncio.sleep(self.backoff_s * 2**attempt)
                 continue
             self._count("written", len(batch))
+            _settle(submitted, "written")
             return
         if len(batch) > 1:  # one bad record must not take the others down with it
-            for record in batch:
-                await self._write([record])
+            for item in submitted:
+                await self._write([item])
             return
         log.error(
             "interaction_log_write_failed",
@@ -235,23 +286,28 @@ class InteractionWriter:
             spill_path=str(self.spill_path) if self.spill_path else None,
         )
         self._count("failed", len(batch))
-        await self._spill(batch)
+        _settle(submitted, "spilled" if await self._spill(batch) else "failed")
 
-    async def _spill(self, batch: list[InteractionRecord]) -> None:
+    async def _spill(self, batch: list[InteractionRecord]) -> bool:
+        """Append ``batch`` to the spill file (flushed to disk); whether it is there."""
         path = self.spill_path
         if path is None:
-            return
+            return False
         lines = "".join(json.dumps(r.as_row(), default=str) + "\n" for r in batch)
 
         def append() -> None:
             path.parent.mkdir(parents=True, exist_ok=True)
             with path.open("a", encoding="utf-8") as handle:
                 handle.write(lines)
+                handle.flush()
+                os.fsync(handle.fileno())
 
         try:
             await asyncio.to_thread(append)
-        except OSError as exc:
+        except (OSError, ValueError) as exc:
             log.error("interaction_log_spill_failed", error=str(exc), records=len(batch))
+            return False
+        return True
 
     async def _erase_spilled(self, session_id: str) -> None:
         """Erase the session's records in the spill file (rewritten whole, then swapped in)."""
@@ -283,6 +339,12 @@ class InteractionWriter:
     def _gauge(self) -> None:
         if self.metrics is not None:
             self.metrics.interaction_queue.set(self._queue.qsize())
+
+
+def _settle(submitted: list[_Submitted], outcome: Outcome) -> None:
+    for item in submitted:
+        if not item.done.done():
+            item.done.set_result(outcome)
 
 
 def _erased_line(line: str, session_id: str) -> str:

@@ -9,7 +9,8 @@ event, in the same body shape as an HTTP error.
 :func:`observed_sse` is the one loop that turns a turn's events into a route's wire format and
 reports the outcome exactly once: the answer (before the closing events are sent, so a client that
 reads the interaction log or the ledger right after the stream finds the rows), an error, or the
-client leaving (``cancelled``).
+client leaving (``cancelled``). When the interaction log is durable, the closing events (or the
+error event) are sent only once the outcome's record is committed.
 """
 
 from __future__ import annotations
@@ -94,10 +95,12 @@ async def observed_sse(
         async for event in events:
             if isinstance(event, StreamEnd):
                 report.answered(event.answer)
+                await report.recorded()
             for data in render(event):
                 yield data
     except Exception as exc:
         report.failed(exc)
+        await report.recorded()
         yield sse_event(stream_error(exc, report.trace_id), error_event)
     finally:
         report.failed(GeneratorExit())  # the client left (ignored once the outcome is reported)

@@ -68,7 +68,7 @@ async def generate(
     """
     _check_length(body, parts.settings.service.max_query_chars)
     trace_id: str = request.state.trace_id
-    with tele.observing(
+    async with tele.observing(
         ENDPOINT, body.query, trace_id=trace_id, mode=body.mode, session_id=body.session_id
     ) as seen:
         if body.reveal_pii:

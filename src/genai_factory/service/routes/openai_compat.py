@@ -262,7 +262,7 @@ async def chat_completions(request: Request, parts: Parts, tele: Observed) -> Re
     trace_id: str = request.state.trace_id
     text = _request_text(messages)
     mode = body.mode or "chat"
-    with tele.observing(ENDPOINT, text, trace_id=trace_id, mode=mode) as seen:
+    async with tele.observing(ENDPOINT, text, trace_id=trace_id, mode=mode) as seen:
         if body.reveal_pii:
             await check_reveal(request, parts)
         if body.stream:

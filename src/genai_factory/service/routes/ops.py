@@ -68,7 +68,8 @@ async def _flushed_log(tele: Telemetry) -> SqlInteractionLog:
     interactions = tele.interactions.log
     if not isinstance(interactions, SqlInteractionLog):
         raise ServiceNotReady("the interaction log has no database to read statistics from")
-    # Records are written after each response, in the background: take the ones just answered.
+    # A durable log wrote each answered request's record before its response; a log that is not
+    # durable writes it just after: take the ones just answered.
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(tele.interactions.flush(), FLUSH_WAIT_S)
     return interactions
