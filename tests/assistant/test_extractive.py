@@ -324,6 +324,36 @@ async def test_a_copied_clause_without_the_sentences_figure_becomes_the_sentence
     assert await extractor.unsupported_answer(question, with_figure, hits) is None
 
 
+async def test_a_longer_reply_with_only_some_of_the_sentences_figures_becomes_the_sentence() -> (
+    None
+):
+    extractor = SentenceExtractor(FakeEmbedder(), min_score=0.1)
+    sentence = "A session stores at most 40 messages and 128 KiB of them, as UTF-8 JSON."
+    hits = [hit(sentence)]
+    question = "How many messages does a session store at most?"
+    assert await extractor.unsupported_answer(question, "128 KiB, their UTF-8 JSON [1].", hits) == (
+        cited(sentence, 1)
+    )
+    both = "At most 40 messages and 128 KiB of them [1]."
+    assert await extractor.unsupported_answer(question, both, hits) is None
+
+
+async def test_a_longer_reply_naming_only_a_rows_setting_becomes_the_row() -> None:
+    extractor = SentenceExtractor(FakeEmbedder(), min_score=0.1)
+    row = (
+        "| `gateway.redis_prefix` | `GENAI_GATEWAY__REDIS_PREFIX` | `gf:` | prefix of Redis keys |"
+    )
+    hits = [hit(f"| setting | variable | default | meaning |\n|---|---|---|---|\n{row}")]
+    question = "What is the default prefix of the gateway's Redis keys?"
+    reply = "`gateway.redis_prefix` [1]. mean (in process) [1]"
+    assert (await extractor.unsupported_answer(question, reply, hits) or "").startswith(
+        "setting: `gateway.redis_prefix`;"
+    )
+    assert await extractor.unsupported_answer(
+        question, "The default prefix is `gf:` [1].", hits
+    ) is (None)
+
+
 async def test_a_reply_naming_a_settings_row_key_becomes_the_row() -> None:
     extractor = SentenceExtractor(FakeEmbedder(), min_score=0.1)
     row = (

@@ -59,7 +59,8 @@ RANK_LIFT = 0.1
 class Candidate:
     source: int  # the 1-based number of the source in the prompt
     text: str
-    key: str = ""  # a table row's first cell (a setting's name), else empty
+    #: A table row's cells (the first: its key, a setting's name), else empty.
+    cells: tuple[str, ...] = ()
 
 
 def may_be_declining(text: str) -> bool:
@@ -92,15 +93,15 @@ def _table_row(line: str, header: Sequence[str] = ()) -> str:
     return " | ".join(c for c in cells if c)
 
 
-def _pieces(text: str) -> list[tuple[str, str]]:
+def _pieces(text: str) -> list[tuple[str, tuple[str, ...]]]:
     """The sentences, table rows and code blocks of one source text, in order, each with its
-    key (a table row's first cell, else empty).
+    cells (a table row's, else none).
 
     Indexed chunk text has its whitespace folded (a code block or a table is one line), so code
     is found between ``` fences and table rows between ``| |`` breaks, not by line. A row after
     its table's header (the row before the ``|---|`` rule) is written with the column names.
     """
-    pieces: list[tuple[str, str]] = []
+    pieces: list[tuple[str, tuple[str, ...]]] = []
     for number, segment in enumerate(_FENCE_SPLIT.split(text)):
         segment = segment.strip()
         if not segment:
@@ -108,16 +109,16 @@ def _pieces(text: str) -> list[tuple[str, str]]:
         if number % 2:  # inside a fence: the language tag off, one piece
             code = " ".join(_LANGUAGE_TAG.sub("", segment).split())
             if code:
-                pieces.append((f"`{code}`", ""))
+                pieces.append((f"`{code}`", ()))
             continue
         for paragraph in _PARAGRAPH.split(segment):
             pieces.extend(_paragraph_pieces(" ".join(paragraph.split()).lstrip("#-* ")))
     return pieces
 
 
-def _paragraph_pieces(folded: str) -> list[tuple[str, str]]:
+def _paragraph_pieces(folded: str) -> list[tuple[str, tuple[str, ...]]]:
     """The sentences, list items and table rows of one folded paragraph (see :func:`_pieces`)."""
-    pieces: list[tuple[str, str]] = []
+    pieces: list[tuple[str, tuple[str, ...]]] = []
     header: list[str] = []
     previous = ""
     for part in _ROW_BREAK.split(folded):
@@ -125,7 +126,7 @@ def _paragraph_pieces(folded: str) -> list[tuple[str, str]]:
         if _TABLE_RULE.match(part) and "-" in part:  # the rule: the row before is the header
             if previous:
                 header = [c.lower() for c in _cells(previous)]
-                if pieces and pieces[-1][1] == _cells(previous)[0]:
+                if pieces and pieces[-1][1] == tuple(_cells(previous)):
                     pieces.pop()  # the header row itself answers nothing
             continue
         previous = ""
@@ -133,18 +134,18 @@ def _paragraph_pieces(folded: str) -> list[tuple[str, str]]:
             for sentence in _SENTENCE_END.split(item.strip()):
                 if sentence.count(" | ") >= 2 or sentence.startswith("|"):  # a table row
                     previous = sentence
-                    pieces.append((_table_row(sentence, header), _cells(sentence)[0]))
+                    pieces.append((_table_row(sentence, header), tuple(_cells(sentence))))
                 elif sentence.strip():
-                    pieces.append((sentence.strip(), ""))
+                    pieces.append((sentence.strip(), ()))
     return pieces
 
 
 def candidates(hits: Sequence[ScoredChunk], *, source_chars: int = 600) -> list[Candidate]:
     """Sentences, table rows and code lines of each source, as far as the prompt shows it."""
     return [
-        Candidate(number, piece[:MAX_CHARS], key)
+        Candidate(number, piece[:MAX_CHARS], cells)
         for number, hit in enumerate(hits, start=1)
-        for piece, key in _pieces(hit.chunk.text[:source_chars])
+        for piece, cells in _pieces(hit.chunk.text[:source_chars])
         if len(piece) >= MIN_CHARS and any(ch.isalnum() for ch in piece)
     ]
 
@@ -221,9 +222,13 @@ _WANTS_VALUE = re.compile(
 
 
 def _names_row_key(wanted: set[str], candidate: Candidate) -> bool:
-    """Whether ``candidate`` is a table row and the reply's stems are all in its first cell (its
-    key: a setting's name), not in the rest (the value): the reply names the key only."""
-    return bool(candidate.key) and wanted <= _stems(candidate.key)
+    """Whether ``candidate`` is a table row whose key (first cell: a setting's name) the reply
+    names while holding nothing of the row's other cells (its value)."""
+    if len(candidate.cells) < 2:
+        return False
+    key = _stems(candidate.cells[0])
+    rest = _stems(" ".join(candidate.cells[1:])) - key
+    return bool(wanted & key) and not wanted & rest
 
 
 def answer_type_bonus(question: str, candidate: str) -> float:
@@ -240,7 +245,7 @@ def answer_type_bonus(question: str, candidate: str) -> float:
     return bonus
 
 
-_NUMBER = re.compile(r"(?<![\w.\[])\d[\d,.]*(?![\w\]])")
+_NUMBER = re.compile(r"(?<![\w.\[])(?<![A-Za-z]-)\d[\d,.]*(?![\w\]])")
 _CITE = re.compile(r"\[(\d{1,2})\]")
 
 
@@ -402,10 +407,14 @@ class SentenceExtractor:
         copied = [c for c in near if len(wanted & _stems(c.text)) >= COPIED_SHARE * len(wanted)]
         if copied:
             source = copied[0]
-            if not _numbers(answer) and _numbers(source.text):
+            if _WANTS_VALUE.search(question) and _names_row_key(wanted, source):
+                return cited(source.text, source.source)  # the setting's name, not its value
+            figures, stated = _numbers(answer), _numbers(source.text)
+            if figures < stated:
                 # A part of the sentence without the sentence's figures ("the key's requests are
-                # refused until the period resets" from the sentence that says they get 402):
-                # the whole sentence answers.
+                # refused until the period resets" from the sentence that says they get 402), or
+                # with only some of them ("128 KiB" from "at most 40 messages and 128 KiB"): the
+                # whole sentence answers, and shows which figure is which.
                 return cited(source.text, source.source)
             return None
         best = ranked[0][0]
