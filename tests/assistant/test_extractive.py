@@ -393,3 +393,27 @@ async def test_the_first_sources_are_preferred_on_a_tie() -> None:
     ranked = await extractor.ranked("Which port does the service listen on?", [hit(same)] * 3)
     assert [c.source for c, _ in ranked] == [1, 2, 3]
     assert ranked[0][1] > ranked[1][1] > ranked[2][1]
+
+
+async def test_a_reply_echoing_a_named_sections_title_becomes_the_sections_opening() -> None:
+    extractor = SentenceExtractor(FakeEmbedder(), min_score=5.0)  # no sentence is good enough
+    section = Chunk(
+        id="c",
+        document_id="d",
+        text="```bash\ngenai-factory ingest path/to/docs\n```\n\nMarkdown files are indexed.",
+        title="Getting started",
+        source="s.md",
+        position=0,
+        heading="Getting started > Add your own documents",
+    )
+    other = hit("Unrelated words about ports.")
+    hits = [other, ScoredChunk(chunk=section, score=0.3)]
+    question = "How do I add my own documents?"
+    expected = "`genai-factory ingest path/to/docs` Markdown files are indexed [2]."
+    assert await extractor.unsupported_short_answer(
+        question, "Add your own documents [2].", hits
+    ) == (expected)
+    assert await extractor.answer(question, hits) == expected  # the model declined
+    # A section the question does not name gives nothing.
+    assert await extractor.answer("How do I delete a key?", hits) is None
+    assert await extractor.unsupported_short_answer(question, "Ports [1].", hits) is None

@@ -356,6 +356,10 @@ class SentenceExtractor:
             return None
         found = await self._reply_words_and_ranking(question, answer, hits)
         if found is None:
+            if not _numbers(answer) and _stems(_CITE.sub(" ", answer)) <= _stems(question):
+                # "Add your own documents [2]": the question's own words, the title of a
+                # section no sentence of which matches well: the section's opening answers.
+                return section_opening(question, hits, source_chars=self.source_chars)
             return None
         wanted, ranked = found
         if not _numbers(answer) and wanted <= _stems(question):
@@ -421,6 +425,31 @@ class SentenceExtractor:
         return cited(best.text, best.source)
 
     async def answer(self, question: str, hits: Sequence[ScoredChunk]) -> str | None:
-        """The cited sentence that answers ``question``, or ``None``."""
+        """The cited sentence that answers ``question``; else the opening of a source whose
+        section the question names (:func:`section_opening`); else ``None``."""
         found = await self.best(question, hits)
-        return None if found is None else cited(found[0].text, found[0].source)
+        if found is None:
+            return section_opening(question, hits, source_chars=self.source_chars)
+        return cited(found[0].text, found[0].source)
+
+
+def section_opening(
+    question: str, hits: Sequence[ScoredChunk], *, source_chars: int = 600
+) -> str | None:
+    """The first candidates of the first source whose section heading the question names
+    (:func:`names_section`: "How do I add my own documents?" and "Add your own documents"),
+    cited, up to :data:`MAX_CHARS`; ``None`` when no source's section is named. A how-to section
+    often opens with a command and a short sentence that no single sentence score ranks high."""
+    for number, hit in enumerate(hits, start=1):
+        if not names_section(question, hit.chunk.heading):
+            continue
+        parts: list[str] = []
+        for candidate in candidates([hit], source_chars=source_chars):
+            if parts and len(" ".join([*parts, candidate.text])) > MAX_CHARS:
+                break
+            parts.append(candidate.text)
+            if len(parts) == 2:
+                break
+        if parts:
+            return cited(" ".join(parts), number)
+    return None
