@@ -19,6 +19,7 @@ from genai_factory.agents.preload import preload_database
 from genai_factory.agents.sql import execute_select, read_schema
 from genai_factory.agents.sql_grammar import (
     asks_count,
+    asks_when,
     known_values,
     literal_kind,
     select_pattern,
@@ -190,6 +191,16 @@ def test_grammar_refuses_everything_else(pattern: re.Pattern[str], sql: str) -> 
             "SELECT signed_up FROM customers WHERE name = 'Hedy Lamarr'",
             True,
         ),
+        (
+            "When did Hedy Lamarr sign up?",  # "When": a date
+            "SELECT country FROM customers WHERE name = 'Hedy Lamarr'",
+            False,
+        ),
+        (
+            "When was the Desk lamp ordered?",  # a table without a date shows any column
+            "SELECT price FROM products WHERE name = 'Desk lamp'",
+            True,
+        ),
         # a value the question names is read from its table
         ("Where is Alan Turing from?", "SELECT name FROM products WHERE category = 'audio'", False),
         ("Where is Alan Turing from?", "SELECT country FROM customers", True),
@@ -282,6 +293,19 @@ def test_free_text_is_copied_from_the_question(shop: Path, sql: str, accepted: b
 )
 def test_a_count_is_asked_for_in_words(question: str, counting: bool) -> None:
     assert asks_count(question) is counting
+
+
+@pytest.mark.parametrize(
+    ("question", "when"),
+    [
+        ("When did Hedy Lamarr sign up?", True),
+        ("Since when is Grace Hopper a customer?", True),
+        ("How many orders were placed when the shop opened?", False),
+        ("Where is Alan Turing from?", False),
+    ],
+)
+def test_a_date_is_asked_for_with_when(question: str, when: bool) -> None:
+    assert asks_when(question) is when
 
 
 @pytest.mark.parametrize(

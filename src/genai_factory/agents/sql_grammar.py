@@ -150,11 +150,20 @@ def _clause_pattern(column: str, condition: str | None) -> str:
 
 @dataclass(frozen=True)
 class _Asked:
-    """What the question lets the select list be: whether it may be a lone count, and the
-    columns it may not show (those the question names exactly one known value of)."""
+    """What the question lets the select list be: whether it may be a lone count, the columns
+    it may not show (those the question names exactly one known value of), and whether it asks
+    for a date ("When ...?")."""
 
     counting: bool = True
     given: frozenset[tuple[str, str]] = frozenset()
+    when: bool = False
+
+    def shown(self, columns: Sequence[tuple[str, str, ColumnInfo]]) -> list[str]:
+        """Which of ``columns`` (table, as written, info) the select list may show: not a
+        given one; for "When ...?", the date columns when there are any."""
+        kept = [(t, w, c) for t, w, c in columns if (t, c.name) not in self.given]
+        dates = [w for _, w, c in kept if literal_kind(c) == "date"]
+        return dates if self.when and dates else [w for _, w, _ in kept]
 
 
 def _select_pattern(
@@ -195,7 +204,8 @@ def _single_table(
     if not columns or not _IDENTIFIER.fullmatch(table.name):
         return None
     column = _alternatives(columns)
-    selectable = [c for c in columns if (table.name, c) not in asked.given]
+    named = [c for c in table.columns if _IDENTIFIER.fullmatch(c.name)]
+    selectable = asked.shown([(table.name, c.name, c) for c in named])
     testable = [(table.name, c.name, c) for c in _filterable(table)]
     condition = _condition(testable, values, literals)
     select = _select_pattern(column, selectable, _numeric(table), asked)
@@ -217,12 +227,14 @@ def _joins(
                 continue
             pair = (table, target)
             column = _alternatives([f"{t.name}[.]{c}" for t in pair for c in _columns(t)])
-            selectable = [
-                f"{t.name}[.]{c}"
-                for t in pair
-                for c in _columns(t)
-                if (t.name, c) not in asked.given
-            ]
+            selectable = asked.shown(
+                [
+                    (t.name, f"{t.name}[.]{c.name}", c)
+                    for t in pair
+                    for c in t.columns
+                    if _IDENTIFIER.fullmatch(c.name)
+                ]
+            )
             numbers = [f"{t.name}[.]{c}" for t in pair for c in _numeric(t)]
             testable = [
                 (t.name, f"{t.name}[.]{c.name}", c) for t in (table, target) for c in _filterable(t)
@@ -253,7 +265,7 @@ def select_pattern(
         known, literals = named_values(known, question), question_literals(question)
         clear = _clearly_named(known, question)
         given = frozenset(key for key, named in clear.items() if len(named) == 1)
-        asked = _Asked(counting=asks_count(question), given=given)
+        asked = _Asked(counting=asks_count(question), given=given, when=asks_when(question))
     alternatives: list[tuple[set[str], str]] = []
     for table in schema.tables:
         single = _single_table(table, known, literals, asked)
@@ -300,6 +312,15 @@ def asks_count(question: str) -> bool:
     there"): only then may the select list be a lone ``count``. Otherwise the model wrote
     ``SELECT count(*) ... WHERE name = '<the row asked about>'`` for "What does X cost?"."""
     return _COUNTING.search(question) is not None
+
+
+_WHEN = re.compile(r"^\W*when\b|\bwhen (did|was|were|is|are|does|do|has|have)\b", re.IGNORECASE)
+
+
+def asks_when(question: str) -> bool:
+    """Whether ``question`` asks when something happened: then the select list shows date
+    columns (for "When did Hedy Lamarr sign up?" the model showed her ``country``)."""
+    return _WHEN.search(question) is not None
 
 
 def tables_named(schema: SchemaInfo, question: str) -> set[str]:
