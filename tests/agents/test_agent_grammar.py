@@ -235,6 +235,24 @@ def test_grammar_refuses_everything_else(pattern: re.Pattern[str], sql: str) -> 
             "JOIN orders ON orders.id = order_items.order_id WHERE orders.status = 'delivered'",
             False,
         ),  # a key is no quantity
+        (
+            "What is the total revenue of all delivered orders?",  # names no quantity
+            "SELECT sum(order_items.quantity) FROM order_items "
+            "JOIN orders ON orders.id = order_items.order_id WHERE orders.status = 'delivered'",
+            False,
+        ),
+        (
+            "What is the total quantity of all delivered orders?",  # names one
+            "SELECT sum(order_items.quantity) FROM order_items "
+            "JOIN orders ON orders.id = order_items.order_id WHERE orders.status = 'delivered'",
+            True,
+        ),
+        (
+            "What is the highest price of an order item?",  # "price" names unit_price
+            "SELECT max(unit_price) FROM order_items",
+            True,
+        ),
+        ("What is the average product price?", "SELECT avg(price) FROM products", True),
     ],
 )
 def test_with_the_question_literals_are_copied_from_it(

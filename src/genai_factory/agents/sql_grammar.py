@@ -157,6 +157,19 @@ class _Asked:
     counting: bool = True
     given: frozenset[tuple[str, str]] = frozenset()
     when: bool = False
+    #: The question's words, lower case, between spaces (``None``: no question).
+    text: str | None = None
+
+    def names(self, column: str) -> bool:
+        """Whether the question names ``column``: its words, or its last word ("price" for
+        ``unit_price``) in the singular or plural."""
+        if self.text is None:
+            return True
+        words = column.lower().split("_")
+        last = words[-1]
+        other = last[:-1] if last.endswith("s") else last + "s"
+        forms = (" ".join(words), last, other)
+        return any(f" {form} " in self.text for form in forms if form)
 
     def shown(self, columns: Sequence[tuple[str, str, ColumnInfo]]) -> list[str]:
         """Which of ``columns`` (table, as written, info) the select list may show: not a
@@ -167,16 +180,29 @@ class _Asked:
 
 
 def _select_pattern(
-    column: str, selectable: Sequence[str], numbers: Sequence[str], asked: _Asked
+    columns: Sequence[str],
+    selectable: Sequence[str],
+    numbers: Sequence[tuple[str, str]],
+    asked: _Asked,
 ) -> str:
     """``SELECT`` and its list: a lone aggregate (``count`` only when the question counts), an
-    aggregate of the product of two numeric columns, a column and an aggregate (for ``GROUP
-    BY``), or up to four ``selectable`` columns."""
+    aggregate of the product of two ``numbers`` (as written, name), a column and an aggregate
+    (for ``GROUP BY``), or up to four ``selectable`` columns.
+
+    Where a product can be written, a question that neither counts nor names any of the numbers
+    ("What is the total revenue ...?") gets no ``sum avg min max`` of a lone number: the model
+    wrote ``sum(quantity)`` for a revenue."""
+    column = _alternatives(columns)
     counts = f"count\\(\\*\\)|count\\(DISTINCT {column}\\)"
     aggregate = f"({counts}|{_AGGREGATES}\\({column}\\))"
-    lone = [aggregate if asked.counting else f"{_MEASURES}\\({column}\\)"]
+    measured = list(columns)
+    if len(numbers) >= 2 and not asked.counting and not any(asked.names(n) for _, n in numbers):
+        written = {w for w, _ in numbers}
+        measured = [c for c in columns if c not in written]
+    measures = [f"{_MEASURES}\\({_alternatives(measured)}\\)"] if measured else []
+    lone = [aggregate] if asked.counting else measures
     if len(numbers) >= 2:
-        factor = _alternatives(numbers)
+        factor = _alternatives([w for w, _ in numbers])
         lone.append(f"{_MEASURES}\\({factor} [*] {factor}\\)")
     shown = [f"{_alternatives(selectable)}, {aggregate}"] if selectable else []
     if selectable:
@@ -208,7 +234,8 @@ def _single_table(
     selectable = asked.shown([(table.name, c.name, c) for c in named])
     testable = [(table.name, c.name, c) for c in _filterable(table)]
     condition = _condition(testable, values, literals)
-    select = _select_pattern(column, selectable, _numeric(table), asked)
+    numbers = [(c, c) for c in _numeric(table)]
+    select = _select_pattern(columns, selectable, numbers, asked)
     return f"{select} FROM {table.name}{_clause_pattern(column, condition)}"
 
 
@@ -226,7 +253,8 @@ def _joins(
             if target is None or target is table or not _IDENTIFIER.fullmatch(target_col):
                 continue
             pair = (table, target)
-            column = _alternatives([f"{t.name}[.]{c}" for t in pair for c in _columns(t)])
+            written = [f"{t.name}[.]{c}" for t in pair for c in _columns(t)]
+            column = _alternatives(written)
             selectable = asked.shown(
                 [
                     (t.name, f"{t.name}[.]{c.name}", c)
@@ -235,7 +263,7 @@ def _joins(
                     if _IDENTIFIER.fullmatch(c.name)
                 ]
             )
-            numbers = [f"{t.name}[.]{c}" for t in pair for c in _numeric(t)]
+            numbers = [(f"{t.name}[.]{c}", c) for t in pair for c in _numeric(t)]
             testable = [
                 (t.name, f"{t.name}[.]{c.name}", c) for t in (table, target) for c in _filterable(t)
             ]
@@ -244,7 +272,7 @@ def _joins(
                 f"FROM {table.name} JOIN {target.name} "
                 f"ON {target.name}[.]{target_col} = {table.name}[.]{col.name}"
             )
-            select = _select_pattern(column, selectable, numbers, asked)
+            select = _select_pattern(written, selectable, numbers, asked)
             clauses = _clause_pattern(column, condition)
             joins.append(({table.name, target.name}, f"{select} {source}{clauses}"))
     return joins
@@ -265,7 +293,12 @@ def select_pattern(
         known, literals = named_values(known, question), question_literals(question)
         clear = _clearly_named(known, question)
         given = frozenset(key for key, named in clear.items() if len(named) == 1)
-        asked = _Asked(counting=asks_count(question), given=given, when=asks_when(question))
+        asked = _Asked(
+            counting=asks_count(question),
+            given=given,
+            when=asks_when(question),
+            text=f" {' '.join(_words(question)).lower()} ",
+        )
     alternatives: list[tuple[set[str], str]] = []
     for table in schema.tables:
         single = _single_table(table, known, literals, asked)
