@@ -18,10 +18,13 @@ from genai_factory.agents.knowledge import KnowledgeSearchTool
 from genai_factory.agents.preload import preload_database
 from genai_factory.agents.sql import execute_select, read_schema
 from genai_factory.agents.sql_grammar import (
+    asks_count,
+    asks_when,
     known_values,
     literal_kind,
     select_pattern,
     sql_input_schema,
+    tables_named,
     values_query,
 )
 from genai_factory.agents.sql_results import ColumnInfo
@@ -156,6 +159,100 @@ def test_grammar_refuses_everything_else(pattern: re.Pattern[str], sql: str) -> 
             True,
         ),
         ("What is the cheapest product?", "SELECT name FROM products ORDER BY price LIMIT 1", True),
+        # a lone count only when the question counts
+        (
+            "How much does the Laptop stand cost?",
+            "SELECT count(*) FROM products WHERE name = 'Laptop stand'",
+            False,
+        ),
+        (
+            "How much does the Laptop stand cost?",
+            "SELECT count(name) FROM products WHERE name = 'Laptop stand'",
+            False,
+        ),
+        (
+            "How much does the Laptop stand cost?",
+            "SELECT price FROM products WHERE name = 'Laptop stand'",
+            True,
+        ),
+        (
+            "Which status is the most common?",  # a count beside its group is still allowed
+            "SELECT status, count(*) FROM orders GROUP BY status ORDER BY count(*) DESC LIMIT 1",
+            True,
+        ),
+        # the column whose one value the question names is not what it asks for
+        (
+            "When did Hedy Lamarr sign up?",
+            "SELECT name FROM customers WHERE name = 'Hedy Lamarr'",
+            False,
+        ),
+        (
+            "When did Hedy Lamarr sign up?",
+            "SELECT signed_up FROM customers WHERE name = 'Hedy Lamarr'",
+            True,
+        ),
+        (
+            "When did Hedy Lamarr sign up?",  # "When": a date
+            "SELECT country FROM customers WHERE name = 'Hedy Lamarr'",
+            False,
+        ),
+        (
+            "When was the Desk lamp ordered?",  # a table without a date shows any column
+            "SELECT price FROM products WHERE name = 'Desk lamp'",
+            True,
+        ),
+        # a value the question names is read from its table
+        ("Where is Alan Turing from?", "SELECT name FROM products WHERE category = 'audio'", False),
+        ("Where is Alan Turing from?", "SELECT country FROM customers", True),
+        (
+            "Where is Alan Turing from?",
+            "SELECT orders.status FROM orders JOIN customers ON customers.id = orders.customer_id "
+            "WHERE customers.name = 'Alan Turing'",
+            True,
+        ),
+        # and so is every table it names, through a join when it names two
+        (
+            "How many orders has Grace Hopper placed?",
+            "SELECT count(*) FROM customers WHERE name = 'Grace Hopper'",
+            False,
+        ),
+        ("How many products do we sell?", "SELECT count(*) FROM customers", False),
+        (
+            "How many orders have ordered at before 2024-07-01?",  # "at" does not name 'AT'
+            "SELECT count(*) FROM orders WHERE ordered_at < '2024-07-01'",
+            True,
+        ),
+        # the product of two quantities, as a revenue is
+        (
+            "What is the total revenue of all delivered orders?",
+            "SELECT sum(order_items.quantity * order_items.unit_price) FROM order_items "
+            "JOIN orders ON orders.id = order_items.order_id WHERE orders.status = 'delivered'",
+            True,
+        ),
+        (
+            "What is the total revenue of all delivered orders?",
+            "SELECT sum(order_items.order_id * order_items.unit_price) FROM order_items "
+            "JOIN orders ON orders.id = order_items.order_id WHERE orders.status = 'delivered'",
+            False,
+        ),  # a key is no quantity
+        (
+            "What is the total revenue of all delivered orders?",  # names no quantity
+            "SELECT sum(order_items.quantity) FROM order_items "
+            "JOIN orders ON orders.id = order_items.order_id WHERE orders.status = 'delivered'",
+            False,
+        ),
+        (
+            "What is the total quantity of all delivered orders?",  # names one
+            "SELECT sum(order_items.quantity) FROM order_items "
+            "JOIN orders ON orders.id = order_items.order_id WHERE orders.status = 'delivered'",
+            True,
+        ),
+        (
+            "What is the highest price of an order item?",  # "price" names unit_price
+            "SELECT max(unit_price) FROM order_items",
+            True,
+        ),
+        ("What is the average product price?", "SELECT avg(price) FROM products", True),
     ],
 )
 def test_with_the_question_literals_are_copied_from_it(
@@ -181,8 +278,16 @@ def test_with_the_question_literals_are_copied_from_it(
             "WHERE customers.name = 'Ada Lovelace'",
             False,
         ),
-        ("SELECT email FROM customers WHERE name LIKE '%Hopper%'", True),
-        ("SELECT email FROM customers WHERE name LIKE '%Ada%'", False),
+        (
+            "SELECT count(*) FROM orders JOIN customers ON customers.id = orders.customer_id "
+            "WHERE customers.name LIKE '%Hopper%'",
+            True,
+        ),
+        (
+            "SELECT count(*) FROM orders JOIN customers ON customers.id = orders.customer_id "
+            "WHERE customers.name LIKE '%Ada%'",
+            False,
+        ),
     ],
 )
 def test_free_text_is_copied_from_the_question(shop: Path, sql: str, accepted: bool) -> None:
@@ -190,6 +295,50 @@ def test_free_text_is_copied_from_the_question(shop: Path, sql: str, accepted: b
     found = select_pattern(read_schema(str(shop)), None, question)  # no known values
     assert found is not None
     assert bool(re.fullmatch(found, sql)) is accepted
+
+
+@pytest.mark.parametrize(
+    ("question", "counting"),
+    [
+        ("How many orders were shipped?", True),
+        ("What is the number of customers?", True),
+        ("Count the orders whose status is placed.", True),
+        ("Are there cancelled orders?", True),
+        ("How much does the Laptop stand cost?", False),
+        ("When did Hedy Lamarr sign up?", False),
+        ("What is the total quantity of all order items?", False),
+    ],
+)
+def test_a_count_is_asked_for_in_words(question: str, counting: bool) -> None:
+    assert asks_count(question) is counting
+
+
+@pytest.mark.parametrize(
+    ("question", "when"),
+    [
+        ("When did Hedy Lamarr sign up?", True),
+        ("Since when is Grace Hopper a customer?", True),
+        ("How many orders were placed when the shop opened?", False),
+        ("Where is Alan Turing from?", False),
+    ],
+)
+def test_a_date_is_asked_for_with_when(question: str, when: bool) -> None:
+    assert asks_when(question) is when
+
+
+@pytest.mark.parametrize(
+    ("question", "tables"),
+    [
+        ("How many customers are there?", {"customers"}),
+        ("Which customer signed up first?", {"customers"}),
+        ("What is the total quantity of all order items?", {"order_items"}),  # not orders
+        ("How many orders and products are there?", {"orders", "products"}),
+        ("When did Hedy Lamarr sign up?", set()),
+        ("How many orders were ordered in 2024?", {"orders"}),  # "ordered" names nothing
+    ],
+)
+def test_the_tables_a_question_names(shop: Path, question: str, tables: set[str]) -> None:
+    assert tables_named(read_schema(str(shop)), question) == tables
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,9 @@ queries a small model can get right and that name real tables and columns:
 [ORDER BY <expr> [DESC]] [LIMIT <n>]``
 
 where ``<what>`` is ``count(*)``, an aggregate of a column (``count sum avg min max``, ``count(DISTINCT
-col)``), a column and an aggregate (with ``GROUP BY``), or up to four columns, each ``<col>`` belongs to the tables in ``FROM`` (qualified as
+col)``), ``sum avg min max`` of the product of two numeric columns that are not keys (a revenue:
+``sum(quantity * unit_price)``), a column and an aggregate (with ``GROUP BY``), or up to four
+columns, each ``<col>`` belongs to the tables in ``FROM`` (qualified as
 ``table.col`` after a join along a foreign key), and the one condition compares a column with a
 literal of its own kind (:func:`literal_kind`): a number for a numeric column (keys and foreign
 keys included), a quoted text for a text column, a quoted date for a date or time column. So
@@ -26,6 +28,16 @@ customer asked about by name), a date (``ordered_at = '2024-05-01'`` for "shippe
 for "How many orders did <name> place?": the join to ``customers`` is left). The price: a value
 the question only paraphrases ("Germany" for ``'DE'``) cannot be written either.
 
+The question also shapes what is read and shown. ``FROM`` reads the tables it names
+(:func:`tables_named`: "customers", "order items") and those holding a known value it names
+clearly (longer than two characters, or as the database writes it: "US" but not the "at" of
+"ordered at"); when no alternative reads all of them, those reading the most are kept, so "Where is
+Alan Turing from?" reads ``customers`` (or a join with it), not ``products``. A lone ``count`` is
+only written when the question counts (:func:`asks_count`: "how many", "number", "count", "are
+there"), and a column whose one value the question names is not shown: for "How much does the
+Laptop stand cost?" the model wrote ``SELECT count(*) ... WHERE name = 'Laptop stand'``, which
+can now only be ``SELECT price ...`` or another column of the row.
+
 One condition only: with ``AND`` allowed, the 135M model kept adding made-up
 ones. The grammar only shapes what the model writes: the query still goes through the read-only
 checks of ``sql_query``. A small model cannot misspell a table, a column or a known value under it.
@@ -35,6 +47,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from genai_factory.agents.sql_results import ColumnInfo, SchemaInfo, SQLResult, TableInfo
@@ -60,6 +73,7 @@ _LITERALS: Literals = {
 _NUMERIC_TYPES = ("INT", "REAL", "FLOA", "DOUB", "NUM", "DEC", "SERIAL", "MONEY")
 _TEXT_TYPES = ("CHAR", "TEXT", "CLOB", "STRING")
 _AGGREGATES = r"(count|sum|avg|min|max)"
+_MEASURES = r"(sum|avg|min|max)"
 #: Longest SQL text the grammar lets the model write.
 MAX_SQL_CHARS = 400
 #: A text column with at most this many distinct values is compared with them only.
@@ -134,24 +148,102 @@ def _clause_pattern(column: str, condition: str | None) -> str:
     return f"{where}( GROUP BY {column})?( ORDER BY {order}( DESC)?)?( LIMIT [0-9]{{1,3}})?"
 
 
-def _select_pattern(column: str) -> str:
-    aggregate = f"(count\\(\\*\\)|{_AGGREGATES}\\({column}\\)|count\\(DISTINCT {column}\\))"
-    grouped = f"{column}, {aggregate}"
-    return f"SELECT ({aggregate}|{grouped}|{column}(, {column}){{0,3}})"
+@dataclass(frozen=True)
+class _Asked:
+    """What the question lets the select list be: whether it may be a lone count, the columns
+    it may not show (those the question names exactly one known value of), and whether it asks
+    for a date ("When ...?")."""
+
+    counting: bool = True
+    given: frozenset[tuple[str, str]] = frozenset()
+    when: bool = False
+    #: The question's words, lower case, between spaces (``None``: no question).
+    text: str | None = None
+
+    def names(self, column: str) -> bool:
+        """Whether the question names ``column``: its words, or its last word ("price" for
+        ``unit_price``) in the singular or plural."""
+        if self.text is None:
+            return True
+        words = column.lower().split("_")
+        last = words[-1]
+        other = last[:-1] if last.endswith("s") else last + "s"
+        forms = (" ".join(words), last, other)
+        return any(f" {form} " in self.text for form in forms if form)
+
+    def shown(self, columns: Sequence[tuple[str, str, ColumnInfo]]) -> list[str]:
+        """Which of ``columns`` (table, as written, info) the select list may show: not a
+        given one; for "When ...?", the date columns when there are any."""
+        kept = [(t, w, c) for t, w, c in columns if (t, c.name) not in self.given]
+        dates = [w for _, w, c in kept if literal_kind(c) == "date"]
+        return dates if self.when and dates else [w for _, w, _ in kept]
 
 
-def _single_table(table: TableInfo, values: ColumnValues, literals: Literals) -> str | None:
+def _select_pattern(
+    columns: Sequence[str],
+    selectable: Sequence[str],
+    numbers: Sequence[tuple[str, str]],
+    asked: _Asked,
+) -> str:
+    """``SELECT`` and its list: a lone aggregate (``count`` only when the question counts), an
+    aggregate of the product of two ``numbers`` (as written, name), a column and an aggregate
+    (for ``GROUP BY``), or up to four ``selectable`` columns.
+
+    Where a product can be written, a question that neither counts nor names any of the numbers
+    ("What is the total revenue ...?") gets no ``sum avg min max`` of a lone number: the model
+    wrote ``sum(quantity)`` for a revenue."""
+    column = _alternatives(columns)
+    counts = f"count\\(\\*\\)|count\\(DISTINCT {column}\\)"
+    aggregate = f"({counts}|{_AGGREGATES}\\({column}\\))"
+    measured = list(columns)
+    if len(numbers) >= 2 and not asked.counting and not any(asked.names(n) for _, n in numbers):
+        written = {w for w, _ in numbers}
+        measured = [c for c in columns if c not in written]
+    measures = [f"{_MEASURES}\\({_alternatives(measured)}\\)"] if measured else []
+    lone = [aggregate] if asked.counting else measures
+    if len(numbers) >= 2:
+        factor = _alternatives([w for w, _ in numbers])
+        lone.append(f"{_MEASURES}\\({factor} [*] {factor}\\)")
+    shown = [f"{_alternatives(selectable)}, {aggregate}"] if selectable else []
+    if selectable:
+        plain = _alternatives(selectable)
+        shown.append(f"{plain}(, {plain}){{0,3}}")
+    return f"SELECT {_alternatives(lone + shown)}"
+
+
+def _numeric(table: TableInfo) -> list[str]:
+    """The columns of ``table`` holding quantities: numeric, neither keys nor ``*_id``."""
+    return [
+        c.name
+        for c in table.columns
+        if _IDENTIFIER.fullmatch(c.name)
+        and literal_kind(c) == "number"
+        and not (c.primary_key or c.references)
+        and not (c.name.lower() == "id" or c.name.lower().endswith("_id"))
+    ]
+
+
+def _single_table(
+    table: TableInfo, values: ColumnValues, literals: Literals, asked: _Asked
+) -> str | None:
     columns = _columns(table)
     if not columns or not _IDENTIFIER.fullmatch(table.name):
         return None
     column = _alternatives(columns)
+    named = [c for c in table.columns if _IDENTIFIER.fullmatch(c.name)]
+    selectable = asked.shown([(table.name, c.name, c) for c in named])
     testable = [(table.name, c.name, c) for c in _filterable(table)]
     condition = _condition(testable, values, literals)
-    return f"{_select_pattern(column)} FROM {table.name}{_clause_pattern(column, condition)}"
+    numbers = [(c, c) for c in _numeric(table)]
+    select = _select_pattern(columns, selectable, numbers, asked)
+    return f"{select} FROM {table.name}{_clause_pattern(column, condition)}"
 
 
-def _joins(schema: SchemaInfo, values: ColumnValues, literals: Literals) -> list[str]:
-    """One alternative per foreign key ``a.x -> b.y``: ``FROM a JOIN b ON b.y = a.x``."""
+def _joins(
+    schema: SchemaInfo, values: ColumnValues, literals: Literals, asked: _Asked
+) -> list[tuple[set[str], str]]:
+    """One alternative per foreign key ``a.x -> b.y``: ``FROM a JOIN b ON b.y = a.x``, with the
+    two tables it reads."""
     tables = {t.name: t for t in schema.tables if _IDENTIFIER.fullmatch(t.name)}
     joins = []
     for table in tables.values():
@@ -160,9 +252,18 @@ def _joins(schema: SchemaInfo, values: ColumnValues, literals: Literals) -> list
             target = tables.get(target_name)
             if target is None or target is table or not _IDENTIFIER.fullmatch(target_col):
                 continue
-            column = _alternatives(
-                [f"{t.name}[.]{c}" for t in (table, target) for c in _columns(t)]
+            pair = (table, target)
+            written = [f"{t.name}[.]{c}" for t in pair for c in _columns(t)]
+            column = _alternatives(written)
+            selectable = asked.shown(
+                [
+                    (t.name, f"{t.name}[.]{c.name}", c)
+                    for t in pair
+                    for c in t.columns
+                    if _IDENTIFIER.fullmatch(c.name)
+                ]
             )
+            numbers = [(f"{t.name}[.]{c}", c) for t in pair for c in _numeric(t)]
             testable = [
                 (t.name, f"{t.name}[.]{c.name}", c) for t in (table, target) for c in _filterable(t)
             ]
@@ -171,7 +272,9 @@ def _joins(schema: SchemaInfo, values: ColumnValues, literals: Literals) -> list
                 f"FROM {table.name} JOIN {target.name} "
                 f"ON {target.name}[.]{target_col} = {table.name}[.]{col.name}"
             )
-            joins.append(f"{_select_pattern(column)} {source}{_clause_pattern(column, condition)}")
+            select = _select_pattern(written, selectable, numbers, asked)
+            clauses = _clause_pattern(column, condition)
+            joins.append(({table.name, target.name}, f"{select} {source}{clauses}"))
     return joins
 
 
@@ -185,15 +288,93 @@ def select_pattern(
     """
     known = values or {}
     literals = _LITERALS
+    asked = _Asked()
     if question is not None:
         known, literals = named_values(known, question), question_literals(question)
-    singles = [
-        p for p in (_single_table(t, known, literals) for t in schema.tables) if p is not None
-    ]
-    alternatives = singles + _joins(schema, known, literals)
+        clear = _clearly_named(known, question)
+        given = frozenset(key for key, named in clear.items() if len(named) == 1)
+        asked = _Asked(
+            counting=asks_count(question),
+            given=given,
+            when=asks_when(question),
+            text=f" {' '.join(_words(question)).lower()} ",
+        )
+    alternatives: list[tuple[set[str], str]] = []
+    for table in schema.tables:
+        single = _single_table(table, known, literals, asked)
+        if single is not None:
+            alternatives.append(({table.name}, single))
+    alternatives += _joins(schema, known, literals, asked)
+    if question is not None:
+        wanted = tables_named(schema, question) | {t for (t, _), v in clear.items() if v}
+        alternatives = _reading(alternatives, wanted)
     if not alternatives:
         return None
-    return "^(" + "|".join(alternatives) + ")$"
+    return "^(" + "|".join(pattern for _, pattern in alternatives) + ")$"
+
+
+def _clearly_named(
+    named: Mapping[tuple[str, str], Sequence[str]], question: str
+) -> dict[tuple[str, str], list[str]]:
+    """The ``named`` values that cannot be a common word of the question: longer than two
+    characters, or written in the question as in the database ("US", but not the "at" of
+    "ordered at" for ``'AT'``)."""
+    words = f" {' '.join(_words(question))} "
+    return {
+        key: [v for v in values if len(v) > 2 or f" {' '.join(_words(v))} " in words]
+        for key, values in named.items()
+    }
+
+
+def _reading(
+    alternatives: list[tuple[set[str], str]], wanted: set[str]
+) -> list[tuple[set[str], str]]:
+    """The alternatives that read the most of the ``wanted`` tables (all, when none does)."""
+    most = max((len(tables & wanted) for tables, _ in alternatives), default=0)
+    return [a for a in alternatives if len(a[0] & wanted) == most] if most else alternatives
+
+
+_COUNTING = re.compile(
+    r"\b(how many|number|numbers|count|counts|counted|how often|(are|is|were|was) there)\b",
+    re.IGNORECASE,
+)
+
+
+def asks_count(question: str) -> bool:
+    """Whether ``question`` asks for a count ("how many", "the number of", "count", "are
+    there"): only then may the select list be a lone ``count``. Otherwise the model wrote
+    ``SELECT count(*) ... WHERE name = '<the row asked about>'`` for "What does X cost?"."""
+    return _COUNTING.search(question) is not None
+
+
+_WHEN = re.compile(r"^\W*when\b|\bwhen (did|was|were|is|are|does|do|has|have)\b", re.IGNORECASE)
+
+
+def asks_when(question: str) -> bool:
+    """Whether ``question`` asks when something happened: then the select list shows date
+    columns (for "When did Hedy Lamarr sign up?" the model showed her ``country``)."""
+    return _WHEN.search(question) is not None
+
+
+def tables_named(schema: SchemaInfo, question: str) -> set[str]:
+    """The tables ``question`` names, by their name (``order_items`` as "order items") or its
+    singular or plural, as whole words in any case; a longer name is matched first, so "order
+    items" does not also name ``orders``."""
+    text = f" {' '.join(_words(question)).lower()} "
+    found: set[str] = set()
+    tables = sorted(schema.tables, key=lambda t: -len(t.name))
+    for table in tables:
+        words = table.name.lower().replace("_", " ").split()
+        if not words:
+            continue
+        last = words[-1]
+        other = last[:-1] if last.endswith("s") else last + "s"
+        for form in (words, [*words[:-1], other]):
+            phrase = f" {' '.join(form)} "
+            if phrase in text:
+                found.add(table.name)
+                text = text.replace(phrase, " | ")
+    return found
 
 
 def sql_input_schema(
