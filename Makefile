@@ -53,7 +53,7 @@ services:
 	@bash scripts/start-services.sh
 
 test: $(STAMP) services lint typecheck
-	$(BIN)/pytest
+	$(BIN)/pytest --durations=15
 
 bench: $(STAMP)
 	$(BIN)/python bench/llm_overhead.py
