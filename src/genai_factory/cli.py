@@ -34,6 +34,18 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+@app.callback()
+def _quiet_until_configured() -> None:
+    """Until a command configures logging from its settings: warnings only, on stderr, so stdout
+    carries nothing but the command's own output (``--json`` stays parseable), however the app is
+    invoked (the script's :func:`main` or an embedding caller)."""
+    from genai_factory.observability.logging import configure_logging
+
+    configure_logging("warning")
+
+
 app.add_typer(keys_app, name="keys")
 app.add_typer(tools_app, name="tools")
 app.add_typer(models_app, name="models")

@@ -105,6 +105,10 @@ class ModelSettings(Credentials):
     adapter; else the path of a GGUF adapter file (docs/mlops.md, "The shipped adapter").
     ``adapter_merge``: fold the adapter into the model's weights once (a cached file, served at
     the bare model's speed) instead of applying it at every token.
+    ``decline_shift`` (llama.cpp only): added to the logit of the decline's first token ("I" of
+    "I don't know") at the first token of answers from sources (the RAG prompt), a calibration of
+    how readily the model declines; unset: the value stored with the adapter (the shipped
+    adapter's ``decline_shift`` in its JSON file), else 0 (docs/mlops.md, "The shipped adapter").
     """
 
     provider: LLMProvider = "llamacpp"
@@ -112,6 +116,7 @@ class ModelSettings(Credentials):
     model_path: Path | None = None
     adapter: str = "default"
     adapter_merge: bool = True
+    decline_shift: float | None = Field(default=None, ge=-20.0, le=20.0)
     n_ctx: int = Field(default=2048, ge=256)
     n_threads: int = Field(default_factory=lambda: max(1, min(os.cpu_count() or 1, 8)), ge=1)
     timeout_s: float = Field(default=60.0, gt=0)

@@ -99,6 +99,10 @@ class ChatOptions(BaseModel):
     #: Native tool calling: OpenAI-style function specs (``{"type": "function", "function": ...}``).
     #: Backends without native tool calling ignore them.
     tools: tuple[dict[str, Any], ...] | None = None
+    #: The prompt asks for an answer from numbered sources or a plain decline (the RAG prompt).
+    #: A backend whose model carries a calibrated decline shift (``llm.decline_shift``, e.g. the
+    #: shipped adapter's) applies it to the first answer token; others ignore the flag.
+    answer_from_sources: bool = False
 
 
 class ChatResponse(BaseModel):

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -8,6 +9,7 @@ from genai_factory.assistant.service import AssistantService
 from genai_factory.config import Price
 from genai_factory.exceptions import ProviderUnavailable
 from genai_factory.memory.inprocess import InMemoryHistory
+from genai_factory.messages import ChatOptions, ChatResponse, Message
 from genai_factory.rag.index import KnowledgeIndex
 from genai_factory.rag.stores import EmbeddedVectorStore
 from genai_factory.testing.fakes import FakeChatModel, FakeEmbedder
@@ -117,3 +119,26 @@ async def test_auto_mode_answers_from_a_section_the_question_names(tmp_path: Pat
     assert (await assistant.generate("How do I add my own documents?")).route == "rag"
     # one word of the heading is not enough
     assert (await assistant.generate("How do I add a user?")).route == "chat"
+
+
+class _OptionsSpy(FakeChatModel):
+    def __init__(self, replies: list[str]) -> None:
+        super().__init__(replies)
+        self.options: list[ChatOptions | None] = []
+
+    async def chat(
+        self, messages: Sequence[Message], options: ChatOptions | None = None
+    ) -> ChatResponse:
+        self.options.append(options)
+        return await super().chat(messages, options)
+
+
+async def test_only_answers_from_sources_are_flagged_for_the_decline_shift(
+    index: KnowledgeIndex,
+) -> None:
+    model = _OptionsSpy(["Use llm fallbacks [1].", "Hello!"])
+    assistant = AssistantService(model, index, system_prompt="sys", top_k=2, min_score=0.2)
+    assert (await assistant.generate("How do I configure a fallback model?")).route == "rag"
+    assert (await assistant.generate("zzz qqq")).route == "chat"
+    flags = [o.answer_from_sources if o else False for o in model.options]
+    assert flags == [True, False]

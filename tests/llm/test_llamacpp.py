@@ -165,3 +165,23 @@ async def test_json_schema_mode_constrains_output() -> None:
     import json
 
     assert json.loads(response.text)["colour"] in {"red", "green", "blue"}
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_decline_shift_steers_the_first_token_of_answers_from_sources(
+    model: LlamaCppModel,
+) -> None:
+    messages = [Message.user("Say hello to Ada.")]
+    greedy = ChatOptions(max_tokens=3, temperature=0.0)
+    sourced = greedy.model_copy(update={"answer_from_sources": True})
+    try:
+        model.decline_shift = 30.0
+        assert (await model.chat(messages, sourced)).text.startswith("I")
+        # Only answers from sources are shifted.
+        plain = (await model.chat(messages, greedy)).text
+        model.decline_shift = -30.0
+        assert not (await model.chat(messages, sourced)).text.startswith("I")
+        model.decline_shift = 0.0
+        assert (await model.chat(messages, greedy)).text == plain
+    finally:
+        model.decline_shift = 0.0

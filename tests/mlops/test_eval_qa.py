@@ -78,6 +78,30 @@ def test_base_is_bare_and_default_is_what_the_service_serves(fake_settings: Sett
     assert isinstance(base, LlamaCppModel) and base.adapter_path is None
     assert isinstance(default, LlamaCppModel) and default.adapter_path == shipped_adapter_path()
     assert base.model_path == default.model_path  # the same bundled weights under both
+    # the shipped adapter's calibration comes with it; the bare model has none
+    assert base.decline_shift == 0.0
+    assert default.decline_shift == LlamaCppModel(adapter_path=shipped_adapter_path()).decline_shift
+    tuned = local.model_copy(update={"llm": local.llm.model_copy(update={"decline_shift": -0.5})})
+    assert load_model(tuned, "default").decline_shift == -0.5
+
+
+def test_with_context_flags_answers_from_sources(fake_settings: Settings, qa_file: Path) -> None:
+    from genai_factory.messages import ChatOptions, ChatResponse, Message
+
+    seen: list[bool] = []
+
+    class Spy(FakeChatModel):
+        async def chat(
+            self, messages: list[Message], options: ChatOptions | None = None
+        ) -> ChatResponse:
+            seen.append(bool(options and options.answer_from_sources))
+            return await super().chat(messages, options)
+
+    evaluate_qa(fake_settings, qa_file, model=Spy(["x"] * 4), progress=False, limit=1)
+    evaluate_qa(
+        fake_settings, qa_file, model=Spy(["x"] * 4), progress=False, limit=1, with_context=False
+    )
+    assert seen == [True, False]
 
 
 def test_limit_is_a_deterministic_sample(qa_file: Path) -> None:

@@ -267,7 +267,9 @@ class AssistantService:
             return list(
                 build_chat_messages(turn.query, system_prompt=self.system_prompt, history=history)
             )
-        turn.options = turn.options.model_copy(update={"stop": RAG_STOP})
+        turn.options = turn.options.model_copy(
+            update={"stop": RAG_STOP, "answer_from_sources": True}
+        )
         return list(
             build_rag_messages(
                 turn.query,

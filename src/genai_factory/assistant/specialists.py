@@ -135,7 +135,12 @@ class DocumentsSpecialist:
             extracted = await self._extracted(step.question, hits)
             text = extracted or "The sources did not fit in the step's token budget."
             return StepOutput(text, stop_reason="token_budget", hits=hits)
-        options = ChatOptions(max_tokens=max_tokens, temperature=self.temperature, stop=RAG_STOP)
+        options = ChatOptions(
+            max_tokens=max_tokens,
+            temperature=self.temperature,
+            stop=RAG_STOP,
+            answer_from_sources=True,
+        )
         response = await self.model.chat(messages, options)
         text = response.text.strip()
         if abstained(text):

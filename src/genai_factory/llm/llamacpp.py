@@ -12,6 +12,7 @@ in the GGUF file. All llama.cpp work (loading, generation, tokenizing) runs on o
 from __future__ import annotations
 
 import importlib.util
+import json
 from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -44,6 +45,8 @@ SHIPPED_AGENT_ADAPTER = Path(__file__).resolve().parent / "adapters" / "smollm2-
 #: ``llm.adapter`` values: the shipped adapter (bundled model only) and no adapter.
 DEFAULT_ADAPTER = "default"
 NO_ADAPTER = "none"
+#: The first token of the decline the shipped adapter was trained to write ("I don't know: ...").
+DECLINE_FIRST_TEXT = "I"
 
 
 def bundled_gguf_path() -> Path:
@@ -88,6 +91,38 @@ def resolve_adapter(adapter: str | Path | None, model_path: Path | str | None) -
     return path
 
 
+def stored_decline_shift(adapter_path: Path | None) -> float:
+    """The decline shift stored beside an adapter (``decline_shift`` in ``<adapter>.json``), or 0.
+
+    A missing or unreadable file, or one without the key, means no calibration: 0.
+    """
+    if adapter_path is None:
+        return 0.0
+    try:
+        value = json.loads(adapter_path.with_suffix(".json").read_text(encoding="utf-8"))
+        return float(value.get("decline_shift", 0.0)) if isinstance(value, dict) else 0.0
+    except (OSError, ValueError, TypeError):
+        return 0.0
+
+
+class FirstTokenShift:
+    """A llama.cpp logits processor adding ``shift`` to one token's logit at the first position.
+
+    One instance serves one generation: the first call it sees is the first generated token.
+    """
+
+    def __init__(self, token: int, shift: float) -> None:
+        self.token = token
+        self.shift = shift
+        self._done = False
+
+    def __call__(self, input_ids: Any, scores: Any) -> Any:
+        if not self._done:
+            self._done = True
+            scores[self.token] += self.shift
+        return scores
+
+
 def _as_dicts(messages: Sequence[Message]) -> list[dict[str, str]]:
     return [{"role": m.role, "content": m.content} for m in messages]
 
@@ -108,6 +143,9 @@ class LlamaCppModel(ChatModel):
             (:mod:`genai_factory.llm.adapter_merge`: the merged file is cached, and serves at the
             base model's speed) instead of applying it at every token; falls back to applying it
             when the merged file cannot be written.
+        decline_shift: added to the logit of the decline's first token at the first token of
+            answers from sources (``ChatOptions.answer_from_sources``); ``None``: the value stored
+            beside the adapter (:func:`stored_decline_shift`).
     """
 
     local_weights = True
@@ -124,6 +162,7 @@ class LlamaCppModel(ChatModel):
             worker=worker,
             adapter_path=resolve_adapter(settings.adapter, settings.model_path),
             adapter_merge=settings.adapter_merge,
+            decline_shift=settings.decline_shift,
         )
 
     def __init__(
@@ -138,6 +177,7 @@ class LlamaCppModel(ChatModel):
         adapter_path: Path | str | None = None,
         adapter_scale: float = 1.0,
         adapter_merge: bool = True,
+        decline_shift: float | None = None,
     ) -> None:
         self.model_path = Path(model_path) if model_path else bundled_gguf_path()
         if not self.model_path.is_file():
@@ -147,6 +187,11 @@ class LlamaCppModel(ChatModel):
             raise ConfigurationError(f"LoRA adapter file not found: {self.adapter_path}")
         self.adapter_scale = adapter_scale
         self.adapter_merge = adapter_merge
+        #: Added to the decline's first-token logit in answers from sources (see ChatOptions).
+        self.decline_shift = (
+            stored_decline_shift(self.adapter_path) if decline_shift is None else decline_shift
+        )
+        self._decline_token: int | None = None
         #: The file llama.cpp loaded: the model, or the model merged with the adapter.
         self.loaded_path: Path | None = None
         self.name = name
@@ -244,7 +289,20 @@ class LlamaCppModel(ChatModel):
         }
         if options.json_schema is not None:
             kwargs["response_format"] = {"type": "json_object", "schema": options.json_schema}
+        if options.answer_from_sources and self.decline_shift:
+            from llama_cpp import LogitsProcessorList
+
+            shift = FirstTokenShift(self._decline_token_id(), self.decline_shift)
+            kwargs["logits_processor"] = LogitsProcessorList([shift])
         return kwargs
+
+    def _decline_token_id(self) -> int:
+        if self._decline_token is None:
+            tokens = self._load_blocking().tokenize(
+                DECLINE_FIRST_TEXT.encode(), add_bos=False, special=False
+            )
+            self._decline_token = int(tokens[0])
+        return self._decline_token
 
     def _chat_blocking(self, messages: Sequence[Message], options: ChatOptions) -> ChatResponse:
         llama = self._load_blocking()

@@ -135,6 +135,8 @@ def load_model(settings: Settings, ref: str) -> ChatModel:
         n_threads=settings.llm.n_threads,
         adapter_path=files.adapter,
         adapter_merge=settings.llm.adapter_merge,
+        # What the service serves takes the configured shift; other files, their stored one.
+        decline_shift=settings.llm.decline_shift if ref in ("", "default") else None,
     )
 
 
@@ -188,7 +190,8 @@ async def answer_all(
     for item in items:
         messages = service_prompt(settings, item, with_context=with_context)
         started = time.perf_counter()
-        response = await model.chat(messages, QA_OPTIONS)
+        options = QA_OPTIONS.model_copy(update={"answer_from_sources": with_context})
+        response = await model.chat(messages, options)
         latencies.append((time.perf_counter() - started) * 1000)
         answer = extract_answer(response.text)
         em, f1 = score(answer, item.answers)
