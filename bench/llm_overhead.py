@@ -8,13 +8,16 @@ interleaved rounds in one process (so machine noise hits all of them alike):
 * ``adapter``: ``LlamaCppModel.chat`` with the shipped LoRA adapter as the service serves it
   (``llm.adapter`` ``default``, ``llm.adapter_merge`` true: folded into the weights once);
 * ``per_token``: the same adapter applied by llama.cpp at every token (``adapter_merge`` false);
+* ``sourced``: the ``adapter`` model asked for an answer from sources
+  (``ChatOptions.answer_from_sources``), so its calibrated decline shift runs as a logits
+  processor, as on the service's RAG route;
 * ``service``: ``POST /v1/assistant/generate`` (mode ``chat``) on a uvicorn server on 127.0.0.1,
   timed by an HTTP client (validation, routing, JSON, the network stack included), without the
   adapter so that the row measures the service's own overhead.
 
 Each prints the median tokens/s over the rounds and its ratio to the anchor's median (and the
-adapter's ratio to ``model``). Targets: ``model`` >= 0.95, ``service`` >= 0.90, ``adapter`` >= 0.90
-of ``model``.
+adapter's ratio to ``model``). Targets: ``model`` >= 0.95, ``service`` >= 0.90, ``adapter`` and
+``sourced`` >= 0.90 of ``model``.
 
 The merged file is built before the rounds start (or taken from the merge cache), like the
 service does at start-up.
@@ -83,10 +86,16 @@ def _raw_runner(threads: int, max_tokens: int, n_ctx: int) -> Callable[[], tuple
 
 
 def _model_runner(
-    model: LlamaCppModel, loop: asyncio.AbstractEventLoop, max_tokens: int
+    model: LlamaCppModel,
+    loop: asyncio.AbstractEventLoop,
+    max_tokens: int,
+    *,
+    from_sources: bool = False,
 ) -> Callable[[], tuple[int, float]]:
     messages = [Message.system(SYSTEM), Message.user(QUERY)]
-    options = ChatOptions(max_tokens=max_tokens, temperature=0.0, seed=0)
+    options = ChatOptions(
+        max_tokens=max_tokens, temperature=0.0, seed=0, answer_from_sources=from_sources
+    )
 
     def run() -> tuple[int, float]:
         start = time.perf_counter()
@@ -172,9 +181,10 @@ def main() -> None:
         "model": _model_runner(model, loop, args.max_tokens),
         "adapter": _model_runner(adapted, loop, args.max_tokens),
         "per_token": _model_runner(per_token, loop, args.max_tokens),
+        "sourced": _model_runner(adapted, loop, args.max_tokens, from_sources=True),
     }
     rates: dict[str, list[float]] = {
-        name: [] for name in ("raw", "model", "adapter", "per_token", "service")
+        name: [] for name in ("raw", "model", "adapter", "per_token", "sourced", "service")
     }
     with (
         TemporaryDirectory() as data_dir,
@@ -201,7 +211,7 @@ def main() -> None:
     for name, values in rates.items():
         median = statistics.median(values)
         print(f"  {name:9s} median {median:7.1f} tokens/s   ratio to raw {median / anchor:.3f}")
-    for name in ("adapter", "per_token"):
+    for name in ("adapter", "per_token", "sourced"):
         ratio = statistics.median(rates[name]) / statistics.median(rates["model"])
         print(f"  {name} / model {ratio:.3f}")
 
