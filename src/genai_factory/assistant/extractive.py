@@ -269,13 +269,21 @@ _WANTS_LIST = re.compile(
     r"([a-z-]+[^su\W]s)\b",
     re.IGNORECASE,
 )
-#: Items of an enumeration: "a, b or c", "`a`, `b`, `c`".
+#: What separates the items of an enumeration: "a, b or c", "`a`, `b`, `c`".
 _LIST_SEPARATOR = re.compile(r",\s|\s(?:or|and)\s")
+#: An item of an enumeration has at most this many words ("plain text (`.txt`)").
+LIST_ITEM_WORDS = 4
+_NUMBER_WORD = re.compile(
+    r"\b(?:two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|hundred|"
+    r"thousand|million|twice)\b",
+    re.IGNORECASE,
+)
 _WANTS_PLACE = re.compile(r"\bwhere\b", re.IGNORECASE)
 #: A path or a dot-file: ``/data``, ``.genai``, ``<data_dir>/index``, ``~/.cache``.
 _PATH = re.compile(r"(?:^|[\s`(])(?:~?/\w|\.\w|<\w+>/)")
-#: The lifts of :func:`structure_bonus`.
-KEY_LIFT, NOUN_LIFT, LIST_LIFT, PLACE_LIFT = 0.15, 0.15, 0.1, 0.1
+#: The lifts of :func:`structure_bonus`, and what a candidate without a figure loses for "how
+#: many".
+KEY_LIFT, NOUN_LIFT, LIST_LIFT, PLACE_LIFT, NO_COUNT_DROP = 0.15, 0.15, 0.1, 0.1, 0.25
 
 
 def key_words(key: str) -> set[str]:
@@ -319,15 +327,35 @@ def states_count_of(noun: str, text: str) -> bool:
     return re.search(rf"\d[\d,.]*\W+(?:\w+\W+){{0,2}}{re.escape(noun)}", text.lower()) is not None
 
 
+def is_enumeration(text: str) -> bool:
+    """Whether ``text`` lists at least three short items in a row ("Markdown (`.md`), plain text
+    (`.txt`) and PDF", "`pii` (redact), `toxicity` (block), `prompt_leak` (block)")."""
+    run = longest = 0
+    for item in _LIST_SEPARATOR.split(_CITE.sub(" ", text)):
+        run = run + 1 if 0 < len(item.split()) <= LIST_ITEM_WORDS else 0
+        longest = max(longest, run)
+    return longest >= 3
+
+
+def states_figure(text: str) -> bool:
+    """Whether ``text`` states a figure, in digits or in words (citations aside; not "one", which
+    is as often a pronoun: "the serving one")."""
+    plain = _CITE.sub(" ", text)
+    return bool(_DIGIT.search(plain) or _NUMBER_WORD.search(plain))
+
+
 def structure_bonus(question: str, candidate: Candidate, text: str) -> float:
     """Lifts for a candidate whose form fits the question: a table row whose key the question
     names (:data:`KEY_LIFT` times :func:`key_share`), a figure next to the noun a "how many"
-    question counts, an enumeration for "which <plural noun>", a path for "where"."""
+    question counts (and a drop for no figure at all), an enumeration for "which <plural noun>",
+    a path for "where"."""
     bonus = KEY_LIFT * key_share(question, candidate)
     noun = counted_noun(question)
     if noun and states_count_of(noun, text):
         bonus += NOUN_LIFT
-    if _WANTS_LIST.search(question) and len(_LIST_SEPARATOR.findall(text)) >= 2:
+    if _HOW_MANY.search(question) and not states_figure(text):
+        bonus -= NO_COUNT_DROP
+    if _WANTS_LIST.search(question) and is_enumeration(text):
         bonus += LIST_LIFT
     if _WANTS_PLACE.search(question) and _PATH.search(text):
         bonus += PLACE_LIFT
