@@ -22,6 +22,7 @@ from genai_factory.assistant.extractive import (
     key_words,
     may_be_declining,
     overlap,
+    plain_words,
     states_count_of,
     states_figure,
     structure_bonus,
@@ -490,3 +491,8 @@ def test_which_things_wants_an_enumeration_and_where_a_path() -> None:
 
 def test_retries_and_retry_share_a_stem() -> None:
     assert overlap("How often are retries made?", "A `Retry-After` header is honoured.") > 0
+
+
+def test_candidates_are_embedded_in_plain_words() -> None:
+    row_text = "setting: `log_level`; default: `info`; meaning: **the** level"
+    assert plain_words(row_text) == "setting: log level; default: info; meaning: the level"

@@ -150,6 +150,15 @@ def candidates(hits: Sequence[ScoredChunk], *, source_chars: int = 600) -> list[
     ]
 
 
+_MARKUP = re.compile(r"[`*]+")
+
+
+def plain_words(text: str) -> str:
+    """``text`` as it is embedded: without code and emphasis marks, a name's underscores read as
+    spaces (``setting: `log_level``` → ``setting: log level``), as the question is written."""
+    return _MARKUP.sub("", text).replace("_", " ")
+
+
 def content_words(text: str) -> set[str]:
     words = {w.strip("./-") for w in _WORD.findall(text.lower())}
     return {w for w in words if w and w not in _STOPWORDS}
@@ -419,7 +428,7 @@ class SentenceExtractor:
         # a question quoted as an example ('so "Which ... ?" goes to RAG') is not what the
         # sentence states: it is scored without it
         texts = [_QUOTED_QUESTION.sub(" ", c.text) for c in found]
-        vectors = await self.embedder.embed([question, *texts])
+        vectors = await self.embedder.embed([question, *(plain_words(t) for t in texts)])
         similarity = vectors[1:] @ vectors[0]  # unit rows: cosine similarity
         last = max(len(hits) - 1, 1)
         scored = [
