@@ -6,6 +6,9 @@ embedder at a finer grain: :class:`SentenceMaxSimReranker` scores each candidate
 cosine similarity between the query and any one of its sentences. A claim or a question usually
 matches one sentence of a passage; a whole-chunk vector dilutes that sentence among the others.
 The sentence score is combined with the fused score (both standardised over the candidates).
+A table row under its header counts as one sentence, written with its column names in plain words
+(:func:`row_text`), and a candidate holding a row whose setting the query names (every word of
+``log_level`` in "What is the default log level?") is lifted by :data:`KEY_LIFT`.
 
 Sentence vectors are computed at ingest (``prepare``) when the embedder caches them
 (:class:`~genai_factory.rag.embedding_cache.CachedEmbedder`), so a query only embeds the query.
