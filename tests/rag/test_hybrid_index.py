@@ -172,6 +172,10 @@ def test_table_rows_are_embedded_with_their_column_names_in_plain_words() -> Non
     # rows whose header is in another chunk keep their cells, as before
     assert sentences("| `a.b` | 1 | c |") == ["| `a.b` | 1 | c |"]
     assert row_text(["setting", "default"], ["`x_y`", "`3`"]) == "setting: x y; default: 3"
+    # prose that repeats the key's words is meaning, not a spelling of the key
+    assert row_text(["setting", "meaning"], ["`max_tokens`", "max tokens per call"]) == (
+        "setting: max tokens; meaning: max tokens per call"
+    )
 
 
 def test_a_query_names_a_setting_when_it_holds_every_word_of_its_key() -> None:

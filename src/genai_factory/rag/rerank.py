@@ -40,8 +40,10 @@ def _cells(line: str) -> list[str]:
 
 
 def _repeats_key(cell: str, key: str) -> bool:
-    """Whether ``cell`` spells the row's key again with at most two more words
+    """Whether ``cell`` is code that spells the row's key again with at most two more words
     (``GENAI_LLM__PROVIDER`` beside ``llm.provider``)."""
+    if not cell.startswith("`"):
+        return False
     key_words, cell_words = set(_WORD.findall(key.lower())), set(_WORD.findall(cell.lower()))
     return bool(key_words) and key_words < cell_words and len(cell_words - key_words) <= 2
 
