@@ -8,8 +8,8 @@ and the median answer time. Then five questions the guide does not answer, count
 from the guide's sources (by the model or a quoted sentence) instead of declined. A development
 set: the facts are written from ``docs/``.
 
-    .venv/bin/python bench/guide_questions.py [--adapter default|none] [--set first|second|third|both|all]
-        [--data-dir DIR] [--json]
+    .venv/bin/python bench/guide_questions.py [--adapter default|none]
+        [--set first|second|third|fourth|new|both|all] [--data-dir DIR] [--json]
 
 The index is kept in ``--data-dir`` (default ``.genai/guide-bench``) so later runs start faster.
 """
@@ -89,12 +89,33 @@ THIRD: list[tuple[str, str]] = [
     ("Which output guards run on an answer by default?", r"pii|toxicity|prompt_leak|groundedness"),
     ("How long is the longest wait between two retries of a model call?", r"\b8\b|eight"),
 ]
+#: A fourth set, written before the retrieval and ranking rules were changed for the third set's
+#: misses and never used to tune them: ``--set new`` checks whether those changes generalize.
+FOURTH: list[tuple[str, str]] = [
+    ("How many tokens may each model call of the agent write?", r"\b160\b"),
+    ("How long may one tool call of the agent take before it times out?", r"\b10\b"),
+    ("How long is the wait after the first failed attempt of a model call?", r"0\.5"),
+    ("How much time does one model call get in total by default?", r"\b120\b"),
+    ("At what share of a key's budget is a budget alert sent?", r"0\.8|80 ?%"),
+    ("How often are the MLOps gauges refreshed by default?", r"\b60\b"),
+    ("What status code does a request get while the service is still loading?", r"\b503\b"),
+    ("Which file types can I upload to the documents API?", r"pdf|html"),
+    ("What is the largest image the vision endpoint accepts?", r"5,?000,?000|5 ?mb"),
+    ("Where does the container image keep its data?", r"/data\b"),
+    ("Which user does the container run as?", r"10001"),
+    ("How many requests per window does the drift check read at most?", r"2,?000"),
+    ("Which guards check the user's question by default?", r"injection.*toxicity|toxicity.*pii"),
+    ("What is the largest request body the service accepts by default?", r"1 ?mib|1,?048,?576"),
+    ("Which exit code does the command line return when the input is wrong?", r"\b2\b"),
+]
 SETS = {
     "first": QUESTIONS,
     "second": SECOND,
     "third": THIRD,
+    "fourth": FOURTH,
+    "new": FOURTH,
     "both": QUESTIONS + SECOND,
-    "all": QUESTIONS + SECOND + THIRD,
+    "all": QUESTIONS + SECOND + THIRD + FOURTH,
 }
 
 #: Questions the guide does not answer: the answer should decline (or the route be plain chat),

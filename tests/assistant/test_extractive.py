@@ -9,11 +9,23 @@ import pytest
 from genai_factory.assistant.answer import StreamDelta, StreamEnd
 from genai_factory.assistant.extractive import (
     DECLINE,
+    LIST_LIFT,
+    PLACE_LIFT,
+    Candidate,
     SentenceExtractor,
     answer_type_bonus,
     candidates,
     cited,
+    counted_noun,
+    is_enumeration,
+    key_share,
+    key_words,
     may_be_declining,
+    overlap,
+    plain_words,
+    states_count_of,
+    states_figure,
+    structure_bonus,
     unsupported_numbers,
 )
 from genai_factory.assistant.service import AssistantService
@@ -417,3 +429,70 @@ async def test_a_reply_echoing_a_named_sections_title_becomes_the_sections_openi
     # A section the question does not name gives nothing.
     assert await extractor.answer("How do I delete a key?", hits) is None
     assert await extractor.unsupported_short_answer(question, "Ports [1].", hits) is None
+
+
+def row(text: str, *cells: str) -> Candidate:
+    return Candidate(1, text, cells)
+
+
+def test_a_row_whose_key_the_question_names_is_lifted() -> None:
+    fusion = row("setting: `rag.retrieval.fusion`", "`rag.retrieval.fusion`", "`zscore`")
+    weights = row(
+        "setting: `rag.retrieval.dense_weight`", "`rag.retrieval.dense_weight` / `w`", "`0.5`"
+    )
+    question = "Which fusion method does hybrid retrieval use by default?"
+    assert key_words(fusion.cells[0]) == {"fusion"}
+    assert key_share(question, fusion) == 1.0
+    assert key_share(question, weights) == 0.0
+    assert structure_bonus(question, fusion, fusion.text) > structure_bonus(
+        question, weights, weights.text
+    )
+    # "longest" names a `max_...` setting; a unit suffix is no word of the key
+    backoff = row("x", "`llm.resilience.max_backoff_s`", "`8`")
+    assert key_words(backoff.cells[0]) == {"max", "backoff"}
+    assert key_share("What is the longest backoff?", backoff) == 1.0
+    assert key_share("What is the backoff?", backoff) == 0.5
+    assert key_share(question, row("A sentence, no row.")) == 0.0
+
+
+def test_a_how_many_question_wants_a_figure_next_to_its_noun() -> None:
+    question = "How many index versions are kept after a full ingest?"
+    assert counted_noun(question) == "version"
+    assert counted_noun("How many sources are retrieved per question?") == "sourc"
+    assert counted_noun("How many times is a call attempted?") is None  # how often
+    assert counted_noun("Which port is used?") is None
+    counted = "`rag.keep_versions` (default 3) ready versions are kept."
+    elsewhere = "Version 3 of the index is built from scratch."
+    assert states_count_of("version", counted)
+    assert not states_count_of("version", elsewhere)
+    bonus = structure_bonus(question, row(counted), counted)
+    assert bonus > structure_bonus(question, row(elsewhere), elsewhere)
+    # a candidate without any figure cannot say how many ("the serving one" is no figure)
+    figureless = "Every full ingest builds a new index version beside the serving one."
+    assert not states_figure(figureless)
+    assert states_figure("It keeps three versions.")
+    assert structure_bonus(question, row(figureless), figureless) < 0
+
+
+def test_which_things_wants_an_enumeration_and_where_a_path() -> None:
+    listing = "Supported files are Markdown (`.md`), plain text (`.txt`), HTML and PDF (`.pdf`)."
+    prose = "Hidden files and directories are skipped; a broken file is reported, the others kept."
+    assert is_enumeration(listing) and not is_enumeration(prose)
+    assert not is_enumeration("setting: `a`; environment variable: `A`; default: `1`; meaning: b")
+    question = "Which file formats does ingest index?"
+    assert structure_bonus(question, row(listing), listing) == pytest.approx(LIST_LIFT)
+    assert structure_bonus("What does ingest do?", row(listing), listing) == 0.0
+    assert structure_bonus("Which address does it bind to?", row(listing), listing) == 0.0
+    where = "Where does the service keep its state?"
+    for path in ("State is kept in `.genai`.", "It keeps its data in /data.", "`<data_dir>/index`"):
+        assert structure_bonus(where, row(path), path) == pytest.approx(PLACE_LIFT), path
+    assert structure_bonus(where, row("State is kept on disk."), "State is kept on disk.") == 0.0
+
+
+def test_retries_and_retry_share_a_stem() -> None:
+    assert overlap("How often are retries made?", "A `Retry-After` header is honoured.") > 0
+
+
+def test_candidates_are_embedded_in_plain_words() -> None:
+    row_text = "setting: `log_level`; default: `info`; meaning: **the** level"
+    assert plain_words(row_text) == "setting: log level; default: info; meaning: the level"

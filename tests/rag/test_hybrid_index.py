@@ -9,8 +9,14 @@ import pytest
 from genai_factory.messages import Chunk, Document
 from genai_factory.rag.index import KnowledgeIndex
 from genai_factory.rag.loaders import content_hash
-from genai_factory.rag.rerank import SentenceMaxSimReranker, sentences
-from genai_factory.rag.retrieval import RetrievalOptions
+from genai_factory.rag.rerank import (
+    SentenceMaxSimReranker,
+    names_setting,
+    row_keys,
+    row_text,
+    sentences,
+)
+from genai_factory.rag.retrieval import Candidate, RetrievalOptions
 from genai_factory.rag.stores import EmbeddedVectorStore
 from genai_factory.testing.fakes import FakeEmbedder
 
@@ -146,3 +152,52 @@ async def test_sentence_reranker_prefers_the_best_matching_sentence(tmp_path: Pa
     assert "rerank" in hits[0].scores
     vector = (await embedder.embed(["volcanic ash falls quickly"]))[0]
     assert float(np.dot(vector, vector)) == pytest.approx(1.0, abs=1e-5)
+
+
+SETTINGS_TABLE = (
+    "| setting | environment variable | default | meaning |\n"
+    "|---|---|---|---|\n"
+    "| `data_dir` | `GENAI_DATA_DIR` | `.genai` | where the index and other state are kept |\n"
+    "| `log_level` | `GENAI_LOG_LEVEL` | `info` | `debug`, `info`, `warning` or `error` |"
+)
+
+
+def test_table_rows_are_embedded_with_their_column_names_in_plain_words() -> None:
+    assert sentences(f"Settings first.\n{SETTINGS_TABLE}") == [
+        "Settings first.",
+        # no header row, no rule, no cell that spells the key again (the variable)
+        "setting: data dir; default: .genai; meaning: where the index and other state are kept",
+        "setting: log level; default: info; meaning: debug, info, warning or error",
+    ]
+    # rows whose header is in another chunk keep their cells, as before
+    assert sentences("| `a.b` | 1 | c |") == ["| `a.b` | 1 | c |"]
+    assert row_text(["setting", "default"], ["`x_y`", "`3`"]) == "setting: x y; default: 3"
+    # prose that repeats the key's words is meaning, not a spelling of the key
+    assert row_text(["setting", "meaning"], ["`max_tokens`", "max tokens per call"]) == (
+        "setting: max tokens; meaning: max tokens per call"
+    )
+
+
+def test_a_query_names_a_setting_when_it_holds_every_word_of_its_key() -> None:
+    table = "| setting | default |\n|---|---|\n| `llm.resilience.max_backoff_s` | `8` |"
+    assert row_keys(table) == [{"max", "backoff"}]  # the last segment, the unit suffix aside
+    assert row_keys(SETTINGS_TABLE) == [{"data", "dir"}, {"log", "level"}]
+    assert names_setting("What is the default log level?", SETTINGS_TABLE)
+    assert names_setting("Which levels of logs are there?", SETTINGS_TABLE)  # crude stems
+    assert not names_setting("What level of detail do answers have?", SETTINGS_TABLE)
+    assert not names_setting("What is the log level?", "The `log_level` setting, in prose.")
+
+
+async def test_the_reranker_lifts_a_chunk_holding_the_named_setting(tmp_path: Path) -> None:
+    embedder = FakeEmbedder()
+    lifted = SentenceMaxSimReranker(embedder, weight=0.0, key_lift=1.0)
+    plain = SentenceMaxSimReranker(embedder, weight=0.0, key_lift=0.0)
+    chunks = [
+        Chunk(id=f"d:{i}", document_id="d", text=text, title="d", source="d.md", position=i)
+        for i, text in enumerate(["Log lines have a level.", SETTINGS_TABLE])
+    ]
+    candidates = [Candidate(c, dense=0.5, scores={"fused": 1.0}) for c in chunks]
+    vector = (await embedder.embed(["What is the default log level?"]))[0]
+    query = "What is the default log level?"
+    assert await lifted.rerank(query, vector, candidates) == pytest.approx([1.0, 2.0])
+    assert await plain.rerank(query, vector, candidates) == pytest.approx([1.0, 1.0])

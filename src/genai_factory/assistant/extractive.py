@@ -6,12 +6,15 @@ scored well, :class:`SentenceExtractor` picks the sentence (or table row, or com
 sources that best matches the question and answers with it, cited: ``The service listens on port
 8000 [1].`` It never invents: the answer is a sentence of a source, shown to the reader as written.
 
-A candidate's score is the cosine similarity of its embedding to the question's (the index's own
-embedder), plus half the share of the question's content words it contains, plus a lift when it
-is of the kind the question asks for (a figure for "how many", a setting or command for "how do
-I"), plus a small lift for the sources that retrieval ranked first (the first source gets
-:data:`RANK_LIFT`, the last none). Below ``min_score`` nothing is extracted and the model's answer
-stands.
+A candidate's score is the cosine similarity of its embedding (of its plain words,
+:func:`plain_words`) to the question's (the index's own embedder), plus half the share of the
+question's content words it contains, plus a lift when it is of the kind the question asks for (a
+figure for "how many", a setting or command for "how do I"), plus a small lift for the sources that
+retrieval ranked first (the first source gets :data:`RANK_LIFT`, the last none). Lifts for the form
+of the answer come on top (:func:`structure_bonus`): a table row whose key the question names, a
+figure next to the noun a "how many" question counts (and a drop for a candidate without a figure),
+an enumeration for "which <plural noun>", a path for "where". Below ``min_score`` nothing is
+extracted and the model's answer stands.
 """
 
 from __future__ import annotations
@@ -150,6 +153,15 @@ def candidates(hits: Sequence[ScoredChunk], *, source_chars: int = 600) -> list[
     ]
 
 
+_MARKUP = re.compile(r"[`*]+")
+
+
+def plain_words(text: str) -> str:
+    """``text`` as it is embedded: without code and emphasis marks, a name's underscores read as
+    spaces (``setting: `log_level``` → ``setting: log level``), as the question is written."""
+    return _MARKUP.sub("", text).replace("_", " ")
+
+
 def content_words(text: str) -> set[str]:
     words = {w.strip("./-") for w in _WORD.findall(text.lower())}
     return {w for w in words if w and w not in _STOPWORDS}
@@ -161,6 +173,8 @@ def _plain(text: str) -> str:
 
 
 def _stem(word: str) -> str:
+    if len(word) > 5 and word.endswith("ies"):  # "retries" -> "retry", as "retry" itself
+        return word[:-3] + "y"
     for suffix in ("ing", "es", "s", "ed"):
         if len(word) > len(suffix) + 3 and word.endswith(suffix):
             return word[: -len(suffix)]
@@ -245,6 +259,121 @@ def answer_type_bonus(question: str, candidate: str) -> float:
     return bonus
 
 
+#: Words a question uses for the abbreviations of setting names (``max_backoff_s``: "longest").
+_KEY_SYNONYMS = {
+    "max": frozenset(("longest", "largest", "most", "highest", "maximum", "biggest", "cap")),
+    "min": frozenset(("shortest", "smallest", "least", "lowest", "minimum", "fewest")),
+}
+#: A unit suffix of a setting name (``timeout_s``, ``max_bytes``): no word of the question.
+_KEY_UNITS = frozenset(("s", "ms", "bytes", "usd"))
+_IDENTIFIER = re.compile(r"`([^`]+)`")
+#: What follows "how many" up to its noun's end: "how many index versions are kept" -> "index
+#: versions".
+_HOW_MANY = re.compile(
+    r"\bhow many ((?:[a-z-]+ )*?[a-z-]+)(?= (?:are|is|do|does|did|can|could|may|might|will|would|"
+    r"should|must|of|per|in|on|at|for|to|get|have|has|go|one|each|a|the)\b|\W*$)",
+    re.IGNORECASE,
+)
+#: "which tools ...", "what file formats ...": a plural noun right after which/what (or after one
+#: word more), asking for several things.
+_WANTS_LIST = re.compile(
+    r"^\W*(?:which|what) (?!(?:does|is|was|has)\b)(?:[a-z-]+ )?(?!(?:does|is|was|has)\b)"
+    r"([a-z-]+[^su\W]s)\b",
+    re.IGNORECASE,
+)
+#: What separates the items of an enumeration: "a, b or c", "`a`, `b`, `c`".
+_LIST_SEPARATOR = re.compile(r",\s|\s(?:or|and)\s")
+#: An item of an enumeration has at most this many words ("plain text (`.txt`)").
+LIST_ITEM_WORDS = 4
+_NUMBER_WORD = re.compile(
+    r"\b(?:two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|hundred|"
+    r"thousand|million|twice)\b",
+    re.IGNORECASE,
+)
+_WANTS_PLACE = re.compile(r"\bwhere\b", re.IGNORECASE)
+#: A path or a dot-file: ``/data``, ``.genai``, ``<data_dir>/index``, ``~/.cache``.
+_PATH = re.compile(r"(?:^|[\s`(])(?:~?/\w|\.\w|<\w+>/)")
+#: The lifts of :func:`structure_bonus`, and what a candidate without a figure loses for "how
+#: many".
+KEY_LIFT, NOUN_LIFT, LIST_LIFT, PLACE_LIFT, NO_COUNT_DROP = 0.15, 0.15, 0.1, 0.1, 0.25
+
+
+def key_words(key: str) -> set[str]:
+    """The words of a table row's key (its first cell): of its first code span, if it has one
+    (``rag.retrieval.fusion`` / ``keyword_weight`` → the first), the last dotted segment split
+    at underscores (``max_backoff_s`` → ``max``, ``backoff``), unit suffixes (``_s``) aside, crudely
+    stemmed; else the cell's content words."""
+    found = _IDENTIFIER.search(key)
+    if found is None:
+        return {_stem(w) for w in content_words(key)}
+    parts = re.split(r"[_\W]+", found.group(1).lower().rpartition(".")[2])
+    return {_stem(p) for p in parts if len(p) > 1 and p not in _KEY_UNITS}
+
+
+def key_share(question: str, candidate: Candidate) -> float:
+    """The share of the words of a table row's key (:func:`key_words`) that the question names
+    (``max`` is named by "longest", ``min`` by "shortest"); 0 for a candidate that is no row."""
+    if len(candidate.cells) < 2:
+        return 0.0
+    wanted = key_words(candidate.cells[0])
+    if not wanted:
+        return 0.0
+    asked = _stems(question)
+    named = {w for w in wanted if w in asked or asked & _KEY_SYNONYMS.get(w, frozenset())}
+    return len(named) / len(wanted)
+
+
+def counted_noun(question: str) -> str | None:
+    """The noun a "how many" question counts, crudely stemmed ("How many index versions are
+    kept?" → ``version``), or ``None``."""
+    found = _HOW_MANY.search(question)
+    if found is None:
+        return None
+    noun = _stem(found.group(1).split()[-1].lower())
+    return None if noun == "time" else noun  # "how many times": how often, no thing counted
+
+
+def states_count_of(noun: str, text: str) -> bool:
+    """Whether ``text`` puts a figure right before ``noun`` (at most two words between: "(default
+    3) ready versions", "default: `3`; meaning: sources retrieved")."""
+    return re.search(rf"\d[\d,.]*\W+(?:\w+\W+){{0,2}}{re.escape(noun)}", text.lower()) is not None
+
+
+def is_enumeration(text: str) -> bool:
+    """Whether ``text`` lists at least three short items in a row ("Markdown (`.md`), plain text
+    (`.txt`) and PDF", "`pii` (redact), `toxicity` (block), `prompt_leak` (block)")."""
+    run = longest = 0
+    for item in _LIST_SEPARATOR.split(_CITE.sub(" ", text)):
+        run = run + 1 if 0 < len(item.split()) <= LIST_ITEM_WORDS else 0
+        longest = max(longest, run)
+    return longest >= 3
+
+
+def states_figure(text: str) -> bool:
+    """Whether ``text`` states a figure, in digits or in words (citations aside; not "one", which
+    is as often a pronoun: "the serving one")."""
+    plain = _CITE.sub(" ", text)
+    return bool(_DIGIT.search(plain) or _NUMBER_WORD.search(plain))
+
+
+def structure_bonus(question: str, candidate: Candidate, text: str) -> float:
+    """Lifts for a candidate whose form fits the question: a table row whose key the question
+    names (:data:`KEY_LIFT` times :func:`key_share`), a figure next to the noun a "how many"
+    question counts (and a drop for no figure at all), an enumeration for "which <plural noun>",
+    a path for "where"."""
+    bonus = KEY_LIFT * key_share(question, candidate)
+    noun = counted_noun(question)
+    if noun and states_count_of(noun, text):
+        bonus += NOUN_LIFT
+    if _HOW_MANY.search(question) and not states_figure(text):
+        bonus -= NO_COUNT_DROP
+    if _WANTS_LIST.search(question) and is_enumeration(text):
+        bonus += LIST_LIFT
+    if _WANTS_PLACE.search(question) and _PATH.search(text):
+        bonus += PLACE_LIFT
+    return bonus
+
+
 _NUMBER = re.compile(r"(?<![\w.\[])(?<![A-Za-z]-)\d[\d,.]*(?![\w\]])")
 _CITE = re.compile(r"\[(\d{1,2})\]")
 
@@ -302,7 +431,7 @@ class SentenceExtractor:
         # a question quoted as an example ('so "Which ... ?" goes to RAG') is not what the
         # sentence states: it is scored without it
         texts = [_QUOTED_QUESTION.sub(" ", c.text) for c in found]
-        vectors = await self.embedder.embed([question, *texts])
+        vectors = await self.embedder.embed([question, *(plain_words(t) for t in texts)])
         similarity = vectors[1:] @ vectors[0]  # unit rows: cosine similarity
         last = max(len(hits) - 1, 1)
         scored = [
@@ -311,6 +440,7 @@ class SentenceExtractor:
                 float(sim)
                 + 0.5 * overlap(question, text)
                 + answer_type_bonus(question, text)
+                + structure_bonus(question, c, text)
                 + RANK_LIFT * max(0, len(hits) - c.source) / last,
             )
             for c, text, sim in zip(found, texts, similarity, strict=True)

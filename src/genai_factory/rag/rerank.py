@@ -6,6 +6,9 @@ embedder at a finer grain: :class:`SentenceMaxSimReranker` scores each candidate
 cosine similarity between the query and any one of its sentences. A claim or a question usually
 matches one sentence of a passage; a whole-chunk vector dilutes that sentence among the others.
 The sentence score is combined with the fused score (both standardised over the candidates).
+A table row under its header counts as one sentence, written with its column names in plain words
+(:func:`row_text`), and a candidate holding a row whose setting the query names (every word of
+``log_level`` in "What is the default log level?") is lifted by :data:`KEY_LIFT`.
 
 Sentence vectors are computed at ingest (``prepare``) when the embedder caches them
 (:class:`~genai_factory.rag.embedding_cache.CachedEmbedder`), so a query only embeds the query.
@@ -26,13 +29,107 @@ from genai_factory.rag.embedding import Embedder
 from genai_factory.rag.retrieval import Candidate, Reranker, zscores
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9`\"'(\[])|\n+")
+_TABLE_RULE = re.compile(r"^\|?\s*:?-{3,}:?\s*(?:\|\s*:?-{3,}:?\s*)*\|?$")
+_MARKUP = re.compile(r"[`*]+")
+_WORD = re.compile(r"[a-z0-9]+")
 RerankerFactory = Callable[..., Reranker]
 
 
+def _cells(line: str) -> list[str]:
+    return [c.strip() for c in line.strip().strip("|").split("|")]
+
+
+def _repeats_key(cell: str, key: str) -> bool:
+    """Whether ``cell`` is code that spells the row's key again with at most two more words
+    (``GENAI_LLM__PROVIDER`` beside ``llm.provider``)."""
+    if not cell.startswith("`"):
+        return False
+    key_words, cell_words = set(_WORD.findall(key.lower())), set(_WORD.findall(cell.lower()))
+    return bool(key_words) and key_words < cell_words and len(cell_words - key_words) <= 2
+
+
+def row_text(header: Sequence[str], cells: Sequence[str]) -> str:
+    """A table row as the reranker embeds it: each cell after its column's name, in plain words
+    (no code marks; ``log_level`` reads ``log level``), without a cell that only spells the key
+    again: ``setting: log level; default: info; meaning: debug, info, warning or error``. A row
+    whose cells do not match the header's is its cells in plain words."""
+    if len(header) != len(cells):
+        pairs = [("", c) for c in cells]
+    else:
+        pairs = [
+            (name, cell)
+            for i, (name, cell) in enumerate(zip(header, cells, strict=True))
+            if cell and not (i and _repeats_key(cell, cells[0]))
+        ]
+    text = "; ".join(f"{name}: {cell}" if name else cell for name, cell in pairs if cell)
+    return " ".join(_MARKUP.sub("", text).replace("_", " ").split())
+
+
+_CODE_SPAN = re.compile(r"`([^`]+)`")
+#: Unit suffixes of a setting's name (``timeout_s``): not words a query uses.
+_UNITS = frozenset(("s", "ms", "bytes", "usd"))
+
+
+def _stem(word: str) -> str:
+    """A crude stem: ``levels`` and ``level``, ``retries`` and ``retry`` meet."""
+    if len(word) > 5 and word.endswith("ies"):
+        return word[:-3] + "y"
+    if len(word) > 3 and word.endswith("s") and not word.endswith("ss"):
+        return word[:-1]
+    return word
+
+
+def row_keys(text: str) -> list[set[str]]:
+    """The names of the table rows of a chunk whose first cell is code (a setting: ``log_level``,
+    ``rag.retrieval.fusion``), each as the stemmed words of its last dotted segment, unit suffixes
+    aside (``max_backoff_s`` → ``max``, ``backoff``)."""
+    keys = []
+    for line in text.split("\n"):
+        if not line.lstrip().startswith("|") or _TABLE_RULE.match(line.strip()):
+            continue
+        found = _CODE_SPAN.match(_cells(line)[0])
+        if found is None:
+            continue
+        segment = found.group(1).lower().rpartition(".")[2]
+        words = {_stem(w) for w in re.split(r"[_\W]+", segment) if len(w) > 1 and w not in _UNITS}
+        if words:
+            keys.append(words)
+    return keys
+
+
+def names_setting(query: str, text: str) -> bool:
+    """Whether ``query`` names every word of the key of a table row of ``text`` ("What is the
+    default log level?" and the row of ``log_level``)."""
+    asked = {_stem(w) for w in _WORD.findall(query.lower())}
+    return any(key <= asked for key in row_keys(text))
+
+
 def sentences(text: str, *, limit: int = 64) -> list[str]:
-    """The sentences of a chunk (at most ``limit``), as the reranker embeds them."""
-    found = [s.strip() for s in _SENTENCE_END.split(text)]
+    """The sentences of a chunk (at most ``limit``), as the reranker embeds them: a table row
+    under a header (the row above a ``|---|`` rule) is one sentence, written by :func:`row_text`;
+    the header row and the rule are none."""
+    found: list[str] = []
+    header: list[str] = []
+    previous = ""
+    for line in text.split("\n"):
+        line = line.strip()
+        if not line.startswith("|"):
+            header, previous = [], ""
+            found.extend(s.strip() for s in _SENTENCE_END.split(line))
+            continue
+        if _TABLE_RULE.match(line):
+            if previous and found and found[-1] == previous:
+                found.pop()  # the header row says nothing by itself
+            header = [_MARKUP.sub("", c) for c in _cells(previous)] if previous else []
+            continue
+        previous = line
+        found.append(row_text(header, _cells(line)) if header else line)
     return [s for s in found if len(s) >= 3][:limit]
+
+
+#: The lift (in standard deviations of the fused score) of a candidate holding a table row whose
+#: setting the query names (:func:`names_setting`).
+KEY_LIFT = 0.5
 
 
 class SentenceMaxSimReranker:
@@ -46,10 +143,18 @@ class SentenceMaxSimReranker:
 
     name = "sentence-maxsim"
 
-    def __init__(self, embedder: Embedder, *, weight: float = 0.35, batch_size: int = 256) -> None:
+    def __init__(
+        self,
+        embedder: Embedder,
+        *,
+        weight: float = 0.35,
+        batch_size: int = 256,
+        key_lift: float = KEY_LIFT,
+    ) -> None:
         self.embedder = embedder
         self.weight = weight
         self.batch_size = batch_size
+        self.key_lift = key_lift
 
     async def prepare(self, chunks: Sequence[Chunk]) -> None:
         """Embed the sentences of newly indexed chunks ahead of queries."""
@@ -82,7 +187,10 @@ class SentenceMaxSimReranker:
         for candidate, score in zip(candidates, best, strict=True):
             candidate.scores["sentence"] = score
         fused = np.array([c.scores.get("fused", c.dense) for c in candidates])
-        return [float(v) for v in fused + self.weight * zscores(best, best)]
+        named = np.array(
+            [any(names_setting(query, t) for t in c.texts()) for c in candidates], dtype=float
+        )
+        return [float(v) for v in fused + self.weight * zscores(best, best) + self.key_lift * named]
 
 
 def get_reranker(name: str, embedder: Embedder, *, weight: float = 0.35) -> Reranker | None:
