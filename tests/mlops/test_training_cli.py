@@ -137,3 +137,19 @@ def test_guard_job_tracks_and_registers_a_challenger(
     assert next(downloaded.rglob("names.json"), None) is not None, (
         "the artefact directory is registered"
     )
+
+
+def test_training_progress_is_plain_lines_off_a_terminal(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from genai_factory.mlops import train_cli
+
+    with train_cli._training_bars(40, enabled=True) as hooks:
+        hooks.stage("training")
+        for index in range(1, 41):
+            hooks.step(index, 1.0 / index)
+    lines = capsys.readouterr().err.splitlines()
+    steps = [line for line in lines if line.startswith("step ")]
+    assert lines[0].startswith("training (")
+    assert len(steps) == 20  # every 5 % of the steps
+    assert steps[-1].startswith("step 40/40 loss 0.025 (")

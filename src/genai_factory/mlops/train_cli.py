@@ -212,6 +212,26 @@ def _document_rows(settings: Settings, paths: list[Path], seed: int) -> list[Any
     )
 
 
+def _progress_lines(steps: int) -> Any:
+    """Hooks printing ``step N/M loss L (T s)`` lines on stderr, every 5 % of ``steps``."""
+    import time
+
+    from genai_factory.mlops.training.finetune import Hooks
+
+    started = time.monotonic()
+    every = max(1, steps // 20)
+
+    def stage(name: str) -> None:
+        err.print(f"{name} ({time.monotonic() - started:.0f} s)", highlight=False)
+
+    def step(index: int, loss: float) -> None:
+        if index % every == 0 or index == steps:
+            elapsed = time.monotonic() - started
+            err.print(f"step {index}/{steps} loss {loss:.3f} ({elapsed:.0f} s)", highlight=False)
+
+    return Hooks(stage=stage, step=step)
+
+
 @contextmanager
 def _training_bars(steps: int, enabled: bool) -> Iterator[Any]:
     """A stage spinner and a step bar showing the latest loss."""
@@ -219,6 +239,10 @@ def _training_bars(steps: int, enabled: bool) -> Iterator[Any]:
 
     if not enabled:
         yield Hooks()
+        return
+    if not err.is_terminal:
+        # A log file or a pipe: no live bars, so a plain line per stage and per 5 % of the steps.
+        yield _progress_lines(steps)
         return
     bars = Progress(
         SpinnerColumn(),
