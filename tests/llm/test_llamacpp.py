@@ -185,3 +185,19 @@ async def test_decline_shift_steers_the_first_token_of_answers_from_sources(
         assert (await model.chat(messages, greedy)).text == plain
     finally:
         model.decline_shift = 0.0
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_probe_reports_the_gap_and_answers_without_declining(model: LlamaCppModel) -> None:
+    messages = [Message.user("Say hello to Ada.")]
+    options = ChatOptions(max_tokens=3, temperature=0.0)
+    probe = await model.probe_decline(messages, options)
+    assert not probe.text.startswith("I")
+    model.decline_shift = -probe.gap + 0.5  # just enough to make the decline token win
+    try:
+        sourced = options.model_copy(update={"answer_from_sources": True})
+        assert (await model.chat(messages, sourced)).text.startswith("I")
+        model.decline_shift = -probe.gap - 0.5
+        assert not (await model.chat(messages, sourced)).text.startswith("I")
+    finally:
+        model.decline_shift = 0.0

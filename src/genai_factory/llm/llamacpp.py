@@ -15,7 +15,7 @@ import importlib.util
 import json
 from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import structlog
 
@@ -103,6 +103,18 @@ def stored_decline_shift(adapter_path: Path | None) -> float:
         return float(value.get("decline_shift", 0.0)) if isinstance(value, dict) else 0.0
     except (OSError, ValueError, TypeError):
         return 0.0
+
+
+class DeclineProbe(NamedTuple):
+    """How strongly a model wants to decline, and what it answers when it may not.
+
+    ``gap``: the logit of the decline's first token minus the highest other logit at the first
+    answer token (greedy decoding declines exactly when ``gap + decline_shift > 0``); ``text``:
+    the greedy reply with that token banned at the first position.
+    """
+
+    gap: float
+    text: str
 
 
 class FirstTokenShift:
@@ -331,6 +343,38 @@ class LlamaCppModel(ChatModel):
     ) -> ChatResponse:
         opts = options or ChatOptions()
         return await self._worker.run(lambda: self._chat_blocking(messages, opts))
+
+    def _probe_blocking(self, messages: Sequence[Message], options: ChatOptions) -> DeclineProbe:
+        import numpy as np
+        from llama_cpp import LogitsProcessorList
+
+        llama = self._load_blocking()
+        token = self._decline_token_id()
+        seen: list[float] = []
+
+        def ban_first(input_ids: Any, scores: Any) -> Any:
+            if not seen:
+                others = np.delete(np.asarray(scores, dtype=np.float64), token)
+                seen.append(float(scores[token]) - float(others.max()))
+                scores[token] = -np.inf
+            return scores
+
+        kwargs = self._kwargs(messages, options.model_copy(update={"answer_from_sources": False}))
+        try:
+            result = llama.create_chat_completion(
+                logits_processor=LogitsProcessorList([ban_first]), **kwargs
+            )
+        except ValueError as exc:
+            raise ModelRequestRejected(f"llama.cpp refused the request: {exc}") from exc
+        text = result["choices"][0]["message"].get("content") or ""
+        return DeclineProbe(gap=seen[0] if seen else 0.0, text=text)
+
+    async def probe_decline(
+        self, messages: Sequence[Message], options: ChatOptions | None = None
+    ) -> DeclineProbe:
+        """The first-token decline gap and the reply with declining banned (calibration)."""
+        opts = options or ChatOptions()
+        return await self._worker.run(lambda: self._probe_blocking(messages, opts))
 
     def _stream_blocking(
         self, messages: Sequence[Message], options: ChatOptions

@@ -383,6 +383,84 @@ def llm_command(
 train_app.command("agent-data")(agent_data_command)
 
 
+@train_app.command("calibrate")
+def calibrate_command(
+    adapter: Annotated[
+        Path, typer.Option("--adapter", help="The GGUF LoRA adapter to calibrate (its base: llm).")
+    ],
+    dataset: Annotated[
+        Path, typer.Option("--dataset", help="SQuAD-format questions held out from training.")
+    ],
+    skip: Annotated[
+        int,
+        typer.Option(
+            "--skip", min=0, help="Leave out the first N of the sample (the ones you evaluate on)."
+        ),
+    ] = 300,
+    limit: Annotated[int, typer.Option("--limit", min=1, help="Questions to calibrate on.")] = 300,
+    seed: Annotated[int, typer.Option("--seed", help="Shuffle seed of the sample.")] = 0,
+    min_abstention: Annotated[
+        float,
+        typer.Option(
+            "--min-abstention",
+            min=0.0,
+            max=1.0,
+            help="Abstention accuracy the shift must keep on unanswerable questions.",
+        ),
+    ] = 0.55,
+    write: Annotated[
+        bool, typer.Option("--write/--dry-run", help="Store the shift in <adapter>.json.")
+    ] = True,
+    config: ConfigOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Choose the adapter's decline shift (llm.decline_shift) on held-out questions."""
+    from genai_factory.llm.llamacpp import LlamaCppModel, bundled_gguf_path
+    from genai_factory.mlops import calibration
+    from genai_factory.mlops.evaluation import _progress
+    from genai_factory.mlops.qa_eval import load_questions
+
+    settings = _settings(config)
+    if not adapter.is_file():
+        _fail(f"no such adapter file: {adapter}")
+
+    async def work() -> calibration.Calibration:
+        items = load_questions(dataset, seed=seed)[skip : skip + limit]
+        if not items:
+            raise InvalidRequestError(f"no questions left in {dataset} after skipping {skip}")
+        model = LlamaCppModel(
+            settings.llm.model_path or bundled_gguf_path(),
+            n_ctx=settings.llm.n_ctx,
+            n_threads=settings.llm.n_threads,
+            adapter_path=adapter,
+            adapter_merge=settings.llm.adapter_merge,
+            decline_shift=0.0,
+        )
+        try:
+            with _progress(err.is_terminal, "calibrate", len(items)) as tick:
+                probes = await calibration.probe_all(settings, model, items, tick=tick)
+        finally:
+            await model.aclose()
+        return calibration.choose_shift(probes, min_abstention=min_abstention)
+
+    result = run_command(work)
+    source = f"{dataset.name} (seed {seed}, skip {skip}, {result.questions} questions)"
+    written = calibration.write_shift(adapter, result, source=source) if write else None
+    if as_json:
+        payload = {**result.as_dict(), "written": str(written) if written else None}
+        typer.echo(json.dumps(payload))
+        return
+    typer.echo("shift   F1    answerable F1  abstention  answered")
+    for row in result.table:
+        mark = "  <- chosen" if row["shift"] == result.shift else ""
+        typer.echo(
+            f"{row['shift']:+5.2f}  {row['f1']:.3f}  {row['has_answer_f1']:.3f}"
+            f"          {row['abstention_accuracy']:.3f}       {row['answered_rate']:.3f}{mark}"
+        )
+    where = f"; written to {written}" if written else " (dry run: nothing written)"
+    typer.echo(f"decline shift {result.shift:+.2f} on {result.questions} questions{where}")
+
+
 @train_app.command("guard")
 def guard_command(
     guard: Annotated[str, typer.Option("--guard", help="injection | toxicity | names")],
