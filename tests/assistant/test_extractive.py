@@ -455,6 +455,17 @@ def test_a_row_whose_key_the_question_names_is_lifted() -> None:
     assert key_share(question, row("A sentence, no row.")) == 0.0
 
 
+def test_a_question_names_a_settings_terms_in_plain_words() -> None:
+    # "first wait" names `initial_backoff_s`, "longest wait" `max_backoff_s`
+    initial = row("x", "`llm.resilience.initial_backoff_s`", "`0.5`")
+    longest = row("x", "`llm.resilience.max_backoff_s`", "`8`")
+    first = "How long is the wait after the first failed attempt?"
+    assert key_share(first, initial) == 1.0
+    assert key_share(first, longest) == 0.5
+    assert key_share("How long is the longest delay between retries?", longest) == 1.0
+    assert key_share("How long is the longest delay between retries?", initial) == 0.5
+
+
 def test_a_how_many_question_wants_a_figure_next_to_its_noun() -> None:
     question = "How many index versions are kept after a full ingest?"
     assert counted_noun(question) == "version"

@@ -259,10 +259,13 @@ def answer_type_bonus(question: str, candidate: str) -> float:
     return bonus
 
 
-#: Words a question uses for the abbreviations of setting names (``max_backoff_s``: "longest").
+#: Words a question uses for the abbreviations and terms of setting names (``max_backoff_s``:
+#: "longest wait", ``initial_backoff_s``: "first wait").
 _KEY_SYNONYMS = {
     "max": frozenset(("longest", "largest", "most", "highest", "maximum", "biggest", "cap")),
     "min": frozenset(("shortest", "smallest", "least", "lowest", "minimum", "fewest")),
+    "initial": frozenset(("first", "start")),
+    "backoff": frozenset(("wait", "delay", "pause", "sleep")),
 }
 #: A unit suffix of a setting name (``timeout_s``, ``max_bytes``): no word of the question.
 _KEY_UNITS = frozenset(("s", "ms", "bytes", "usd"))
