@@ -11,6 +11,8 @@ from genai_factory.assistant.extractive import (
     DECLINE,
     LIST_LIFT,
     PLACE_LIFT,
+    RANK_LIFT,
+    WEAK_DROP,
     Candidate,
     SentenceExtractor,
     answer_type_bonus,
@@ -23,6 +25,7 @@ from genai_factory.assistant.extractive import (
     may_be_declining,
     overlap,
     plain_words,
+    source_priors,
     states_count_of,
     states_figure,
     structure_bonus,
@@ -405,6 +408,38 @@ async def test_the_first_sources_are_preferred_on_a_tie() -> None:
     ranked = await extractor.ranked("Which port does the service listen on?", [hit(same)] * 3)
     assert [c.source for c, _ in ranked] == [1, 2, 3]
     assert ranked[0][1] > ranked[1][1] > ranked[2][1]
+
+
+async def test_a_source_the_reranker_scored_far_below_the_first_is_a_weak_one() -> None:
+    same = "The service listens on port 8000 by default."
+
+    def reranked(*scores: float) -> list[ScoredChunk]:
+        return [ScoredChunk(chunk=hit(same).chunk, score=0.6, scores={"rerank": s}) for s in scores]
+
+    assert source_priors([hit(same)] * 3) == pytest.approx([RANK_LIFT, RANK_LIFT / 2, 0.0])
+    # a gap of up to 1.5 deviations costs nothing; 2.5 and more the whole drop
+    assert source_priors(reranked(4.5, 3.8, 3.0)) == pytest.approx([RANK_LIFT, RANK_LIFT / 2, 0.0])
+    assert source_priors(reranked(4.5, 3.8, 2.0)) == pytest.approx(
+        [RANK_LIFT, RANK_LIFT / 2, -WEAK_DROP]
+    )
+    assert source_priors(reranked(4.0, 2.0, 1.0))[1] == pytest.approx(RANK_LIFT / 2 - WEAK_DROP / 2)
+
+
+async def test_a_weak_sources_better_worded_sentence_loses_to_the_first_sources() -> None:
+    extractor = SentenceExtractor(FakeEmbedder(), min_score=0.1)
+    question = "How long is the longest wait between two retries?"
+    answer = "The wait between two retries is 8 seconds at most."
+    near = "The longest wait between two retries of a benchmark run is 18 minutes."
+    hits = [
+        ScoredChunk(chunk=hit(answer).chunk, score=0.6, scores={"rerank": 4.5}),
+        ScoredChunk(chunk=hit("Unrelated words.").chunk, score=0.5, scores={"rerank": 3.8}),
+        ScoredChunk(chunk=hit(near).chunk, score=0.4, scores={"rerank": 1.9}),
+    ]
+    assert (await extractor.ranked(question, hits))[0][0].text == answer
+    # without the gap the closer wording of the third source wins
+    for h in hits:
+        h.scores.clear()
+    assert (await extractor.ranked(question, hits))[0][0].text == near
 
 
 async def test_a_reply_echoing_a_named_sections_title_becomes_the_sections_opening() -> None:

@@ -10,7 +10,8 @@ A candidate's score is the cosine similarity of its embedding (of its plain word
 :func:`plain_words`) to the question's (the index's own embedder), plus half the share of the
 question's content words it contains, plus a lift when it is of the kind the question asks for (a
 figure for "how many", a setting or command for "how do I"), plus a small lift for the sources that
-retrieval ranked first (the first source gets :data:`RANK_LIFT`, the last none). Lifts for the form
+retrieval ranked first (the first source gets :data:`RANK_LIFT`, the last none), less a drop for a
+source the reranker scored far below the first (:func:`source_priors`). Lifts for the form
 of the answer come on top (:func:`structure_bonus`): a table row whose key the question names, a
 figure next to the noun a "how many" question counts (and a drop for a candidate without a figure),
 an enumeration for "which <plural noun>", a path for "where". Below ``min_score`` nothing is
@@ -56,6 +57,11 @@ SUPPORT_MARGIN = 0.05
 COPIED_SHARE = 0.7
 #: The lift of a sentence of the first source; later sources get less, the last none.
 RANK_LIFT = 0.1
+#: A source whose reranker score is more than :data:`WEAK_GAP` standard deviations below the first
+#: source's is a weak one: its sentences lose up to :data:`WEAK_DROP` (all of it one deviation
+#: further down), so a well-worded sentence of a barely related source does not outrank the
+#: first sources' answer.
+WEAK_GAP, WEAK_DROP = 1.5, 0.15
 
 
 @dataclass(frozen=True)
@@ -401,6 +407,22 @@ def unsupported_numbers(
     return not numbers <= present
 
 
+def source_priors(hits: Sequence[ScoredChunk]) -> list[float]:
+    """The prior of each source's sentences: :data:`RANK_LIFT` for the first source down to none
+    for the last, less a drop for a weak source (:data:`WEAK_GAP`, :data:`WEAK_DROP`; by the
+    reranker's score, in standard deviations, when the hits have one)."""
+    last = max(len(hits) - 1, 1)
+    reranked = [hit.scores.get("rerank") for hit in hits]
+    top = reranked[0] if reranked else None
+    priors = []
+    for number, score in enumerate(reranked, 1):
+        prior = RANK_LIFT * max(0, len(hits) - number) / last
+        if top is not None and score is not None:
+            prior -= WEAK_DROP * min(1.0, max(0.0, top - score - WEAK_GAP))
+        priors.append(prior)
+    return priors
+
+
 def cited(sentence: str, number: int) -> str:
     """``sentence`` with its source number before the final full stop: ``… 8000 [1].``"""
     text = sentence.strip()
@@ -436,7 +458,7 @@ class SentenceExtractor:
         texts = [_QUOTED_QUESTION.sub(" ", c.text) for c in found]
         vectors = await self.embedder.embed([question, *(plain_words(t) for t in texts)])
         similarity = vectors[1:] @ vectors[0]  # unit rows: cosine similarity
-        last = max(len(hits) - 1, 1)
+        priors = source_priors(hits)
         scored = [
             (
                 c,
@@ -444,7 +466,7 @@ class SentenceExtractor:
                 + 0.5 * overlap(question, text)
                 + answer_type_bonus(question, text)
                 + structure_bonus(question, c, text)
-                + RANK_LIFT * max(0, len(hits) - c.source) / last,
+                + (priors[c.source - 1] if c.source <= len(priors) else 0.0),
             )
             for c, text, sim in zip(found, texts, similarity, strict=True)
         ]
