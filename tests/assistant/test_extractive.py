@@ -10,6 +10,8 @@ from genai_factory.assistant.answer import StreamDelta, StreamEnd
 from genai_factory.assistant.extractive import (
     DECLINE,
     LIST_LIFT,
+    NO_LIST_DROP,
+    NOUN_LIFT,
     PLACE_LIFT,
     RANK_LIFT,
     WEAK_DROP,
@@ -526,13 +528,31 @@ def test_which_things_wants_an_enumeration_and_where_a_path() -> None:
     assert is_enumeration(listing) and not is_enumeration(prose)
     assert not is_enumeration("setting: `a`; environment variable: `A`; default: `1`; meaning: b")
     question = "Which file formats does ingest index?"
-    assert structure_bonus(question, row(listing), listing) == pytest.approx(LIST_LIFT)
+    # an enumeration naming what the question lists ("files") gets more
+    assert structure_bonus(question, row(listing), listing) == pytest.approx(LIST_LIFT + NOUN_LIFT)
+    unnamed = "It reads Markdown (`.md`), plain text (`.txt`), HTML and PDF (`.pdf`)."
+    assert structure_bonus(question, row(unnamed), unnamed) == pytest.approx(LIST_LIFT)
+    # a candidate that lists nothing cannot name several things
+    assert structure_bonus(question, row(prose), prose) == pytest.approx(-NO_LIST_DROP)
     assert structure_bonus("What does ingest do?", row(listing), listing) == 0.0
     assert structure_bonus("Which address does it bind to?", row(listing), listing) == 0.0
     where = "Where does the service keep its state?"
     for path in ("State is kept in `.genai`.", "It keeps its data in /data.", "`<data_dir>/index`"):
         assert structure_bonus(where, row(path), path) == pytest.approx(PLACE_LIFT), path
     assert structure_bonus(where, row("State is kept on disk."), "State is kept on disk.") == 0.0
+
+
+def test_a_list_may_start_after_a_colon_and_ends_at_a_new_clause() -> None:
+    guards = (
+        "surface: input; when: before routing, on the question; default guards (route "
+        "`default`): `injection` (block), `toxicity` (warn), `pii` (redact)"
+    )
+    assert is_enumeration(guards)
+    # the short clause before a semicolon does not extend the list before it
+    refusals = (
+        "Uploads over the limit get 413, unsupported types 415, empty or unreadable files 422; "
+    )
+    assert not is_enumeration(refusals + "none of them writes anything.")
 
 
 def test_retries_and_retry_share_a_stem() -> None:

@@ -286,12 +286,14 @@ _HOW_MANY = re.compile(
 #: "which tools ...", "what file formats ...": a plural noun right after which/what (or after one
 #: word more), asking for several things.
 _WANTS_LIST = re.compile(
-    r"^\W*(?:which|what) (?!(?:does|is|was|has)\b)(?:[a-z-]+ )?(?!(?:does|is|was|has)\b)"
-    r"([a-z-]+[^su\W]s)\b",
+    r"^\W*(?:which|what) (?!(?:does|is|was|has)\b)((?:[a-z-]+ )?(?!(?:does|is|was|has)\b)"
+    r"[a-z-]+[^su\W]s)\b",
     re.IGNORECASE,
 )
 #: What separates the items of an enumeration: "a, b or c", "`a`, `b`, `c`".
 _LIST_SEPARATOR = re.compile(r",\s|\s(?:or|and)\s")
+#: Where a clause ends inside a list item: "default guards (route `default`): `injection`".
+_CLAUSE_BREAK = re.compile(r"[:;]\s")
 #: An item of an enumeration has at most this many words ("plain text (`.txt`)").
 LIST_ITEM_WORDS = 4
 _NUMBER_WORD = re.compile(
@@ -305,6 +307,8 @@ _PATH = re.compile(r"(?:^|[\s`(])(?:~?/\w|\.\w|<\w+>/)")
 #: The lifts of :func:`structure_bonus`, and what a candidate without a figure loses for "how
 #: many".
 KEY_LIFT, NOUN_LIFT, LIST_LIFT, PLACE_LIFT, NO_COUNT_DROP = 0.15, 0.15, 0.1, 0.1, 0.25
+#: What a candidate that lists nothing loses for "which <plural noun>": it cannot name several.
+NO_LIST_DROP = 0.15
 
 
 def key_words(key: str) -> set[str]:
@@ -350,12 +354,35 @@ def states_count_of(noun: str, text: str) -> bool:
 
 def is_enumeration(text: str) -> bool:
     """Whether ``text`` lists at least three short items in a row ("Markdown (`.md`), plain text
-    (`.txt`) and PDF", "`pii` (redact), `toxicity` (block), `prompt_leak` (block)")."""
+    (`.txt`) and PDF", "`pii` (redact), `toxicity` (block), `prompt_leak` (block)"). The first
+    item is what follows a colon or semicolon ("default guards: `injection` (block), ...")."""
     run = longest = 0
     for item in _LIST_SEPARATOR.split(_CITE.sub(" ", text)):
-        run = run + 1 if 0 < len(item.split()) <= LIST_ITEM_WORDS else 0
+        clauses = _CLAUSE_BREAK.split(item)
+        if len(clauses) > 1:  # a new clause: only its last part may start a list
+            run = 1 if _is_list_item(clauses[-1]) else 0
+        else:
+            run = run + 1 if _is_list_item(item) else 0
         longest = max(longest, run)
     return longest >= 3
+
+
+def _is_list_item(text: str) -> bool:
+    return 0 < len(text.split()) <= LIST_ITEM_WORDS
+
+
+def list_bonus(question: str, text: str) -> float:
+    """For "which <plural noun>" (:data:`_WANTS_LIST`): :data:`LIST_LIFT` for an enumeration, and
+    :data:`NOUN_LIFT` more when the candidate names what the question lists ("Which file formats
+    ...?": "Supported files are Markdown, ..."); :data:`NO_LIST_DROP` less for a candidate that
+    lists nothing. 0 for other questions."""
+    asked = _WANTS_LIST.search(question)
+    if asked is None:
+        return 0.0
+    if not is_enumeration(text):
+        return -NO_LIST_DROP
+    named = {_stem(w) for w in content_words(asked.group(1))} & _stems(text)
+    return LIST_LIFT + (NOUN_LIFT if named else 0.0)
 
 
 def states_figure(text: str) -> bool:
@@ -376,8 +403,7 @@ def structure_bonus(question: str, candidate: Candidate, text: str) -> float:
         bonus += NOUN_LIFT
     if _HOW_MANY.search(question) and not states_figure(text):
         bonus -= NO_COUNT_DROP
-    if _WANTS_LIST.search(question) and is_enumeration(text):
-        bonus += LIST_LIFT
+    bonus += list_bonus(question, text)
     if _WANTS_PLACE.search(question) and _PATH.search(text):
         bonus += PLACE_LIFT
     return bonus
