@@ -14,8 +14,9 @@ retrieval ranked first (the first source gets :data:`RANK_LIFT`, the last none),
 source the reranker scored far below the first (:func:`source_priors`). Lifts for the form
 of the answer come on top (:func:`structure_bonus`): a table row whose key the question names, a
 figure next to the noun a "how many" question counts (and a drop for a candidate without a figure),
-an enumeration for "which <plural noun>", a path for "where". Below ``min_score`` nothing is
-extracted and the model's answer stands.
+an enumeration for "which <plural noun>" (more when it names the asked things, a drop for a
+candidate listing nothing), a path for "where". Below ``min_score`` nothing is extracted and the
+model's answer stands.
 """
 
 from __future__ import annotations
@@ -284,10 +285,13 @@ _HOW_MANY = re.compile(
     re.IGNORECASE,
 )
 #: "which tools ...", "what file formats ...": a plural noun right after which/what (or after one
-#: word more), asking for several things.
+#: word more), asking for several things; not a verb with its object ("which command creates a
+#: key", "which endpoint serves Prometheus metrics").
 _WANTS_LIST = re.compile(
     r"^\W*(?:which|what) (?!(?:does|is|was|has)\b)((?:[a-z-]+ )?(?!(?:does|is|was|has)\b)"
-    r"[a-z-]+[^su\W]s)\b",
+    r"[a-z-]+[^su\W]s)\b"
+    r"(?!\s+(?:the|a|an|its|their|my|your|our|this|that|these|those|each|every|all|any|no)\b)"
+    r"(?!\s+(?-i:[A-Z]))",
     re.IGNORECASE,
 )
 #: What separates the items of an enumeration: "a, b or c", "`a`, `b`, `c`".
