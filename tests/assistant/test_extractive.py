@@ -536,7 +536,11 @@ def test_which_things_wants_an_enumeration_and_where_a_path() -> None:
     assert structure_bonus(question, row(prose), prose) == pytest.approx(-NO_LIST_DROP)
     assert structure_bonus("What does ingest do?", row(listing), listing) == 0.0
     # a verb with its object is no plural noun: one thing is asked for
-    for single in ("Which command creates an API key?", "Which endpoint serves Prometheus data?"):
+    for single in (
+        "Which command creates an API key?",
+        "Which endpoint serves Prometheus data?",
+        "What happens when the model backend is down?",
+    ):
         assert structure_bonus(single, row(prose), prose) == 0.0, single
     assert structure_bonus("Which address does it bind to?", row(listing), listing) == 0.0
     where = "Where does the service keep its state?"
