@@ -126,7 +126,10 @@ FIFTH: list[tuple[str, str]] = [
     ("How many topics does the drift check group the questions into?", r"(?<![-\w])8\b|\beight\b"),
     ("How often does the service look up a new champion model?", r"\b10\b|\bten\b"),
     ("How many hours does the current drift window cover by default?", r"\b24\b"),
-    ("How many training steps does the loop give a challenger by default?", r"\b150\b"),
+    (
+        "How many training steps does the loop give a challenger by default?",
+        r"default:? `?150\b|\b150 steps",
+    ),
     ("What prevalence does the vision classifier expect by default?", r"0\.625"),
     ("Which guard checks each retrieved chunk?", r"injection"),
     ("What HTTP status does a request blocked by a guard get?", r"\b400\b"),
