@@ -9,7 +9,7 @@ from the guide's sources (by the model or a quoted sentence) instead of declined
 set: the facts are written from ``docs/``.
 
     .venv/bin/python bench/guide_questions.py [--adapter default|none]
-        [--set first|second|third|fourth|new|both|all] [--data-dir DIR] [--json]
+        [--set first|second|third|fourth|fifth|new|both|all] [--data-dir DIR] [--json]
 
 The index is kept in ``--data-dir`` (default ``.genai/guide-bench``) so later runs start faster.
 """
@@ -67,7 +67,8 @@ SECOND: list[tuple[str, str]] = [
     ("What does a request get when its key's budget is used up?", r"\b402\b|budget_exceeded"),
     ("How many images may one vision prediction request hold?", r"\b64\b"),
     ("Which address does the service bind to by default?", r"127\.0\.0\.1"),
-    ("How many messages of a session are put into a prompt?", r"\b8\b|\beight\b"),
+    # Not the "8" of "UTF-8".
+    ("How many messages of a session are put into a prompt?", r"(?<![-\w])8\b|\beight\b"),
     ("What is the default sampling temperature of the model?", r"\b0(?:\.0)?\b|greedy"),
     ("Where are rate limits kept when the service is scaled out to several replicas?", r"redis"),
 ]
@@ -76,7 +77,7 @@ THIRD: list[tuple[str, str]] = [
     ("How many times is a failed model call attempted in all by default?", r"\b3\b|three"),
     ("How many texts are sent in one embedding call by default?", r"\b32\b"),
     ("Which fusion method does hybrid retrieval use by default?", r"z-?score"),
-    ("How many index versions are kept after a full ingest?", r"\b3\b|three"),
+    ("How many index versions are kept after a full ingest?", r"default:? `?3\b|\bthree\b"),
     ("How many messages does a session store at most by default?", r"\b40\b"),
     ("What is the wall-clock limit of one agent run?", r"\b60\b"),
     ("Which tools can the agent use?", r"sql_query|sql_schema|calculator|knowledge_search"),
@@ -108,14 +109,41 @@ FOURTH: list[tuple[str, str]] = [
     ("What is the largest request body the service accepts by default?", r"1 ?mib|1,?048,?576"),
     ("Which exit code does the command line return when the input is wrong?", r"\b2\b"),
 ]
+#: A fifth set, written before the rules were changed for the misses of the first four and never
+#: used to tune them, on pages the others use little (sessions, keys, safety, the MLOps loop,
+#: vision, deploy, observability): ``--set fifth`` is the unseen check.
+FIFTH: list[tuple[str, str]] = [
+    ("How much message data may one session store?", r"128 ?kib|131,?072"),
+    ("What status code do I get when I read a session created by another key?", r"\b403\b"),
+    ("Where are sessions stored by default?", r"sessions\.db"),
+    ("How many hex characters make up the public id of an API key?", r"\b12\b|twelve"),
+    ("What is the minimum retrieval score for answering from the guide in auto mode?", r"0\.25"),
+    ("What share of traces is kept by default?", r"default:? `?1\.0|all traces|every trace"),
+    (
+        "How long does the budget alert webhook wait before it times out?",
+        r"default:? `?5\b|\b5 ?s\b",
+    ),
+    ("How many topics does the drift check group the questions into?", r"(?<![-\w])8\b|\beight\b"),
+    ("How often does the service look up a new champion model?", r"\b10\b|\bten\b"),
+    ("How many hours does the current drift window cover by default?", r"\b24\b"),
+    (
+        "How many training steps does the loop give a challenger by default?",
+        r"default:? `?150\b|\b150 steps",
+    ),
+    ("What prevalence does the vision classifier expect by default?", r"0\.625"),
+    ("Which guard checks each retrieved chunk?", r"injection"),
+    ("What HTTP status does a request blocked by a guard get?", r"\b400\b"),
+    ("How large is the service's container image?", r"2\.27 ?gb|2,?268,?623,?787"),
+]
 SETS = {
     "first": QUESTIONS,
     "second": SECOND,
     "third": THIRD,
     "fourth": FOURTH,
+    "fifth": FIFTH,
     "new": FOURTH,
     "both": QUESTIONS + SECOND,
-    "all": QUESTIONS + SECOND + THIRD + FOURTH,
+    "all": QUESTIONS + SECOND + THIRD + FOURTH + FIFTH,
 }
 
 #: Questions the guide does not answer: the answer should decline (or the route be plain chat),

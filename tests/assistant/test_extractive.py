@@ -10,7 +10,11 @@ from genai_factory.assistant.answer import StreamDelta, StreamEnd
 from genai_factory.assistant.extractive import (
     DECLINE,
     LIST_LIFT,
+    NO_LIST_DROP,
+    NOUN_LIFT,
     PLACE_LIFT,
+    RANK_LIFT,
+    WEAK_DROP,
     Candidate,
     SentenceExtractor,
     answer_type_bonus,
@@ -23,6 +27,7 @@ from genai_factory.assistant.extractive import (
     may_be_declining,
     overlap,
     plain_words,
+    source_priors,
     states_count_of,
     states_figure,
     structure_bonus,
@@ -407,6 +412,38 @@ async def test_the_first_sources_are_preferred_on_a_tie() -> None:
     assert ranked[0][1] > ranked[1][1] > ranked[2][1]
 
 
+async def test_a_source_the_reranker_scored_far_below_the_first_is_a_weak_one() -> None:
+    same = "The service listens on port 8000 by default."
+
+    def reranked(*scores: float) -> list[ScoredChunk]:
+        return [ScoredChunk(chunk=hit(same).chunk, score=0.6, scores={"rerank": s}) for s in scores]
+
+    assert source_priors([hit(same)] * 3) == pytest.approx([RANK_LIFT, RANK_LIFT / 2, 0.0])
+    # a gap of up to 1.5 deviations costs nothing; 2.5 and more the whole drop
+    assert source_priors(reranked(4.5, 3.8, 3.0)) == pytest.approx([RANK_LIFT, RANK_LIFT / 2, 0.0])
+    assert source_priors(reranked(4.5, 3.8, 2.0)) == pytest.approx(
+        [RANK_LIFT, RANK_LIFT / 2, -WEAK_DROP]
+    )
+    assert source_priors(reranked(4.0, 2.0, 1.0))[1] == pytest.approx(RANK_LIFT / 2 - WEAK_DROP / 2)
+
+
+async def test_a_weak_sources_better_worded_sentence_loses_to_the_first_sources() -> None:
+    extractor = SentenceExtractor(FakeEmbedder(), min_score=0.1)
+    question = "How long is the longest wait between two retries?"
+    answer = "The wait between two retries is 8 seconds at most."
+    near = "The longest wait between two retries of a benchmark run is 18 minutes."
+    hits = [
+        ScoredChunk(chunk=hit(answer).chunk, score=0.6, scores={"rerank": 4.5}),
+        ScoredChunk(chunk=hit("Unrelated words.").chunk, score=0.5, scores={"rerank": 3.8}),
+        ScoredChunk(chunk=hit(near).chunk, score=0.4, scores={"rerank": 1.9}),
+    ]
+    assert (await extractor.ranked(question, hits))[0][0].text == answer
+    # without the gap the closer wording of the third source wins
+    for h in hits:
+        h.scores.clear()
+    assert (await extractor.ranked(question, hits))[0][0].text == near
+
+
 async def test_a_reply_echoing_a_named_sections_title_becomes_the_sections_opening() -> None:
     extractor = SentenceExtractor(FakeEmbedder(), min_score=5.0)  # no sentence is good enough
     section = Chunk(
@@ -455,6 +492,17 @@ def test_a_row_whose_key_the_question_names_is_lifted() -> None:
     assert key_share(question, row("A sentence, no row.")) == 0.0
 
 
+def test_a_question_names_a_settings_terms_in_plain_words() -> None:
+    # "first wait" names `initial_backoff_s`, "longest wait" `max_backoff_s`
+    initial = row("x", "`llm.resilience.initial_backoff_s`", "`0.5`")
+    longest = row("x", "`llm.resilience.max_backoff_s`", "`8`")
+    first = "How long is the wait after the first failed attempt?"
+    assert key_share(first, initial) == 1.0
+    assert key_share(first, longest) == 0.5
+    assert key_share("How long is the longest delay between retries?", longest) == 1.0
+    assert key_share("How long is the longest delay between retries?", initial) == 0.5
+
+
 def test_a_how_many_question_wants_a_figure_next_to_its_noun() -> None:
     question = "How many index versions are kept after a full ingest?"
     assert counted_noun(question) == "version"
@@ -480,13 +528,38 @@ def test_which_things_wants_an_enumeration_and_where_a_path() -> None:
     assert is_enumeration(listing) and not is_enumeration(prose)
     assert not is_enumeration("setting: `a`; environment variable: `A`; default: `1`; meaning: b")
     question = "Which file formats does ingest index?"
-    assert structure_bonus(question, row(listing), listing) == pytest.approx(LIST_LIFT)
+    # an enumeration naming what the question lists ("files") gets more
+    assert structure_bonus(question, row(listing), listing) == pytest.approx(LIST_LIFT + NOUN_LIFT)
+    unnamed = "It reads Markdown (`.md`), plain text (`.txt`), HTML and PDF (`.pdf`)."
+    assert structure_bonus(question, row(unnamed), unnamed) == pytest.approx(LIST_LIFT)
+    # a candidate that lists nothing cannot name several things
+    assert structure_bonus(question, row(prose), prose) == pytest.approx(-NO_LIST_DROP)
     assert structure_bonus("What does ingest do?", row(listing), listing) == 0.0
+    # a verb with its object is no plural noun: one thing is asked for
+    for single in (
+        "Which command creates an API key?",
+        "Which endpoint serves Prometheus data?",
+        "What happens when the model backend is down?",
+    ):
+        assert structure_bonus(single, row(prose), prose) == 0.0, single
     assert structure_bonus("Which address does it bind to?", row(listing), listing) == 0.0
     where = "Where does the service keep its state?"
     for path in ("State is kept in `.genai`.", "It keeps its data in /data.", "`<data_dir>/index`"):
         assert structure_bonus(where, row(path), path) == pytest.approx(PLACE_LIFT), path
     assert structure_bonus(where, row("State is kept on disk."), "State is kept on disk.") == 0.0
+
+
+def test_a_list_may_start_after_a_colon_and_ends_at_a_new_clause() -> None:
+    guards = (
+        "surface: input; when: before routing, on the question; default guards (route "
+        "`default`): `injection` (block), `toxicity` (warn), `pii` (redact)"
+    )
+    assert is_enumeration(guards)
+    # the short clause before a semicolon does not extend the list before it
+    refusals = (
+        "Uploads over the limit get 413, unsupported types 415, empty or unreadable files 422; "
+    )
+    assert not is_enumeration(refusals + "none of them writes anything.")
 
 
 def test_retries_and_retry_share_a_stem() -> None:

@@ -167,8 +167,17 @@ def test_table_rows_are_embedded_with_their_column_names_in_plain_words() -> Non
         "Settings first.",
         # no header row, no rule, no cell that spells the key again (the variable)
         "setting: data dir; default: .genai; meaning: where the index and other state are kept",
+        # a row's last cell (of three words or more) alone too: what the row means, as a
+        # question puts it ("Where are the index and other state kept?")
+        "where the index and other state are kept",
         "setting: log level; default: info; meaning: debug, info, warning or error",
+        "debug, info, warning or error",
     ]
+    two_cells = "| setting | meaning |\n|---|---|\n| `a` | what a row of two cells means |"
+    assert sentences(two_cells) == ["setting: a; meaning: what a row of two cells means"]
+    assert sentences(SETTINGS_TABLE.replace("where the index and other state are kept", "state"))[
+        0
+    ].endswith("meaning: state")
     # rows whose header is in another chunk keep their cells, as before
     assert sentences("| `a.b` | 1 | c |") == ["| `a.b` | 1 | c |"]
     assert row_text(["setting", "default"], ["`x_y`", "`3`"]) == "setting: x y; default: 3"

@@ -10,11 +10,13 @@ A candidate's score is the cosine similarity of its embedding (of its plain word
 :func:`plain_words`) to the question's (the index's own embedder), plus half the share of the
 question's content words it contains, plus a lift when it is of the kind the question asks for (a
 figure for "how many", a setting or command for "how do I"), plus a small lift for the sources that
-retrieval ranked first (the first source gets :data:`RANK_LIFT`, the last none). Lifts for the form
+retrieval ranked first (the first source gets :data:`RANK_LIFT`, the last none), less a drop for a
+source the reranker scored far below the first (:func:`source_priors`). Lifts for the form
 of the answer come on top (:func:`structure_bonus`): a table row whose key the question names, a
 figure next to the noun a "how many" question counts (and a drop for a candidate without a figure),
-an enumeration for "which <plural noun>", a path for "where". Below ``min_score`` nothing is
-extracted and the model's answer stands.
+an enumeration for "which <plural noun>" (more when it names the asked things, a drop for a
+candidate listing nothing), a path for "where". Below ``min_score`` nothing is extracted and the
+model's answer stands.
 """
 
 from __future__ import annotations
@@ -56,6 +58,11 @@ SUPPORT_MARGIN = 0.05
 COPIED_SHARE = 0.7
 #: The lift of a sentence of the first source; later sources get less, the last none.
 RANK_LIFT = 0.1
+#: A source whose reranker score is more than :data:`WEAK_GAP` standard deviations below the first
+#: source's is a weak one: its sentences lose up to :data:`WEAK_DROP` (all of it one deviation
+#: further down), so a well-worded sentence of a barely related source does not outrank the
+#: first sources' answer.
+WEAK_GAP, WEAK_DROP = 1.5, 0.15
 
 
 @dataclass(frozen=True)
@@ -259,10 +266,13 @@ def answer_type_bonus(question: str, candidate: str) -> float:
     return bonus
 
 
-#: Words a question uses for the abbreviations of setting names (``max_backoff_s``: "longest").
+#: Words a question uses for the abbreviations and terms of setting names (``max_backoff_s``:
+#: "longest wait", ``initial_backoff_s``: "first wait").
 _KEY_SYNONYMS = {
     "max": frozenset(("longest", "largest", "most", "highest", "maximum", "biggest", "cap")),
     "min": frozenset(("shortest", "smallest", "least", "lowest", "minimum", "fewest")),
+    "initial": frozenset(("first", "start")),
+    "backoff": frozenset(("wait", "delay", "pause", "sleep")),
 }
 #: A unit suffix of a setting name (``timeout_s``, ``max_bytes``): no word of the question.
 _KEY_UNITS = frozenset(("s", "ms", "bytes", "usd"))
@@ -275,14 +285,20 @@ _HOW_MANY = re.compile(
     re.IGNORECASE,
 )
 #: "which tools ...", "what file formats ...": a plural noun right after which/what (or after one
-#: word more), asking for several things.
+#: word more), asking for several things; not a verb with its object or clause ("which command
+#: creates a key", "which endpoint serves Prometheus metrics", "what happens when ...").
 _WANTS_LIST = re.compile(
-    r"^\W*(?:which|what) (?!(?:does|is|was|has)\b)(?:[a-z-]+ )?(?!(?:does|is|was|has)\b)"
-    r"([a-z-]+[^su\W]s)\b",
+    r"^\W*(?:which|what) (?!(?:does|is|was|has)\b)((?:[a-z-]+ )?(?!(?:does|is|was|has)\b)"
+    r"[a-z-]+[^su\W]s)\b"
+    r"(?!\s+(?:the|a|an|its|their|my|your|our|this|that|these|those|each|every|all|any|no|"
+    r"when|if|after|before|once|unless)\b)"
+    r"(?!\s+(?-i:[A-Z]))",
     re.IGNORECASE,
 )
 #: What separates the items of an enumeration: "a, b or c", "`a`, `b`, `c`".
 _LIST_SEPARATOR = re.compile(r",\s|\s(?:or|and)\s")
+#: Where a clause ends inside a list item: "default guards (route `default`): `injection`".
+_CLAUSE_BREAK = re.compile(r"[:;]\s")
 #: An item of an enumeration has at most this many words ("plain text (`.txt`)").
 LIST_ITEM_WORDS = 4
 _NUMBER_WORD = re.compile(
@@ -296,6 +312,8 @@ _PATH = re.compile(r"(?:^|[\s`(])(?:~?/\w|\.\w|<\w+>/)")
 #: The lifts of :func:`structure_bonus`, and what a candidate without a figure loses for "how
 #: many".
 KEY_LIFT, NOUN_LIFT, LIST_LIFT, PLACE_LIFT, NO_COUNT_DROP = 0.15, 0.15, 0.1, 0.1, 0.25
+#: What a candidate that lists nothing loses for "which <plural noun>": it cannot name several.
+NO_LIST_DROP = 0.15
 
 
 def key_words(key: str) -> set[str]:
@@ -341,12 +359,35 @@ def states_count_of(noun: str, text: str) -> bool:
 
 def is_enumeration(text: str) -> bool:
     """Whether ``text`` lists at least three short items in a row ("Markdown (`.md`), plain text
-    (`.txt`) and PDF", "`pii` (redact), `toxicity` (block), `prompt_leak` (block)")."""
+    (`.txt`) and PDF", "`pii` (redact), `toxicity` (block), `prompt_leak` (block)"). The first
+    item is what follows a colon or semicolon ("default guards: `injection` (block), ...")."""
     run = longest = 0
     for item in _LIST_SEPARATOR.split(_CITE.sub(" ", text)):
-        run = run + 1 if 0 < len(item.split()) <= LIST_ITEM_WORDS else 0
+        clauses = _CLAUSE_BREAK.split(item)
+        if len(clauses) > 1:  # a new clause: only its last part may start a list
+            run = 1 if _is_list_item(clauses[-1]) else 0
+        else:
+            run = run + 1 if _is_list_item(item) else 0
         longest = max(longest, run)
     return longest >= 3
+
+
+def _is_list_item(text: str) -> bool:
+    return 0 < len(text.split()) <= LIST_ITEM_WORDS
+
+
+def list_bonus(question: str, text: str) -> float:
+    """For "which <plural noun>" (:data:`_WANTS_LIST`): :data:`LIST_LIFT` for an enumeration, and
+    :data:`NOUN_LIFT` more when the candidate names what the question lists ("Which file formats
+    ...?": "Supported files are Markdown, ..."); :data:`NO_LIST_DROP` less for a candidate that
+    lists nothing. 0 for other questions."""
+    asked = _WANTS_LIST.search(question)
+    if asked is None:
+        return 0.0
+    if not is_enumeration(text):
+        return -NO_LIST_DROP
+    named = {_stem(w) for w in content_words(asked.group(1))} & _stems(text)
+    return LIST_LIFT + (NOUN_LIFT if named else 0.0)
 
 
 def states_figure(text: str) -> bool:
@@ -367,8 +408,7 @@ def structure_bonus(question: str, candidate: Candidate, text: str) -> float:
         bonus += NOUN_LIFT
     if _HOW_MANY.search(question) and not states_figure(text):
         bonus -= NO_COUNT_DROP
-    if _WANTS_LIST.search(question) and is_enumeration(text):
-        bonus += LIST_LIFT
+    bonus += list_bonus(question, text)
     if _WANTS_PLACE.search(question) and _PATH.search(text):
         bonus += PLACE_LIFT
     return bonus
@@ -396,6 +436,22 @@ def unsupported_numbers(
     texts = [shown[n - 1] for n in sorted(cited_numbers)] or shown
     present = {n.rstrip(".,") for text in texts for n in _NUMBER.findall(text)}
     return not numbers <= present
+
+
+def source_priors(hits: Sequence[ScoredChunk]) -> list[float]:
+    """The prior of each source's sentences: :data:`RANK_LIFT` for the first source down to none
+    for the last, less a drop for a weak source (:data:`WEAK_GAP`, :data:`WEAK_DROP`; by the
+    reranker's score, in standard deviations, when the hits have one)."""
+    last = max(len(hits) - 1, 1)
+    reranked = [hit.scores.get("rerank") for hit in hits]
+    top = reranked[0] if reranked else None
+    priors = []
+    for number, score in enumerate(reranked, 1):
+        prior = RANK_LIFT * max(0, len(hits) - number) / last
+        if top is not None and score is not None:
+            prior -= WEAK_DROP * min(1.0, max(0.0, top - score - WEAK_GAP))
+        priors.append(prior)
+    return priors
 
 
 def cited(sentence: str, number: int) -> str:
@@ -433,7 +489,7 @@ class SentenceExtractor:
         texts = [_QUOTED_QUESTION.sub(" ", c.text) for c in found]
         vectors = await self.embedder.embed([question, *(plain_words(t) for t in texts)])
         similarity = vectors[1:] @ vectors[0]  # unit rows: cosine similarity
-        last = max(len(hits) - 1, 1)
+        priors = source_priors(hits)
         scored = [
             (
                 c,
@@ -441,7 +497,7 @@ class SentenceExtractor:
                 + 0.5 * overlap(question, text)
                 + answer_type_bonus(question, text)
                 + structure_bonus(question, c, text)
-                + RANK_LIFT * max(0, len(hits) - c.source) / last,
+                + (priors[c.source - 1] if c.source <= len(priors) else 0.0),
             )
             for c, text, sim in zip(found, texts, similarity, strict=True)
         ]

@@ -7,8 +7,9 @@ cosine similarity between the query and any one of its sentences. A claim or a q
 matches one sentence of a passage; a whole-chunk vector dilutes that sentence among the others.
 The sentence score is combined with the fused score (both standardised over the candidates).
 A table row under its header counts as one sentence, written with its column names in plain words
-(:func:`row_text`), and a candidate holding a row whose setting the query names (every word of
-``log_level`` in "What is the default log level?") is lifted by :data:`KEY_LIFT`.
+(:func:`row_text`), with its meaning (last) cell alone besides, and a candidate holding a row whose
+setting the query names (every word of ``log_level`` in "What is the default log level?") is
+lifted by :data:`KEY_LIFT`.
 
 Sentence vectors are computed at ingest (``prepare``) when the embedder caches them
 (:class:`~genai_factory.rag.embedding_cache.CachedEmbedder`), so a query only embeds the query.
@@ -106,8 +107,10 @@ def names_setting(query: str, text: str) -> bool:
 
 def sentences(text: str, *, limit: int = 64) -> list[str]:
     """The sentences of a chunk (at most ``limit``), as the reranker embeds them: a table row
-    under a header (the row above a ``|---|`` rule) is one sentence, written by :func:`row_text`;
-    the header row and the rule are none."""
+    under a header (the row above a ``|---|`` rule) is one sentence, written by :func:`row_text`,
+    and a row of three cells or more also gives its last cell (what the row means: "messages of a
+    session put into a prompt") alone when it has three words or more, as a question paraphrases
+    it without the setting's name and value; the header row and the rule are none."""
     found: list[str] = []
     header: list[str] = []
     previous = ""
@@ -123,7 +126,10 @@ def sentences(text: str, *, limit: int = 64) -> list[str]:
             header = [_MARKUP.sub("", c) for c in _cells(previous)] if previous else []
             continue
         previous = line
-        found.append(row_text(header, _cells(line)) if header else line)
+        cells = _cells(line)
+        found.append(row_text(header, cells) if header else line)
+        if header and len(cells) >= 3 and len(cells[-1].split()) >= 3:
+            found.append(row_text((), cells[-1:]))  # what the row means, as a question says it
     return [s for s in found if len(s) >= 3][:limit]
 
 
