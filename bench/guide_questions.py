@@ -9,7 +9,7 @@ from the guide's sources (by the model or a quoted sentence) instead of declined
 set: the facts are written from ``docs/``.
 
     .venv/bin/python bench/guide_questions.py [--adapter default|none]
-        [--set first|second|third|fourth|fifth|new|both|all] [--data-dir DIR] [--json]
+        [--set first|second|third|fourth|fifth|sixth|new|both|all] [--data-dir DIR] [--json]
 
 The index is kept in ``--data-dir`` (default ``.genai/guide-bench``) so later runs start faster.
 """
@@ -135,15 +135,43 @@ FIFTH: list[tuple[str, str]] = [
     ("What HTTP status does a request blocked by a guard get?", r"\b400\b"),
     ("How large is the service's container image?", r"2\.27 ?gb|2,?268,?623,?787"),
 ]
+#: A sixth set, written before the retrieval rules were changed for the misses of the first five
+#: and never used to tune them, on pages the others use little (errors, the command line,
+#: configuration, operations, agents, deploy): ``--set sixth`` is the unseen check.
+SIXTH: list[tuple[str, str]] = [
+    # Not the "0.415" of a score.
+    (
+        "What status code does an upload get when its file type is not supported?",
+        r"(?<![.\d])415\b",
+    ),
+    ("What HTTP status do I get when the model does not answer in time?", r"\b504\b"),
+    ("How do I switch back to the previous index version?", r"index rollback"),
+    ("What exit code does the drift job return when it finds drift?", r"`3` drift"),
+    ("Which scores does the retrieval evaluation print?", r"ndcg@10"),
+    ("Where is the interaction log stored by default?", r"gateway\.db"),
+    ("How many failures in a row open a circuit breaker by default?", r"failures \(default 5\)"),
+    ("Which environment variable sets how many sources are retrieved?", r"GENAI_RAG__TOP_K"),
+    ("How many characters of each source does the model see?", r"source_chars\W.*\b600\b"),
+    ("How many images does each container registry repository keep?", r"keep 50 images"),
+    ("What happens to a retrieved chunk that the injection guard flags?", r"chunk is dropped"),
+    ("Which image formats does the vision endpoint accept?", r"png.{0,5}jpe?g.{0,10}dicom"),
+    (
+        "Which tool-call format does the embedded model use by default?",
+        r"json_staged`? \(the default",
+    ),
+    ("Which ports do the two assistant replicas of the Compose stack use?", r"8001.{0,20}8002"),
+    ("Which library runs the scheduled MLOps jobs?", r"apscheduler"),
+]
 SETS = {
     "first": QUESTIONS,
     "second": SECOND,
     "third": THIRD,
     "fourth": FOURTH,
     "fifth": FIFTH,
+    "sixth": SIXTH,
     "new": FOURTH,
     "both": QUESTIONS + SECOND,
-    "all": QUESTIONS + SECOND + THIRD + FOURTH + FIFTH,
+    "all": QUESTIONS + SECOND + THIRD + FOURTH + FIFTH + SIXTH,
 }
 
 #: Questions the guide does not answer: the answer should decline (or the route be plain chat),
