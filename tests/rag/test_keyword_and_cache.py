@@ -6,7 +6,7 @@ import numpy as np
 
 from genai_factory.messages import Chunk
 from genai_factory.rag.embedding_cache import CachedEmbedder
-from genai_factory.rag.keyword import KeywordIndex, match_expression, query_terms
+from genai_factory.rag.keyword import KeywordIndex, base_form, match_expression, query_terms
 from genai_factory.testing.fakes import FakeEmbedder
 
 
@@ -26,6 +26,21 @@ def test_query_terms_drop_stop_words_and_syntax() -> None:
     assert query_terms('What is the "NEAR" of AND OR cats? cats!') == ["near", "cats"]
     assert match_expression("the of") == ""
     assert match_expression('x") OR (y') == '"x" OR "y"'
+
+
+def test_a_derived_ly_word_is_searched_with_its_base() -> None:
+    assert base_form("monthly") == "month" and base_form("hourly") == "hour"
+    assert base_form("only") is None and base_form("early") is None and base_form("apply") is None
+    assert match_expression("a monthly budget") == '"monthly" OR "month" OR "budget"'
+
+
+async def test_a_derived_word_finds_its_base_in_the_text(tmp_path: Path) -> None:
+    index = KeywordIndex(tmp_path / "kw.sqlite")
+    await index.add(
+        [_chunk("a", 0, "Create a key with --budget-period month."), _chunk("b", 0, "Cats.")]
+    )
+    # Porter keeps "monthly" (monthli) and "month" apart: only the base word matches
+    assert [h.chunk_id for h in await index.search("monthly", 5)] == ["a:0"]
 
 
 async def test_bm25_ranks_stems_replaces_and_deletes(tmp_path: Path) -> None:

@@ -86,9 +86,32 @@ def query_terms(text: str) -> list[str]:
     return list(seen)[:_MAX_TERMS]
 
 
+#: The shortest word left when an adverb or adjective ending in "-ly" is cut to its base
+#: (monthly → month, hourly → hour); shorter bases (only, early, apply) are no derivation.
+_MIN_LY_BASE = 4
+
+
+def base_form(term: str) -> str | None:
+    """The base word of a derived "-ly" term ("monthly" → "month"), or ``None``.
+
+    Porter stemming keeps such derivations apart ("monthli" vs "month"), so a question about a
+    "monthly budget" would not find the text "--budget-period month"; the base is searched too.
+    """
+    if term.endswith("ly") and len(term) - 2 >= _MIN_LY_BASE and term[-3] not in "aeiolu":
+        return term[:-2]
+    return None
+
+
 def match_expression(text: str) -> str:
-    """An FTS5 ``MATCH`` expression: the quoted terms joined by ``OR`` (empty if none)."""
-    return " OR ".join(f'"{term}"' for term in query_terms(text))
+    """An FTS5 ``MATCH`` expression: the quoted terms joined by ``OR`` (empty if none); a derived
+    term is joined by its base word (:func:`base_form`)."""
+    terms: dict[str, None] = {}
+    for term in query_terms(text):
+        terms[term] = None
+        base = base_form(term)
+        if base is not None:
+            terms[base] = None
+    return " OR ".join(f'"{term}"' for term in terms)
 
 
 class KeywordIndex:
