@@ -11,7 +11,9 @@ from genai_factory.rag.index import KnowledgeIndex
 from genai_factory.rag.loaders import content_hash
 from genai_factory.rag.rerank import (
     SentenceMaxSimReranker,
+    names_row,
     names_setting,
+    plain_rows,
     row_keys,
     row_text,
     sentences,
@@ -210,3 +212,35 @@ async def test_the_reranker_lifts_a_chunk_holding_the_named_setting(tmp_path: Pa
     query = "What is the default log level?"
     assert await lifted.rerank(query, vector, candidates) == pytest.approx([1.0, 2.0])
     assert await plain.rerank(query, vector, candidates) == pytest.approx([1.0, 1.0])
+
+
+GUARDS_TABLE = (
+    "| surface | when | default guards |\n|---|---|---|\n"
+    "| input | on the question | `injection`, `pii` |\n| output | on the answer | `pii`, `toxicity` |"
+)
+
+
+def test_a_query_names_a_plain_row_and_one_of_its_columns() -> None:
+    assert plain_rows(GUARDS_TABLE) == [
+        ({"input"}, {"default", "guard"}),
+        ({"output"}, {"default", "guard"}),
+    ]
+    assert names_row("Which output guards run by default?", GUARDS_TABLE)
+    # the row alone, or a column alone, is not enough
+    assert not names_row("What is the output of the command?", GUARDS_TABLE)
+    assert not names_row("Which guards run by default?", GUARDS_TABLE)
+    assert not names_row("Which output guards run by default?", "Output guards, in prose.")
+    assert plain_rows(SETTINGS_TABLE) == []  # code keys are settings (names_setting)
+
+
+async def test_the_reranker_lifts_a_chunk_holding_the_named_plain_row() -> None:
+    embedder = FakeEmbedder()
+    lifted = SentenceMaxSimReranker(embedder, weight=0.0, key_lift=0.0, row_lift=1.5)
+    chunks = [
+        Chunk(id=f"d:{i}", document_id="d", text=text, title="d", source="d.md", position=i)
+        for i, text in enumerate(["Output guards screen answers.", GUARDS_TABLE])
+    ]
+    candidates = [Candidate(c, dense=0.5, scores={"fused": 1.0}) for c in chunks]
+    query = "Which output guards run by default?"
+    vector = (await embedder.embed([query]))[0]
+    assert await lifted.rerank(query, vector, candidates) == pytest.approx([1.0, 2.5])

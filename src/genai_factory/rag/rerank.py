@@ -98,6 +98,73 @@ def row_keys(text: str) -> list[set[str]]:
     return keys
 
 
+#: Words too common to name a row or a column: a question's frame, not its subject.
+_FRAME_WORDS = frozenset(
+    (
+        "a",
+        "an",
+        "the",
+        "of",
+        "on",
+        "in",
+        "to",
+        "for",
+        "by",
+        "and",
+        "or",
+        "is",
+        "are",
+        "it",
+        "what",
+        "which",
+        "how",
+        "when",
+        "where",
+        "who",
+        "does",
+        "do",
+    )
+)
+#: The most words of a plain first cell that can name a row (``output``, ``request path``).
+_MAX_PLAIN_KEY_WORDS = 3
+
+
+def _content_words(text: str) -> set[str]:
+    return {_stem(w) for w in _WORD.findall(text.lower()) if w not in _FRAME_WORDS}
+
+
+def plain_rows(text: str) -> list[tuple[set[str], set[str]]]:
+    """The rows under a header of the tables of a chunk whose first cell is plain words (not
+    code): each as the words of that cell and the words of the header's other columns
+    (``output`` and ``when``, ``default``, ``guard``, ``route``)."""
+    rows: list[tuple[set[str], set[str]]] = []
+    header: list[str] = []
+    previous = ""
+    for line in (raw.strip() for raw in text.split("\n")):
+        if not line.startswith("|"):
+            header, previous = [], ""
+            continue
+        if _TABLE_RULE.match(line):
+            header = _cells(previous) if previous else []
+            continue
+        previous = line
+        cells = _cells(line)
+        if not header or len(cells) != len(header) or len(cells) < 2 or cells[0].startswith("`"):
+            continue
+        key = _content_words(_MARKUP.sub("", cells[0]))
+        if 0 < len(key) <= _MAX_PLAIN_KEY_WORDS:
+            rows.append((key, _content_words(_MARKUP.sub(" ", " ".join(header[1:])))))
+    return rows
+
+
+def names_row(query: str, text: str) -> bool:
+    """Whether ``query`` names a table row of ``text`` by its plain first cell and one of the
+    other columns by its header's words ("Which output guards run by default?" and the row
+    ``output`` of a table whose column is "default guards")."""
+    asked = _content_words(query)
+    return any(key <= asked and columns & asked for key, columns in plain_rows(text))
+
+
 def names_setting(query: str, text: str) -> bool:
     """Whether ``query`` names every word of the key of a table row of ``text`` ("What is the
     default log level?" and the row of ``log_level``)."""
@@ -136,6 +203,10 @@ def sentences(text: str, *, limit: int = 64) -> list[str]:
 #: The lift (in standard deviations of the fused score) of a candidate holding a table row whose
 #: setting the query names (:func:`names_setting`).
 KEY_LIFT = 0.5
+#: The lift of a candidate holding a plain table row the query names with one of its columns
+#: (:func:`names_row`): a row and a column name a fact as precisely as a setting's name does, but a
+#: row's cells are short words the sentence score reads poorly.
+ROW_LIFT = 1.5
 
 
 class SentenceMaxSimReranker:
@@ -156,11 +227,13 @@ class SentenceMaxSimReranker:
         weight: float = 0.35,
         batch_size: int = 256,
         key_lift: float = KEY_LIFT,
+        row_lift: float = ROW_LIFT,
     ) -> None:
         self.embedder = embedder
         self.weight = weight
         self.batch_size = batch_size
         self.key_lift = key_lift
+        self.row_lift = row_lift
 
     async def prepare(self, chunks: Sequence[Chunk]) -> None:
         """Embed the sentences of newly indexed chunks ahead of queries."""
@@ -196,7 +269,11 @@ class SentenceMaxSimReranker:
         named = np.array(
             [any(names_setting(query, t) for t in c.texts()) for c in candidates], dtype=float
         )
-        return [float(v) for v in fused + self.weight * zscores(best, best) + self.key_lift * named]
+        rows = np.array(
+            [any(names_row(query, t) for t in c.texts()) for c in candidates], dtype=float
+        )
+        lifts = self.key_lift * named + self.row_lift * rows
+        return [float(v) for v in fused + self.weight * zscores(best, best) + lifts]
 
 
 def get_reranker(name: str, embedder: Embedder, *, weight: float = 0.35) -> Reranker | None:
