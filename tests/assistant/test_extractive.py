@@ -74,6 +74,18 @@ def test_candidates_are_sentences_table_rows_and_code_blocks() -> None:
     assert rows == ["`service.port` | `8000` | port", "`a.b` | 1 | c"]
 
 
+def test_a_source_that_begins_inside_a_code_block_has_no_rows_before_its_closing_fence() -> None:
+    diagram = (
+        "  |  output guards on a  |  tool outputs screened by the\n  |  buffer  |  guards)\n```\n"
+    )
+    texts = [c.text for c in candidates([hit(diagram + "\nThe answer is checked.")])]
+    assert texts[-1] == "The answer is checked."
+    assert not any("output guards on a" in t and "`" not in t for t in texts)
+    # a source that ends inside a tagged block keeps its prose
+    tail = "The key is printed once.\n```bash\ngenai-factory keys create --name a"
+    assert next(c.text for c in candidates([hit(tail)])) == "The key is printed once."
+
+
 def test_list_items_are_separate_candidates() -> None:
     text = (
         "It retries 5xx answers, with backoff. Other 4xx answers are never retried. - A 429 "

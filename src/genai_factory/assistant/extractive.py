@@ -112,7 +112,8 @@ def _pieces(text: str) -> list[tuple[str, tuple[str, ...]]]:
     its table's header (the row before the ``|---|`` rule) is written with the column names.
     """
     pieces: list[tuple[str, tuple[str, ...]]] = []
-    for number, segment in enumerate(_FENCE_SPLIT.split(text)):
+    segments = _FENCE_SPLIT.split(text)
+    for number, segment in enumerate(segments, start=_starts_in_code(segments)):
         segment = segment.strip()
         if not segment:
             continue
@@ -124,6 +125,15 @@ def _pieces(text: str) -> list[tuple[str, tuple[str, ...]]]:
         for paragraph in _PARAGRAPH.split(segment):
             pieces.extend(_paragraph_pieces(" ".join(paragraph.split()).lstrip("#-* ")))
     return pieces
+
+
+def _starts_in_code(segments: Sequence[str]) -> int:
+    """1 when a source text began inside a code block, else 0: its fences are odd in number and
+    the first has no language tag, so it closes a block (almost every opening fence of the guide
+    names its language) and the text before it is code, not prose (a diagram's ``|`` lines would
+    read as a table row)."""
+    odd = len(segments) % 2 == 0
+    return int(odd and not _LANGUAGE_TAG.match(segments[1].lstrip()))
 
 
 def _paragraph_pieces(folded: str) -> list[tuple[str, tuple[str, ...]]]:
