@@ -22,6 +22,7 @@ from genai_factory.assistant.extractive import (
     cited,
     counted_noun,
     is_enumeration,
+    joined_words,
     key_share,
     key_words,
     may_be_declining,
@@ -581,3 +582,10 @@ def test_retries_and_retry_share_a_stem() -> None:
 def test_candidates_are_embedded_in_plain_words() -> None:
     row_text = "setting: `log_level`; default: `info`; meaning: **the** level"
     assert plain_words(row_text) == "setting: log level; default: info; meaning: the level"
+
+
+def test_adjacent_question_words_name_a_key_written_as_one() -> None:
+    assert "timeout" in joined_words("When does it time out?")
+    row = Candidate(1, "setting: webhook timeout s; default: 5", ("`webhook_timeout_s`", "`5`"))
+    assert key_share("How long does the webhook wait before it times out?", row) == 1.0
+    assert key_share("How long does the webhook wait?", row) == 0.5

@@ -11,6 +11,7 @@ from genai_factory.rag.index import KnowledgeIndex
 from genai_factory.rag.loaders import content_hash
 from genai_factory.rag.rerank import (
     SentenceMaxSimReranker,
+    asked_words,
     names_row,
     names_setting,
     plain_rows,
@@ -244,3 +245,10 @@ async def test_the_reranker_lifts_a_chunk_holding_the_named_plain_row() -> None:
     query = "Which output guards run by default?"
     vector = (await embedder.embed([query]))[0]
     assert await lifted.rerank(query, vector, candidates) == pytest.approx([1.0, 2.5])
+
+
+def test_two_adjacent_query_words_name_a_setting_written_as_one() -> None:
+    table = "| setting | default |\n|---|---|\n| `observability.webhook_timeout_s` | `5` |"
+    assert {"timeout", "lookup"} <= asked_words("When does the webhook time out after a look up?")
+    assert names_setting("How long does the webhook wait before it times out?", table)
+    assert not names_setting("How long does the webhook wait?", table)

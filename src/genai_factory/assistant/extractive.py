@@ -21,6 +21,7 @@ model's answer stands.
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -338,15 +339,23 @@ def key_words(key: str) -> set[str]:
     return {_stem(p) for p in parts if len(p) > 1 and p not in _KEY_UNITS}
 
 
+def joined_words(question: str) -> set[str]:
+    """Each two adjacent words of ``question`` written as one, crudely stemmed: a setting's name
+    writes "times out" as ``timeout``, "look up" as ``lookup``."""
+    stems = [_stem(w) for w in re.findall(r"[a-z0-9]+", question.lower())]
+    return {first + second for first, second in itertools.pairwise(stems)}
+
+
 def key_share(question: str, candidate: Candidate) -> float:
     """The share of the words of a table row's key (:func:`key_words`) that the question names
-    (``max`` is named by "longest", ``min`` by "shortest"); 0 for a candidate that is no row."""
+    (``max`` is named by "longest", ``min`` by "shortest", ``timeout`` by "times out":
+    :func:`joined_words`); 0 for a candidate that is no row."""
     if len(candidate.cells) < 2:
         return 0.0
     wanted = key_words(candidate.cells[0])
     if not wanted:
         return 0.0
-    asked = _stems(question)
+    asked = _stems(question) | joined_words(question)
     named = {w for w in wanted if w in asked or asked & _KEY_SYNONYMS.get(w, frozenset())}
     return len(named) / len(wanted)
 

@@ -17,6 +17,7 @@ Sentence vectors are computed at ingest (``prepare``) when the embedder caches t
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Callable, Sequence
 from typing import cast
@@ -167,9 +168,15 @@ def names_row(query: str, text: str) -> bool:
 
 def names_setting(query: str, text: str) -> bool:
     """Whether ``query`` names every word of the key of a table row of ``text`` ("What is the
-    default log level?" and the row of ``log_level``)."""
-    asked = {_stem(w) for w in _WORD.findall(query.lower())}
-    return any(key <= asked for key in row_keys(text))
+    default log level?" and the row of ``log_level``; see :func:`asked_words`)."""
+    return any(key <= asked_words(query) for key in row_keys(text))
+
+
+def asked_words(query: str) -> set[str]:
+    """The stemmed words of a query, and each two adjacent words written as one (a setting's name
+    writes "times out" as ``timeout``, "look up" as ``lookup``)."""
+    stems = [_stem(w) for w in _WORD.findall(query.lower())]
+    return set(stems) | {first + second for first, second in itertools.pairwise(stems)}
 
 
 def sentences(text: str, *, limit: int = 64) -> list[str]:
