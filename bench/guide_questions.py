@@ -146,7 +146,7 @@ SIXTH: list[tuple[str, str]] = [
     ),
     ("What HTTP status do I get when the model does not answer in time?", r"\b504\b"),
     ("How do I switch back to the previous index version?", r"index rollback"),
-    ("What exit code does the drift job return when it finds drift?", r"`3` drift"),
+    ("What exit code does the drift job return when it finds drift?", r"[`*]3[`*]+ drift"),
     ("Which scores does the retrieval evaluation print?", r"ndcg@10"),
     ("Where is the interaction log stored by default?", r"gateway\.db"),
     ("How many failures in a row open a circuit breaker by default?", r"failures \(default 5\)"),
