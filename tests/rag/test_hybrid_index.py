@@ -12,6 +12,7 @@ from genai_factory.rag.loaders import content_hash
 from genai_factory.rag.rerank import (
     SentenceMaxSimReranker,
     asked_words,
+    commands,
     names_row,
     names_setting,
     plain_rows,
@@ -252,3 +253,29 @@ def test_two_adjacent_query_words_name_a_setting_written_as_one() -> None:
     assert {"timeout", "lookup"} <= asked_words("When does the webhook time out after a look up?")
     assert names_setting("How long does the webhook wait before it times out?", table)
     assert not names_setting("How long does the webhook wait?", table)
+
+
+KEYS_BLOCK = (
+    "```bash genai-factory keys create --name a # 60 requests/min "
+    "genai-factory keys create --name b --budget-period month genai-factory index list ```"
+)
+
+
+def test_the_commands_of_a_folded_code_block_are_its_subcommands() -> None:
+    assert commands(KEYS_BLOCK) == [{"key", "create"}, {"key", "create"}, {"index", "list"}]
+    assert commands("```bash make run ```") == []  # one word names no subcommand
+    assert commands("```yaml llm: provider: x ```") == []
+    assert commands("genai-factory keys create, in prose") == []
+
+
+async def test_the_reranker_lifts_a_chunk_whose_command_the_query_names() -> None:
+    embedder = FakeEmbedder()
+    lifted = SentenceMaxSimReranker(embedder, weight=0.0, key_lift=1.0, row_lift=0.0)
+    chunks = [
+        Chunk(id=f"d:{i}", document_id="d", text=text, title="d", source="d.md", position=i)
+        for i, text in enumerate(["Keys have budgets.", KEYS_BLOCK])
+    ]
+    candidates = [Candidate(c, dense=0.5, scores={"fused": 1.0}) for c in chunks]
+    query = "How do I create an API key with a monthly budget?"
+    vector = (await embedder.embed([query]))[0]
+    assert await lifted.rerank(query, vector, candidates) == pytest.approx([1.0, 2.0])

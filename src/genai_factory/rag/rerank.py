@@ -8,8 +8,10 @@ matches one sentence of a passage; a whole-chunk vector dilutes that sentence am
 The sentence score is combined with the fused score (both standardised over the candidates).
 A table row under its header counts as one sentence, written with its column names in plain words
 (:func:`row_text`), with its meaning (last) cell alone besides, and a candidate holding a row whose
-setting the query names (every word of ``log_level`` in "What is the default log level?") is
-lifted by :data:`KEY_LIFT`.
+setting the query names (every word of ``log_level`` in "What is the default log level?"), or a
+code block whose command the query names (``keys create`` in "How do I create a key?",
+:func:`commands`), is lifted by :data:`KEY_LIFT`; one holding a plain table row the query names
+with one of its columns (:func:`names_row`) by :data:`ROW_LIFT`.
 
 Sentence vectors are computed at ingest (``prepare``) when the embedder caches them
 (:class:`~genai_factory.rag.embedding_cache.CachedEmbedder`), so a query only embeds the query.
@@ -172,6 +174,32 @@ def names_setting(query: str, text: str) -> bool:
     return any(key <= asked_words(query) for key in row_keys(text))
 
 
+_FENCED = re.compile(r"```(?:[a-z]+\b)?(.*?)(?:```|$)", re.DOTALL)
+_SUBCOMMAND = re.compile(r"[a-z][a-z-]*")
+
+
+def commands(text: str) -> list[set[str]]:
+    """The commands of the code blocks of a chunk, each as the stemmed words of its subcommand:
+    the plain words after the program's name up to the first option or argument
+    (``genai-factory keys create --name x`` → ``key``, ``create``), when there are two or three.
+    A block's program is its first word; a folded block holding several commands is cut at each
+    repetition of it."""
+    found: list[set[str]] = []
+    for block in _FENCED.findall(text):
+        words = block.split()
+        segments: list[list[str]] = [[]]
+        for word in words[1:]:
+            if word == words[0]:
+                segments.append([])
+            else:
+                segments[-1].append(word)
+        for segment in segments:
+            leading = list(itertools.takewhile(_SUBCOMMAND.fullmatch, segment))[:4]
+            if 2 <= len(leading) <= 3:
+                found.append({_stem(w) for w in leading})
+    return found
+
+
 def asked_words(query: str) -> set[str]:
     """The stemmed words of a query, and each two adjacent words written as one (a setting's name
     writes "times out" as ``timeout``, "look up" as ``lookup``)."""
@@ -275,6 +303,11 @@ class SentenceMaxSimReranker:
         fused = np.array([c.scores.get("fused", c.dense) for c in candidates])
         named = np.array(
             [any(names_setting(query, t) for t in c.texts()) for c in candidates], dtype=float
+        )
+        asked = asked_words(query)
+        named = np.maximum(
+            named,
+            [any(cmd <= asked for t in c.texts() for cmd in commands(t)) for c in candidates],
         )
         rows = np.array(
             [any(names_row(query, t) for t in c.texts()) for c in candidates], dtype=float
