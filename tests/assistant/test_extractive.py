@@ -589,3 +589,10 @@ def test_adjacent_question_words_name_a_key_written_as_one() -> None:
     row = Candidate(1, "setting: webhook timeout s; default: 5", ("`webhook_timeout_s`", "`5`"))
     assert key_share("How long does the webhook wait before it times out?", row) == 1.0
     assert key_share("How long does the webhook wait?", row) == 0.5
+
+
+def test_a_status_code_question_wants_a_number_standing_alone() -> None:
+    question = "What status code do I get when I read a session of another key?"
+    assert answer_type_bonus(question, "Another key that names it gets 403 `permission_denied`.")
+    assert answer_type_bonus(question, "`GET /v1/sessions/{id}` returns its messages.") == 0.0
+    assert answer_type_bonus("Which exit code means drift?", "exit `0` no drift, `3` drift") > 0

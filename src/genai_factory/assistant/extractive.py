@@ -238,6 +238,10 @@ _WANTS_FIGURE = re.compile(
     r"limit|size|timeout|how soon)\b",
     re.IGNORECASE,
 )
+#: Questions that want a status or exit code, and such a code: a number standing alone (not the
+#: ``1`` of ``/v1`` or a version).
+_WANTS_CODE = re.compile(r"\b(?:(?:status|exit|error|return) code|http status)\b", re.IGNORECASE)
+_CODE_NUMBER = re.compile(r"(?<![\w/.-])\d{1,3}(?![\w/.-])")
 _WANTS_PROCEDURE = re.compile(r"\b(how (?:do|can|should) (?:i|you|we)|how to)\b", re.IGNORECASE)
 _WANTS_DURATION = re.compile(r"\b(how long|how soon|how often|timeout|wait)\b", re.IGNORECASE)
 _DURATION = re.compile(
@@ -265,10 +269,12 @@ def _names_row_key(wanted: set[str], candidate: Candidate) -> bool:
 
 def answer_type_bonus(question: str, candidate: str) -> float:
     """A small lift for candidates of the kind the question asks for: a figure (``how many``,
-    ``which port``, ``the default …``), a procedure (``how do I``: a setting or a command), a
+    ``which port``, ``the default …``, a status or exit code), a procedure (``how do I``: a setting or a command), a
     duration (``how long``: a time unit)."""
     bonus = 0.0
-    if _WANTS_FIGURE.search(question) and _DIGIT.search(_CITE.sub(" ", candidate)):
+    if _WANTS_CODE.search(question):
+        bonus += 0.25 if _CODE_NUMBER.search(_CITE.sub(" ", candidate)) else 0.0
+    elif _WANTS_FIGURE.search(question) and _DIGIT.search(_CITE.sub(" ", candidate)):
         bonus += 0.25
     if _WANTS_PROCEDURE.search(question) and "`" in candidate:
         bonus += 0.1
