@@ -11,7 +11,8 @@ chunks before and after it in the document). Scoring a chunk by its neighbourhoo
 document-level evidence BM25 needs (terms of a passage are spread over adjacent chunks) while still
 ranking chunks: on SciFact, chunk-level BM25 on the body alone scored 0.68 nDCG@10, on the context
 0.70, as well as whole-document BM25. A query becomes an ``OR`` of its quoted, stop-word-free
-terms, so any text is a valid query and no FTS5 syntax is interpreted.
+terms, so any text is a valid query and no FTS5 syntax is interpreted; a derived "-ly" term brings
+its base word (``monthly`` also searches ``month``: :func:`base_form`).
 """
 
 from __future__ import annotations
