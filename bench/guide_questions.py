@@ -183,7 +183,7 @@ SEVENTH: list[tuple[str, str]] = [
     ("Where can I read the interactive API documentation?", r"at `/docs`"),
     ("Does the agent route redact names in the question?", r"input `pii` is `warn`"),
     ("Which base image does the container build start from?", r"python:3\.11-slim-bookworm"),
-    ("Where does MLflow store its runs by default?", r"mlflow\.db"),
+    ("Where does MLflow store its runs by default?", r"<data.dir>/mlflow\.db"),
     ("Are the logs written as JSON?", r"JSON lines\s+when stderr is not a terminal"),
     (
         "How many prompts does the benchmarks' fake model remember?",
