@@ -28,6 +28,7 @@ from genai_factory.assistant.extractive import (
     may_be_declining,
     overlap,
     plain_words,
+    qualifier_bonus,
     source_priors,
     states_count_of,
     states_figure,
@@ -596,3 +597,13 @@ def test_a_status_code_question_wants_a_number_standing_alone() -> None:
     assert answer_type_bonus(question, "Another key that names it gets 403 `permission_denied`.")
     assert answer_type_bonus(question, "`GET /v1/sessions/{id}` returns its messages.") == 0.0
     assert answer_type_bonus("Which exit code means drift?", "exit `0` no drift, `3` drift") > 0
+
+
+def test_a_default_stated_for_one_case_fits_the_question_naming_that_case() -> None:
+    question = "Which action format does the embedded model use by default?"
+    named = "`json_staged` (the default for the embedded llama.cpp model): two calls per step."
+    other = "`native` (the default for `openai_compatible` models): function specs."
+    assert qualifier_bonus(question, named) > 0 > qualifier_bonus(question, other)
+    # a question about no default, or a default stated for no case, is left alone
+    assert qualifier_bonus("Which action format is the fastest?", other) == 0.0
+    assert qualifier_bonus(question, "Port 8000 is the default.") == 0.0

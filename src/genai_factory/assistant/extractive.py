@@ -425,6 +425,30 @@ def states_figure(text: str) -> bool:
     return bool(_DIGIT.search(plain) or _NUMBER_WORD.search(plain))
 
 
+#: "the default for <kind of> <thing>": a default stated for one case among several.
+_QUALIFIED_DEFAULT = re.compile(r"\bdefault for (?:the |an? )?([^)(:;,.]+)", re.IGNORECASE)
+#: The lift of a default stated for the case the question names, and the drop of one stated for a
+#: case the question does not name.
+QUALIFIER_LIFT = 0.1
+
+
+def qualifier_bonus(question: str, text: str) -> float:
+    """For a question about a default, a candidate stating the default for one case ("`native`
+    (the default for `openai_compatible` models)") gets :data:`QUALIFIER_LIFT` when the question
+    names that case by one of the words before its last ("Which format does the *embedded* model
+    use by default?" and "the default for the embedded llama.cpp model"), as much less when it
+    names none of them; 0 for other questions and candidates."""
+    stated = _QUALIFIED_DEFAULT.search(text)
+    if stated is None or "default" not in question.lower():
+        return 0.0
+    words = [w for w in _WORD.findall(_MARKUP.sub("", stated.group(1)).lower()) if w]
+    kinds = {_stem(part) for w in words[:-1] for part in re.split(r"[._/-]", w) if part}
+    kinds -= _STOPWORDS
+    if not kinds:
+        return 0.0
+    return QUALIFIER_LIFT if kinds & _stems(question) else -QUALIFIER_LIFT
+
+
 def structure_bonus(question: str, candidate: Candidate, text: str) -> float:
     """Lifts for a candidate whose form fits the question: a table row whose key the question
     names (:data:`KEY_LIFT` times :func:`key_share`), a figure next to the noun a "how many"
@@ -439,7 +463,7 @@ def structure_bonus(question: str, candidate: Candidate, text: str) -> float:
     bonus += list_bonus(question, text)
     if _WANTS_PLACE.search(question) and _PATH.search(text):
         bonus += PLACE_LIFT
-    return bonus
+    return bonus + qualifier_bonus(question, text)
 
 
 _NUMBER = re.compile(r"(?<![\w.\[])(?<![A-Za-z]-)\d[\d,.]*(?![\w\]])")
