@@ -21,6 +21,7 @@ from genai_factory.assistant.extractive import (
     candidates,
     cited,
     counted_noun,
+    is_command_block,
     is_enumeration,
     joined_words,
     key_share,
@@ -607,3 +608,12 @@ def test_a_default_stated_for_one_case_fits_the_question_naming_that_case() -> N
     # a question about no default, or a default stated for no case, is left alone
     assert qualifier_bonus("Which action format is the fastest?", other) == 0.0
     assert qualifier_bonus(question, "Port 8000 is the default.") == 0.0
+
+
+def test_a_how_do_i_question_prefers_a_code_block_of_commands() -> None:
+    question = "How do I go back to the previous index version?"
+    block = "`genai-factory index list genai-factory index rollback # back to the version before`"
+    sentence = "The serving version switches at once: a rename of `<data_dir>/index/ACTIVE`."
+    assert is_command_block(block) and not is_command_block(sentence)
+    assert not is_command_block("`llm.fallbacks`")
+    assert answer_type_bonus(question, block) > answer_type_bonus(question, sentence) > 0

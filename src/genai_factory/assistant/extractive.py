@@ -270,6 +270,17 @@ def _names_row_key(wanted: set[str], candidate: Candidate) -> bool:
     return bool(wanted & key) and not wanted & rest
 
 
+#: The procedure lift of a whole code block (commands) for "how do I": a sentence holding a code
+#: span gets 0.1.
+COMMAND_LIFT = 0.15
+
+
+def is_command_block(text: str) -> bool:
+    """Whether ``text`` is a whole code block (one code span of several words), as
+    :func:`_pieces` writes one: commands, not a sentence naming a path or a setting."""
+    return len(text) > 2 and text[0] == "`" == text[-1] and text.count("`") == 2 and " " in text
+
+
 def answer_type_bonus(question: str, candidate: str) -> float:
     """A small lift for candidates of the kind the question asks for: a figure (``how many``,
     ``which port``, ``the default …``; for a status or exit code a number standing alone), a
@@ -280,7 +291,7 @@ def answer_type_bonus(question: str, candidate: str) -> float:
     elif _WANTS_FIGURE.search(question) and _DIGIT.search(_CITE.sub(" ", candidate)):
         bonus += 0.25
     if _WANTS_PROCEDURE.search(question) and "`" in candidate:
-        bonus += 0.1
+        bonus += COMMAND_LIFT if is_command_block(candidate) else 0.1
     if _WANTS_DURATION.search(question) and _DURATION.search(candidate):
         bonus += 0.1
     return bonus
