@@ -555,6 +555,7 @@ def test_which_things_wants_an_enumeration_and_where_a_path() -> None:
         "Which command creates an API key?",
         "Which endpoint serves Prometheus data?",
         "What happens when the model backend is down?",
+        "What happens to a chunk that a guard flags?",
     ):
         assert structure_bonus(single, row(prose), prose) == 0.0, single
     assert structure_bonus("Which address does it bind to?", row(listing), listing) == 0.0

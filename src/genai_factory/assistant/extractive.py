@@ -317,12 +317,13 @@ _HOW_MANY = re.compile(
 )
 #: "which tools ...", "what file formats ...": a plural noun right after which/what (or after one
 #: word more), asking for several things; not a verb with its object or clause ("which command
-#: creates a key", "which endpoint serves Prometheus metrics", "what happens when ...").
+#: creates a key", "which endpoint serves Prometheus metrics", "what happens when ...", "what
+#: happens to ...").
 _WANTS_LIST = re.compile(
     r"^\W*(?:which|what) (?!(?:does|is|was|has)\b)((?:[a-z-]+ )?(?!(?:does|is|was|has)\b)"
     r"[a-z-]+[^su\W]s)\b"
     r"(?!\s+(?:the|a|an|its|their|my|your|our|this|that|these|those|each|every|all|any|no|"
-    r"when|if|after|before|once|unless)\b)"
+    r"when|if|after|before|once|unless|to)\b)"
     r"(?!\s+(?-i:[A-Z]))",
     re.IGNORECASE,
 )
