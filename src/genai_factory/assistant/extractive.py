@@ -10,16 +10,17 @@ A candidate's score is the cosine similarity of its embedding (of its plain word
 :func:`plain_words`) to the question's (the index's own embedder), plus half the share of the
 question's content words it contains, plus a lift when it is of the kind the question asks for (a
 figure for "how many", a code such as 403 for "what status code", a setting or command for "how do
-I"), plus a small lift for the sources that retrieval ranked first (the first source gets
-:data:`RANK_LIFT`, the last none), less a drop for a source the reranker scored far below the first
-(:func:`source_priors`). Lifts for the form of the answer come on top (:func:`structure_bonus`): a
-table row whose key the question names, a figure next to the noun a "how many" question counts (and
-a drop for a candidate without a figure), an enumeration for "which <plural noun>" (more when it
-names the asked things, a drop for a candidate listing nothing), a path for "where"; a row's key
-written as one word is named by two adjacent words of the question ("times out": ``timeout``). A
-source that begins inside a code block (:func:`_starts_in_code`) reads its text before the closing
-fence as code, not as table rows. Below ``min_score`` nothing is extracted and the model's answer
-stands.
+I", more for a whole code block of commands), plus a small lift for the sources that retrieval
+ranked first (the first source gets :data:`RANK_LIFT`, the last none), less a drop for a source the
+reranker scored far below the first (:func:`source_priors`). Lifts for the form of the answer come
+on top (:func:`structure_bonus`): a table row whose key the question names, a figure next to the
+noun a "how many" question counts (and a drop for a candidate without a figure), an enumeration for
+"which <plural noun>" (more when it names the asked things, a drop for a candidate listing nothing),
+a path for "where", a default stated for the case the question names ("the default for the embedded
+model"; a drop for another case's default, :func:`qualifier_bonus`); a row's key written as one word
+is named by two adjacent words of the question ("times out": ``timeout``). A source that begins
+inside a code block (:func:`_starts_in_code`) reads its text before the closing fence as code, not
+as table rows. Below ``min_score`` nothing is extracted and the model's answer stands.
 """
 
 from __future__ import annotations
