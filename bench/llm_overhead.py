@@ -9,8 +9,8 @@ interleaved rounds in one process (so machine noise hits all of them alike):
   (``llm.adapter`` ``default``, ``llm.adapter_merge`` true: folded into the weights once);
 * ``per_token``: the same adapter applied by llama.cpp at every token (``adapter_merge`` false);
 * ``sourced``: the ``adapter`` model asked for an answer from sources
-  (``ChatOptions.answer_from_sources``), so its calibrated decline shift runs as a logits
-  processor, as on the service's RAG route;
+  (``ChatOptions.answer_from_sources``), so a decline shift runs as a logits processor, as on
+  the service's RAG route (the adapter's stored shift, or -0.75 when it stores none);
 * ``service``: ``POST /v1/assistant/generate`` (mode ``chat``) on a uvicorn server on 127.0.0.1,
   timed by an HTTP client (validation, routing, JSON, the network stack included), without the
   adapter so that the row measures the service's own overhead.
@@ -174,6 +174,9 @@ def main() -> None:
         adapter_path=shipped_adapter_path(),
         adapter_merge=False,
     )
+    # The shift's cost is a logits processor per token, whatever its value: an adapter storing
+    # none is measured with the value `train calibrate` chose for the MLP adapter (docs/mlops.md).
+    adapted.decline_shift = adapted.decline_shift or -0.75
     for each in (model, adapted, per_token):
         loop.run_until_complete(each.load())
     runners: dict[str, Callable[[], tuple[int, float]]] = {
