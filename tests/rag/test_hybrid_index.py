@@ -235,17 +235,26 @@ def test_a_query_names_a_plain_row_and_one_of_its_columns() -> None:
     assert plain_rows(SETTINGS_TABLE) == []  # code keys are settings (names_setting)
 
 
-async def test_the_reranker_lifts_a_chunk_holding_the_named_plain_row() -> None:
+async def _rerank_texts(lifts: dict[str, float], texts: list[str], query: str) -> list[float]:
+    """The reranker's scores (sentence weight 0, fused score 1) of chunks holding ``texts``."""
     embedder = FakeEmbedder()
-    lifted = SentenceMaxSimReranker(embedder, weight=0.0, key_lift=0.0, row_lift=1.5)
+    reranker = SentenceMaxSimReranker(embedder, weight=0.0, **lifts)
     chunks = [
         Chunk(id=f"d:{i}", document_id="d", text=text, title="d", source="d.md", position=i)
-        for i, text in enumerate(["Output guards screen answers.", GUARDS_TABLE])
+        for i, text in enumerate(texts)
     ]
     candidates = [Candidate(c, dense=0.5, scores={"fused": 1.0}) for c in chunks]
-    query = "Which output guards run by default?"
     vector = (await embedder.embed([query]))[0]
-    assert await lifted.rerank(query, vector, candidates) == pytest.approx([1.0, 2.5])
+    return await reranker.rerank(query, vector, candidates)
+
+
+async def test_the_reranker_lifts_a_chunk_holding_the_named_plain_row() -> None:
+    scores = await _rerank_texts(
+        {"key_lift": 0.0, "row_lift": 1.5},
+        ["Output guards screen answers.", GUARDS_TABLE],
+        "Which output guards run by default?",
+    )
+    assert scores == pytest.approx([1.0, 2.5])
 
 
 def test_two_adjacent_query_words_name_a_setting_written_as_one() -> None:
@@ -269,13 +278,9 @@ def test_the_commands_of_a_folded_code_block_are_its_subcommands() -> None:
 
 
 async def test_the_reranker_lifts_a_chunk_whose_command_the_query_names() -> None:
-    embedder = FakeEmbedder()
-    lifted = SentenceMaxSimReranker(embedder, weight=0.0, key_lift=1.0, row_lift=0.0)
-    chunks = [
-        Chunk(id=f"d:{i}", document_id="d", text=text, title="d", source="d.md", position=i)
-        for i, text in enumerate(["Keys have budgets.", KEYS_BLOCK])
-    ]
-    candidates = [Candidate(c, dense=0.5, scores={"fused": 1.0}) for c in chunks]
-    query = "How do I create an API key with a monthly budget?"
-    vector = (await embedder.embed([query]))[0]
-    assert await lifted.rerank(query, vector, candidates) == pytest.approx([1.0, 2.0])
+    scores = await _rerank_texts(
+        {"key_lift": 1.0, "row_lift": 0.0},
+        ["Keys have budgets.", KEYS_BLOCK],
+        "How do I create an API key with a monthly budget?",
+    )
+    assert scores == pytest.approx([1.0, 2.0])
