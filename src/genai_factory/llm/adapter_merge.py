@@ -7,13 +7,13 @@ weights removes that cost: the merged file has exactly the base's graph.
 
 The base's quantized matrices cannot take the merge in their own format: a LoRA delta is mostly
 smaller than half a Q4 step, so re-quantizing to Q4 would round most of it away. The adapted
-matrices are therefore stored as F16 (F32 when the base's are F32), which keeps the update; every
+matrices are therefore stored as Q8_0 by default (``weight_type``; F32 when the base's are F32),
+which keeps the update and serves as fast as the base's Q4_1 on CPU, where F16 keeps it too but
+costs about a tenth of the generation speed (``bench/llm_overhead.py``, docs/mlops.md). Every
 other tensor is copied byte for byte, and the metadata unchanged (tokenizer, chat template, file
-type). For the bundled model that makes the file 37 MB larger and serves as fast as the bare model
-(``bench/llm_overhead.py``). Greedy answers are not always token for token those of the per-token
-adapter: llama.cpp rounds the activations differently for an F16 matrix than for a Q4_1 one plus
-an F32 low-rank product, and a 135M model's near ties flip (8 of 10 RAG answers identical here;
-Q8_0 instead of F16 gave 6 of 10 at the same speed).
+type). Greedy answers are not always token for token those of the per-token adapter: llama.cpp
+rounds the activations differently for a merged matrix than for a Q4_1 one plus an F32
+low-rank product, and a 135M model's near ties flip.
 
 :func:`merged_model_path` keeps the result in a cache directory keyed by the content of the base,
 the adapter and the scale, so the merge runs once per combination (about four seconds for the
@@ -42,7 +42,7 @@ _WRITER_KEYS = ("general.architecture", "general.alignment")
 #: ``adapter.lora.alpha`` (``gguf.Keys.Adapter.LORA_ALPHA``).
 LORA_ALPHA_KEY = "adapter.lora.alpha"
 #: Bumped when the merged file's layout changes, so stale cache entries are not reused.
-MERGE_FORMAT = "2"
+MERGE_FORMAT = "3"
 
 
 @dataclass(frozen=True)
@@ -110,8 +110,12 @@ def merge_adapter(
     *,
     scale: float = 1.0,
     progress: Callable[[int, int], None] | None = None,
+    weight_type: str = "Q8_0",
 ) -> MergeInfo:
     """Write ``base`` with ``adapter`` folded into its weights to ``out`` (atomically).
+
+    ``weight_type`` is the GGML type of the merged matrices (``Q8_0``, ``F16``, or another type
+    gguf can quantize to; F32 matrices stay F32).
 
     Raises:
         ConfigurationError: ``adapter`` is not a LoRA adapter for ``base`` (an adapted tensor
@@ -119,6 +123,8 @@ def merge_adapter(
     """
     import gguf
 
+    if weight_type not in gguf.GGMLQuantizationType.__members__:
+        raise ConfigurationError(f"unknown GGML type for merged matrices: {weight_type}")
     reader = gguf.GGUFReader(base)
     lora = gguf.GGUFReader(adapter)
     pairs, alpha = _lora_pairs(lora)
@@ -162,8 +168,7 @@ def merge_adapter(
                         f"the adapter's {tensor.name} is {delta.shape}, the model's {weight.shape}"
                     )
                 weight = weight + delta
-                f32 = tensor.tensor_type == gguf.GGMLQuantizationType.F32
-                writer.add_tensor(tensor.name, weight.astype(np.float32 if f32 else np.float16))
+                _add_merged(writer, tensor, weight, weight_type)
                 merged += 1
             if progress is not None:
                 progress(done, total)
@@ -177,6 +182,19 @@ def merge_adapter(
         partial.unlink(missing_ok=True)
         raise
     return MergeInfo(out, merged, total, out.stat().st_size)
+
+
+def _add_merged(writer: Any, tensor: Any, weight: np.ndarray[Any, Any], weight_type: str) -> None:
+    import gguf
+
+    if tensor.tensor_type == gguf.GGMLQuantizationType.F32:
+        writer.add_tensor(tensor.name, weight.astype(np.float32))
+    elif weight_type == "F16":
+        writer.add_tensor(tensor.name, weight.astype(np.float16))
+    else:
+        qtype = gguf.GGMLQuantizationType[weight_type]
+        data = gguf.quants.quantize(weight.astype(np.float32), qtype)
+        writer.add_tensor(tensor.name, data, raw_shape=data.shape, raw_dtype=qtype)
 
 
 def _digest(path: Path) -> str:
