@@ -192,3 +192,11 @@ def test_merged_and_per_token_adapter_answer_alike(tmp_path: Path) -> None:
     same = sum(a == b for a, b in zip(answers["per_token"], answers["merged"], strict=True))
     assert same >= len(rows) - 3, answers
     assert not any(a == b for a, b in zip(answers["bare"], answers["merged"], strict=True))
+
+
+def test_an_unknown_weight_type_is_a_clear_error(tmp_path: Path) -> None:
+    adapter = shipped_adapter_path()
+    assert adapter is not None
+    with pytest.raises(ConfigurationError, match="unknown GGML type"):
+        merge_adapter(bundled_gguf_path(), adapter, tmp_path / "out.gguf", weight_type="Q9_9")
+    assert not list(tmp_path.iterdir())
