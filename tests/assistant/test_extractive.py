@@ -8,7 +8,9 @@ import pytest
 
 from genai_factory.assistant.answer import StreamDelta, StreamEnd
 from genai_factory.assistant.extractive import (
+    CONDITION_LIFT,
     DECLINE,
+    DEFAULT_LIFT,
     LIST_LIFT,
     NO_LIST_DROP,
     NOUN_LIFT,
@@ -20,7 +22,9 @@ from genai_factory.assistant.extractive import (
     answer_type_bonus,
     candidates,
     cited,
+    condition_bonus,
     counted_noun,
+    default_bonus,
     is_command_block,
     is_enumeration,
     joined_words,
@@ -618,3 +622,38 @@ def test_a_how_do_i_question_prefers_a_code_block_of_commands() -> None:
     assert is_command_block(block) and not is_command_block(sentence)
     assert not is_command_block("`llm.fallbacks`")
     assert answer_type_bonus(question, block) > answer_type_bonus(question, sentence) > 0
+
+
+def test_a_which_question_may_name_its_plural_noun_after_two_words() -> None:
+    question = "Which HTTP status codes does a model call retry?"
+    listing = "It retries 408, 409, 429 and 5xx answers, timeouts and connection errors."
+    row_text = (
+        "exception: `RateLimited`; http status: 503; meaning: the provider kept answering 429"
+    )
+    assert structure_bonus(question, row(listing), listing) == pytest.approx(LIST_LIFT)
+    assert structure_bonus(question, row(row_text), row_text) == pytest.approx(-NO_LIST_DROP)
+    # a verb after the noun, or a preposition among the words, asks for no list
+    for single in (
+        "Which environment variable sets how many sources are retrieved?",
+        "What share of answers should arrive within 10 seconds?",
+    ):
+        assert structure_bonus(single, row(row_text), row_text) == 0.0, single
+
+
+def test_a_by_default_question_prefers_a_candidate_stating_the_default() -> None:
+    question = "Where does MLflow store its runs by default?"
+    stated = "By default MLflow is embedded: `sqlite:///<data_dir>/mlflow.db`."
+    example = "Look at the runs with `mlflow ui --backend-store-uri sqlite:///data/mlflow.db`."
+    assert default_bonus(question, stated) == pytest.approx(DEFAULT_LIFT)
+    assert default_bonus(question, example) == 0.0
+    assert default_bonus(question, "`--unanswerable-share` (default 0.25) caps it") > 0
+    assert default_bonus("Where does MLflow store its runs?", stated) == 0.0
+
+
+def test_a_when_question_prefers_a_candidate_stating_a_condition() -> None:
+    question = "When does the service turn authentication off by itself?"
+    condition = "on, except when the service binds to a loopback address and no key exists: off"
+    assert condition_bonus(question, condition) == pytest.approx(CONDITION_LIFT)
+    assert condition_bonus(question, "Create a key and restart the service, and auth is on.") == 0
+    # "when" inside a question frames it; it does not ask for a condition
+    assert condition_bonus("What status code do I get when a key is over?", condition) == 0.0

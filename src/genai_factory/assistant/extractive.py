@@ -316,15 +316,15 @@ _HOW_MANY = re.compile(
     r"should|must|of|per|in|on|at|for|to|get|have|has|go|one|each|a|the)\b|\W*$)",
     re.IGNORECASE,
 )
-#: "which tools ...", "what file formats ...": a plural noun right after which/what (or after one
-#: word more), asking for several things; not a verb with its object or clause ("which command
+#: "which tools ...", "what file formats ...", "which HTTP status codes ...": a plural noun right
+#: after which/what (or after one or two words more, no verb or preposition among them), asking for several things; not a verb with its object or clause ("which command
 #: creates a key", "which endpoint serves Prometheus metrics", "what happens when ...", "what
 #: happens to ...").
 _WANTS_LIST = re.compile(
-    r"^\W*(?:which|what) (?!(?:does|is|was|has)\b)((?:[a-z-]+ )?(?!(?:does|is|was|has)\b)"
-    r"[a-z-]+[^su\W]s)\b"
+    r"^\W*(?:which|what) ((?:(?!(?:does|is|was|has|do|are|of|for|in|on|to|by|with)\b)[a-z-]+ )"
+    r"{0,2}(?!(?:does|is|was|has)\b)[a-z-]+[^su\W]s)\b"
     r"(?!\s+(?:the|a|an|its|their|my|your|our|this|that|these|those|each|every|all|any|no|"
-    r"when|if|after|before|once|unless|to)\b)"
+    r"when|if|after|before|once|unless|to|how|what|which|who|where)\b)"
     r"(?!\s+(?-i:[A-Z]))",
     re.IGNORECASE,
 )
@@ -462,11 +462,40 @@ def qualifier_bonus(question: str, text: str) -> float:
     return QUALIFIER_LIFT if kinds & _stems(question) else -QUALIFIER_LIFT
 
 
+#: "by default", "(default 0.25)", "default: `3`": a candidate that states a default, and the
+#: lift it gets when the question asks for one (:func:`default_bonus`).
+_DEFAULT = re.compile(r"\bdefault\b", re.IGNORECASE)
+DEFAULT_LIFT = 0.1
+#: "When does ...?" asks for a condition; a clause that states one.
+_WANTS_CONDITION = re.compile(r"^\W*when\b", re.IGNORECASE)
+_CONDITION = re.compile(
+    r"\b(?:when|whenever|if|unless|once|until|except|while|as soon as)\b", re.IGNORECASE
+)
+CONDITION_LIFT = 0.1
+
+
+def default_bonus(question: str, text: str) -> float:
+    """:data:`DEFAULT_LIFT` for a candidate that states a default ("By default MLflow is embedded:
+    ...", "`--unanswerable-share` (default 0.25)") when the question asks what happens or is used
+    by default: the sentence that says so beats one that only shares the question's other words
+    (a command that shows one way to do it). 0 otherwise."""
+    wanted = _DEFAULT.search(question) and _DEFAULT.search(text)
+    return DEFAULT_LIFT if wanted else 0.0
+
+
+def condition_bonus(question: str, text: str) -> float:
+    """:data:`CONDITION_LIFT` for a candidate stating a condition ("except when the service binds
+    to a loopback address") when the question asks "when ...?"; 0 otherwise."""
+    wanted = _WANTS_CONDITION.search(question) and _CONDITION.search(text)
+    return CONDITION_LIFT if wanted else 0.0
+
+
 def structure_bonus(question: str, candidate: Candidate, text: str) -> float:
     """Lifts for a candidate whose form fits the question: a table row whose key the question
     names (:data:`KEY_LIFT` times :func:`key_share`), a figure next to the noun a "how many"
     question counts (and a drop for no figure at all), an enumeration for "which <plural noun>",
-    a path for "where"."""
+    a path for "where", a stated default for "by default" (:func:`default_bonus`), a condition
+    for "when" (:func:`condition_bonus`)."""
     bonus = KEY_LIFT * key_share(question, candidate)
     noun = counted_noun(question)
     if noun and states_count_of(noun, text):
@@ -476,6 +505,7 @@ def structure_bonus(question: str, candidate: Candidate, text: str) -> float:
     bonus += list_bonus(question, text)
     if _WANTS_PLACE.search(question) and _PATH.search(text):
         bonus += PLACE_LIFT
+    bonus += default_bonus(question, text) + condition_bonus(question, text)
     return bonus + qualifier_bonus(question, text)
 
 
