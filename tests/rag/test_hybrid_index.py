@@ -217,6 +217,11 @@ def test_a_wrapped_paragraph_is_read_as_whole_sentences() -> None:
         "run --two",
         "Then prose wrapped.",
     ]
+    # a code block cut at words and folded into one line is read as text
+    assert sentences("``` schedule (cron) -> job. Then -> registry") == [
+        "``` schedule (cron) -> job.",
+        "Then -> registry",
+    ]
 
 
 def test_a_long_sentence_also_gives_its_clauses() -> None:

@@ -35,7 +35,9 @@ from genai_factory.rag.retrieval import Candidate, Reranker, zscores
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9`\"'(\[*])")
 #: A line that starts a new block of prose: a list item or a heading.
 _BLOCK_START = re.compile(r"^(?:[-*+]\s|\d{1,3}[.)]\s|#)")
-_FENCE = re.compile(r"^(?:```|~~~)")
+#: A fence line: the fence and at most a language tag (a code block cut at words to fit a chunk
+#: is folded into one line that starts with its fence: that line is read as text).
+_FENCE = re.compile(r"^(?:```|~~~)\s*[\w+-]*$")
 _FENCE_TAG = re.compile(r"^(?:```|~~~)\s*[a-z]", re.IGNORECASE)
 _TABLE_RULE = re.compile(r"^\|?\s*:?-{3,}:?\s*(?:\|\s*:?-{3,}:?\s*)*\|?$")
 _MARKUP = re.compile(r"[`*]+")
