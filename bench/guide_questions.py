@@ -212,7 +212,7 @@ EIGHTH: list[tuple[str, str]] = [
         r"never moves on",
     ),
     ("Which HTTP status codes does a model call retry?", r"408, 409, 429"),
-    ("In which unit are model prices given?", r"per million tokens"),
+    ("In which unit are model prices given?", r"per million (?:input and output )?tokens"),
     ("What value of the circuit breaker state metric means open?", r"\b2 open"),
     ("What happens to a traceparent header sent by the client?", r"span link"),
     (

@@ -657,3 +657,13 @@ def test_a_when_question_prefers_a_candidate_stating_a_condition() -> None:
     assert condition_bonus(question, "Create a key and restart the service, and auth is on.") == 0
     # "when" inside a question frames it; it does not ask for a condition
     assert condition_bonus("What status code do I get when a key is over?", condition) == 0.0
+
+
+def test_a_share_question_prefers_a_percentage_or_a_fraction() -> None:
+    question = "What share of answers should arrive within 10 seconds?"
+    objective = "Objectives: 95 % of answers within 10 s, over 30 days."
+    rule = "`genai:answers_slow:ratio_rate{5m}` | share of answers slower than 10 s"
+    assert answer_type_bonus(question, objective) > answer_type_bonus(question, rule)
+    assert answer_type_bonus("At what share is an alert sent?", "default `0.8` [1]") > 0
+    assert answer_type_bonus("What share of traces is kept?", "all of them [1]") == 0.0
+    assert answer_type_bonus("What is kept?", objective) == 0.0

@@ -253,6 +253,15 @@ _DURATION = re.compile(
     re.IGNORECASE,
 )
 _DIGIT = re.compile(r"\d")
+#: Questions that want a share ("what share of answers ...", "what percentage ..."), and a share:
+#: a percentage, a fraction of one (``0.8``), or a share in words.
+_WANTS_SHARE = re.compile(
+    r"\b(?:what|which) (?:share|percentage|proportion|fraction|part)\b", re.IGNORECASE
+)
+_SHARE = re.compile(
+    r"\d\s?%|(?<![\d.])0?\.\d+\b|\bper ?cent\b|\b(?:half|a third|a quarter|a fifth)\b",
+    re.IGNORECASE,
+)
 #: Questions that want a value (of a setting, a limit): not the setting's name.
 _WANTS_VALUE = re.compile(
     r"\b(default|how (?:many|much|long|large|big|often)|what (?:is|are) the (?:\w+ ){0,3}"
@@ -285,7 +294,8 @@ def is_command_block(text: str) -> bool:
 def answer_type_bonus(question: str, candidate: str) -> float:
     """A small lift for candidates of the kind the question asks for: a figure (``how many``,
     ``which port``, ``the default …``; for a status or exit code a number standing alone), a
-    procedure (``how do I``: a setting or a command), a duration (``how long``: a time unit)."""
+    procedure (``how do I``: a setting or a command), a duration (``how long``: a time unit), a
+    share (``what share``: a percentage or a fraction)."""
     bonus = 0.0
     if _WANTS_CODE.search(question):
         bonus += 0.25 if _CODE_NUMBER.search(_CITE.sub(" ", candidate)) else 0.0
@@ -294,6 +304,8 @@ def answer_type_bonus(question: str, candidate: str) -> float:
     if _WANTS_PROCEDURE.search(question) and "`" in candidate:
         bonus += COMMAND_LIFT if is_command_block(candidate) else 0.1
     if _WANTS_DURATION.search(question) and _DURATION.search(candidate):
+        bonus += 0.1
+    if _WANTS_SHARE.search(question) and _SHARE.search(_CITE.sub(" ", candidate)):
         bonus += 0.1
     return bonus
 
