@@ -667,3 +667,17 @@ def test_a_share_question_prefers_a_percentage_or_a_fraction() -> None:
     assert answer_type_bonus("At what share is an alert sent?", "default `0.8` [1]") > 0
     assert answer_type_bonus("What share of traces is kept?", "all of them [1]") == 0.0
     assert answer_type_bonus("What is kept?", objective) == 0.0
+
+
+def test_adjacent_question_words_written_as_one_count_as_shared_words() -> None:
+    question = "How long does the webhook wait before it times out?"
+    row_text = "setting: `webhook_timeout_s`; default: `5`"
+    # webhook, wait, before, times, out: "times out" is the row's "timeout"
+    assert overlap(question, row_text) == pytest.approx(3 / 5)
+    assert overlap("How long does the webhook wait?", row_text) == pytest.approx(1 / 2)
+
+
+def test_a_minimum_or_maximum_wants_a_figure() -> None:
+    question = "What is the minimum retrieval score for answering in auto mode?"
+    assert answer_type_bonus(question, "default: `0.25`; meaning: below this, plain chat") > 0
+    assert answer_type_bonus(question, "RAG answers when a source scores at least it") == 0.0

@@ -228,18 +228,26 @@ def names_section(question: str, heading: str) -> bool:
 
 
 def overlap(question: str, candidate: str) -> float:
-    """Share of the question's content words (crudely stemmed) found in the candidate."""
+    """Share of the question's content words (crudely stemmed) found in the candidate; two
+    adjacent words of the question count as found when the candidate writes them as one ("times
+    out" and ``webhook_timeout_s``, :func:`joined_words`)."""
     wanted = {_stem(w) for w in content_words(question)}
     if not wanted:
         return 0.0
-    return len(wanted & _stems(candidate)) / len(wanted)
+    held = _stems(candidate)
+    found = wanted & held
+    stems = [_stem(w) for w in re.findall(r"[a-z0-9]+", question.lower())]
+    for first, second in itertools.pairwise(stems):
+        if first + second in held:
+            found |= {first, second} & wanted
+    return len(found) / len(wanted)
 
 
 #: Questions that want a figure, and questions that want a procedure (a setting or a command).
 _WANTS_FIGURE = re.compile(
     r"\b(how (?:many|much|long|large|big|often)|(?:which|what) (?:port|address|host)|"
     r"what (?:is|are) the default|"
-    r"limit|size|timeout|how soon)\b",
+    r"limit|size|timeout|how soon|minimum|maximum)\b",
     re.IGNORECASE,
 )
 #: Questions that want a status or exit code, and such a code: a number standing alone (not the
