@@ -672,9 +672,9 @@ def test_a_share_question_prefers_a_percentage_or_a_fraction() -> None:
 def test_adjacent_question_words_written_as_one_count_as_shared_words() -> None:
     question = "How long does the webhook wait before it times out?"
     row_text = "setting: `webhook_timeout_s`; default: `5`"
-    # webhook, wait, before, times, out: "times out" is the row's "timeout"
-    assert overlap(question, row_text) == pytest.approx(3 / 5)
-    assert overlap("How long does the webhook wait?", row_text) == pytest.approx(1 / 2)
+    # long, webhook, wait, before, times, out: "times out" is the row's "timeout"
+    assert overlap(question, row_text) == pytest.approx(3 / 6)
+    assert overlap("How long does the webhook wait?", row_text) == pytest.approx(1 / 3)
 
 
 def test_a_minimum_or_maximum_wants_a_figure() -> None:
