@@ -681,3 +681,20 @@ def test_a_minimum_or_maximum_wants_a_figure() -> None:
     question = "What is the minimum retrieval score for answering in auto mode?"
     assert answer_type_bonus(question, "default: `0.25`; meaning: below this, plain chat") > 0
     assert answer_type_bonus(question, "RAG answers when a source scores at least it") == 0.0
+
+
+async def test_a_longer_reply_holding_a_small_part_of_its_sentence_becomes_the_sentence() -> None:
+    extractor = SentenceExtractor(FakeEmbedder(), min_score=0.1)
+    sentence = (
+        "Each request starts its own trace: a traceparent header sent by the client is recorded "
+        "as a span link, not as a parent, so the trace id always names exactly one request."
+    )
+    hits = [hit(sentence)]
+    question = "What happens to a traceparent header sent by the client?"
+    clause = "The trace id always names exactly one request [1]."
+    assert await extractor.unsupported_answer(question, clause, hits) == cited(sentence, 1)
+    most = "A traceparent header sent by the client is recorded as a span link, not a parent [1]."
+    assert await extractor.unsupported_answer(question, most, hits) is None
+    # a short part that names what the question asks about answers it
+    part = "The traceparent header is recorded as a span link [1]."
+    assert await extractor.unsupported_answer(question, part, hits) is None
