@@ -61,7 +61,7 @@ SUPPORT_MARGIN = 0.05
 #: A longer answer must share at least this part of its content words with a sentence scoring
 #: within :data:`SUPPORT_MARGIN` of the best one (a copy of it, or close to one).
 COPIED_SHARE = 0.7
-#: A longer answer copied from a sentence, holding less than this part of the sentence's content
+#: A longer answer copied from a sentence, holding at most this part of the sentence's content
 #: words and none of the question's, is a clause cut from it: the whole sentence is sent instead.
 PART_SHARE = 0.5
 #: The lift of a sentence of the first source; later sources get less, the last none.
@@ -724,7 +724,7 @@ class SentenceExtractor:
                 # with only some of them ("128 KiB" from "at most 40 messages and 128 KiB"): the
                 # whole sentence answers, and shows which figure is which.
                 return cited(source.text, source.source)
-            if not wanted & _stems(question) and len(wanted) < PART_SHARE * len(
+            if not wanted & _stems(question) and len(wanted) <= PART_SHARE * len(
                 _stems(source.text)
             ):
                 # A clause cut from a longer sentence that names nothing the question asks about
