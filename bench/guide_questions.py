@@ -9,7 +9,7 @@ from the guide's sources (by the model or a quoted sentence) instead of declined
 set: the facts are written from ``docs/``.
 
     .venv/bin/python bench/guide_questions.py [--adapter default|none]
-        [--set first|second|third|fourth|fifth|sixth|seventh|new|both|all] [--data-dir DIR] [--json]
+        [--set first|second|third|fourth|fifth|sixth|seventh|eighth|new|both|all] [--data-dir DIR] [--json]
 
 The index is kept in ``--data-dir`` (default ``.genai/guide-bench``) so later runs start faster.
 """
@@ -195,6 +195,36 @@ SEVENTH: list[tuple[str, str]] = [
     ),
     ("How do I rebuild the index from a folder as a new version?", r"--full"),
 ]
+#: An eighth set, written before the changes made for the seventh set's misses and never used to
+#: tune them, on pages the others use little (getting started, models, testing, the architecture,
+#: the command line, observability, reliability, the vector store): ``--set eighth`` is the unseen
+#: check of those changes.
+EIGHTH: list[tuple[str, str]] = [
+    ("How long does the first install take on a 2-core machine?", r"9 to 12 minutes"),
+    ("How many parameters does the embedded model have?", r"\b135 ?m\b"),
+    ("Which GGUF model does the llama.cpp backend run by default?", r"smollm2"),
+    (
+        "How much generation speed does an adapter applied at every token cost?",
+        r"a fifth of the generation speed",
+    ),
+    (
+        "Does the fallback chain move on when the provider rejects a request with 400?",
+        r"never moves on",
+    ),
+    ("Which HTTP status codes does a model call retry?", r"408, 409, 429"),
+    ("In which unit are model prices given?", r"per million (?:input and output )?tokens"),
+    ("What value of the circuit breaker state metric means open?", r"\b2 open"),
+    ("What happens to a traceparent header sent by the client?", r"span link"),
+    (
+        "What exit code does genai-factory eval run return when a gate fails?",
+        r"exits `?1\b",
+    ),
+    ("What kind of embeddings does the fake embedder produce?", r"bag-of-words"),
+    ("Can the tests reach the internet?", r"never reach the internet|outbound connections"),
+    ("Where are the tables of component names kept?", r"genai_factory\.components|components\.py"),
+    ("Which header stops the UI pages from being framed?", r"x-frame-options|frame-ancestors"),
+    ("How long does exact vector search take for 100,000 chunks?", r"\b9 ms\b"),
+]
 SETS = {
     "first": QUESTIONS,
     "second": SECOND,
@@ -203,9 +233,10 @@ SETS = {
     "fifth": FIFTH,
     "sixth": SIXTH,
     "seventh": SEVENTH,
+    "eighth": EIGHTH,
     "new": FOURTH,
     "both": QUESTIONS + SECOND,
-    "all": QUESTIONS + SECOND + THIRD + FOURTH + FIFTH + SIXTH + SEVENTH,
+    "all": QUESTIONS + SECOND + THIRD + FOURTH + FIFTH + SIXTH + SEVENTH + EIGHTH,
 }
 
 #: Questions the guide does not answer: the answer should decline (or the route be plain chat),

@@ -8,7 +8,9 @@ import pytest
 
 from genai_factory.assistant.answer import StreamDelta, StreamEnd
 from genai_factory.assistant.extractive import (
+    CONDITION_LIFT,
     DECLINE,
+    DEFAULT_LIFT,
     LIST_LIFT,
     NO_LIST_DROP,
     NOUN_LIFT,
@@ -20,7 +22,9 @@ from genai_factory.assistant.extractive import (
     answer_type_bonus,
     candidates,
     cited,
+    condition_bonus,
     counted_noun,
+    default_bonus,
     is_command_block,
     is_enumeration,
     joined_words,
@@ -618,3 +622,79 @@ def test_a_how_do_i_question_prefers_a_code_block_of_commands() -> None:
     assert is_command_block(block) and not is_command_block(sentence)
     assert not is_command_block("`llm.fallbacks`")
     assert answer_type_bonus(question, block) > answer_type_bonus(question, sentence) > 0
+
+
+def test_a_which_question_may_name_its_plural_noun_after_two_words() -> None:
+    question = "Which HTTP status codes does a model call retry?"
+    listing = "It retries 408, 409, 429 and 5xx answers, timeouts and connection errors."
+    row_text = (
+        "exception: `RateLimited`; http status: 503; meaning: the provider kept answering 429"
+    )
+    assert structure_bonus(question, row(listing), listing) == pytest.approx(LIST_LIFT)
+    assert structure_bonus(question, row(row_text), row_text) == pytest.approx(-NO_LIST_DROP)
+    # a verb after the noun, or a preposition among the words, asks for no list
+    for single in (
+        "Which environment variable sets how many sources are retrieved?",
+        "What share of answers should arrive within 10 seconds?",
+    ):
+        assert structure_bonus(single, row(row_text), row_text) == 0.0, single
+
+
+def test_a_by_default_question_prefers_a_candidate_stating_the_default() -> None:
+    question = "Where does MLflow store its runs by default?"
+    stated = "By default MLflow is embedded: `sqlite:///<data_dir>/mlflow.db`."
+    example = "Look at the runs with `mlflow ui --backend-store-uri sqlite:///data/mlflow.db`."
+    assert default_bonus(question, stated) == pytest.approx(DEFAULT_LIFT)
+    assert default_bonus(question, example) == 0.0
+    assert default_bonus(question, "`--unanswerable-share` (default 0.25) caps it") > 0
+    assert default_bonus("Where does MLflow store its runs?", stated) == 0.0
+
+
+def test_a_when_question_prefers_a_candidate_stating_a_condition() -> None:
+    question = "When does the service turn authentication off by itself?"
+    condition = "on, except when the service binds to a loopback address and no key exists: off"
+    assert condition_bonus(question, condition) == pytest.approx(CONDITION_LIFT)
+    assert condition_bonus(question, "Create a key and restart the service, and auth is on.") == 0
+    # "when" inside a question frames it; it does not ask for a condition
+    assert condition_bonus("What status code do I get when a key is over?", condition) == 0.0
+
+
+def test_a_share_question_prefers_a_percentage_or_a_fraction() -> None:
+    question = "What share of answers should arrive within 10 seconds?"
+    objective = "Objectives: 95 % of answers within 10 s, over 30 days."
+    rule = "`genai:answers_slow:ratio_rate{5m}` | share of answers slower than 10 s"
+    assert answer_type_bonus(question, objective) > answer_type_bonus(question, rule)
+    assert answer_type_bonus("At what share is an alert sent?", "default `0.8` [1]") > 0
+    assert answer_type_bonus("What share of traces is kept?", "all of them [1]") == 0.0
+    assert answer_type_bonus("What is kept?", objective) == 0.0
+
+
+def test_adjacent_question_words_written_as_one_count_as_shared_words() -> None:
+    question = "How long does the webhook wait before it times out?"
+    row_text = "setting: `webhook_timeout_s`; default: `5`"
+    # long, webhook, wait, before, times, out: "times out" is the row's "timeout"
+    assert overlap(question, row_text) == pytest.approx(3 / 6)
+    assert overlap("How long does the webhook wait?", row_text) == pytest.approx(1 / 3)
+
+
+def test_a_minimum_or_maximum_wants_a_figure() -> None:
+    question = "What is the minimum retrieval score for answering in auto mode?"
+    assert answer_type_bonus(question, "default: `0.25`; meaning: below this, plain chat") > 0
+    assert answer_type_bonus(question, "RAG answers when a source scores at least it") == 0.0
+
+
+async def test_a_longer_reply_holding_a_small_part_of_its_sentence_becomes_the_sentence() -> None:
+    extractor = SentenceExtractor(FakeEmbedder(), min_score=0.1)
+    sentence = (
+        "Each request starts its own trace: a traceparent header sent by the client is recorded "
+        "as a span link, not as a parent, so the trace id always names exactly one request."
+    )
+    hits = [hit(sentence)]
+    question = "What happens to a traceparent header sent by the client?"
+    clause = "The trace id always names exactly one request [1]."
+    assert await extractor.unsupported_answer(question, clause, hits) == cited(sentence, 1)
+    most = "A traceparent header sent by the client is recorded as a span link, not a parent [1]."
+    assert await extractor.unsupported_answer(question, most, hits) is None
+    # a short part that names what the question asks about answers it
+    part = "The traceparent header is recorded as a span link [1]."
+    assert await extractor.unsupported_answer(question, part, hits) is None

@@ -191,6 +191,48 @@ def test_table_rows_are_embedded_with_their_column_names_in_plain_words() -> Non
     )
 
 
+def test_a_wrapped_paragraph_is_read_as_whole_sentences() -> None:
+    wrapped = (
+        "Training on the official train split (4,690\n"
+        "images) takes an hour. Then it stops.\n"
+        "- A list item starts a new one\n"
+        "\n"
+        "```bash\n"
+        "genai-factory vision train\n"
+        "genai-factory vision predict x.png\n"
+        "```\n"
+        "Prose after the block."
+    )
+    assert sentences(wrapped) == [
+        "Training on the official train split (4,690 images) takes an hour.",
+        "Then it stops.",
+        "- A list item starts a new one",
+        "genai-factory vision train",  # each line of a code block is one (a command)
+        "genai-factory vision predict x.png",
+        "Prose after the block.",
+    ]
+    # a chunk that begins inside a code block reads the lines before the closing fence as code
+    assert sentences("run --one\nrun --two\n```\nThen prose\nwrapped.") == [
+        "run --one",
+        "run --two",
+        "Then prose wrapped.",
+    ]
+    # a code block cut at words and folded into one line is read as text
+    assert sentences("``` schedule (cron) -> job. Then -> registry") == [
+        "``` schedule (cron) -> job.",
+        "Then -> registry",
+    ]
+
+
+def test_a_long_sentence_also_gives_its_clauses() -> None:
+    first = "peft adds LoRA adapters (rank 8, alpha 16) to the attention projections"
+    second = " ".join(["and a plain loop runs the configured steps of every batch"] * 3)
+    found = sentences(f"{first}; {second}.")
+    assert found == [f"{first}; {second}.", first, f"{second}."]
+    short = "a short one; with two clauses."
+    assert sentences(short) == [short]  # a short sentence is not cut
+
+
 def test_a_query_names_a_setting_when_it_holds_every_word_of_its_key() -> None:
     table = "| setting | default |\n|---|---|\n| `llm.resilience.max_backoff_s` | `8` |"
     assert row_keys(table) == [{"max", "backoff"}]  # the last segment, the unit suffix aside

@@ -61,6 +61,9 @@ SUPPORT_MARGIN = 0.05
 #: A longer answer must share at least this part of its content words with a sentence scoring
 #: within :data:`SUPPORT_MARGIN` of the best one (a copy of it, or close to one).
 COPIED_SHARE = 0.7
+#: A longer answer copied from a sentence, holding at most this part of the sentence's content
+#: words and none of the question's, is a clause cut from it: the whole sentence is sent instead.
+PART_SHARE = 0.5
 #: The lift of a sentence of the first source; later sources get less, the last none.
 RANK_LIFT = 0.1
 #: A source whose reranker score is more than :data:`WEAK_GAP` standard deviations below the first
@@ -228,18 +231,26 @@ def names_section(question: str, heading: str) -> bool:
 
 
 def overlap(question: str, candidate: str) -> float:
-    """Share of the question's content words (crudely stemmed) found in the candidate."""
+    """Share of the question's content words (crudely stemmed) found in the candidate; two
+    adjacent words of the question count as found when the candidate writes them as one ("times
+    out" and ``webhook_timeout_s``, :func:`joined_words`)."""
     wanted = {_stem(w) for w in content_words(question)}
     if not wanted:
         return 0.0
-    return len(wanted & _stems(candidate)) / len(wanted)
+    held = _stems(candidate)
+    found = wanted & held
+    stems = [_stem(w) for w in re.findall(r"[a-z0-9]+", question.lower())]
+    for first, second in itertools.pairwise(stems):
+        if first + second in held:
+            found |= {first, second} & wanted
+    return len(found) / len(wanted)
 
 
 #: Questions that want a figure, and questions that want a procedure (a setting or a command).
 _WANTS_FIGURE = re.compile(
     r"\b(how (?:many|much|long|large|big|often)|(?:which|what) (?:port|address|host)|"
     r"what (?:is|are) the default|"
-    r"limit|size|timeout|how soon)\b",
+    r"limit|size|timeout|how soon|minimum|maximum)\b",
     re.IGNORECASE,
 )
 #: Questions that want a status or exit code, and such a code: a number standing alone (not the
@@ -253,6 +264,15 @@ _DURATION = re.compile(
     re.IGNORECASE,
 )
 _DIGIT = re.compile(r"\d")
+#: Questions that want a share ("what share of answers ...", "what percentage ..."), and a share:
+#: a percentage, a fraction of one (``0.8``), or a share in words.
+_WANTS_SHARE = re.compile(
+    r"\b(?:what|which) (?:share|percentage|proportion|fraction|part)\b", re.IGNORECASE
+)
+_SHARE = re.compile(
+    r"\d\s?%|(?<![\d.])0?\.\d+\b|\bper ?cent\b|\b(?:half|a third|a quarter|a fifth)\b",
+    re.IGNORECASE,
+)
 #: Questions that want a value (of a setting, a limit): not the setting's name.
 _WANTS_VALUE = re.compile(
     r"\b(default|how (?:many|much|long|large|big|often)|what (?:is|are) the (?:\w+ ){0,3}"
@@ -285,7 +305,8 @@ def is_command_block(text: str) -> bool:
 def answer_type_bonus(question: str, candidate: str) -> float:
     """A small lift for candidates of the kind the question asks for: a figure (``how many``,
     ``which port``, ``the default …``; for a status or exit code a number standing alone), a
-    procedure (``how do I``: a setting or a command), a duration (``how long``: a time unit)."""
+    procedure (``how do I``: a setting or a command), a duration (``how long``: a time unit), a
+    share (``what share``: a percentage or a fraction)."""
     bonus = 0.0
     if _WANTS_CODE.search(question):
         bonus += 0.25 if _CODE_NUMBER.search(_CITE.sub(" ", candidate)) else 0.0
@@ -294,6 +315,8 @@ def answer_type_bonus(question: str, candidate: str) -> float:
     if _WANTS_PROCEDURE.search(question) and "`" in candidate:
         bonus += COMMAND_LIFT if is_command_block(candidate) else 0.1
     if _WANTS_DURATION.search(question) and _DURATION.search(candidate):
+        bonus += 0.1
+    if _WANTS_SHARE.search(question) and _SHARE.search(_CITE.sub(" ", candidate)):
         bonus += 0.1
     return bonus
 
@@ -316,15 +339,15 @@ _HOW_MANY = re.compile(
     r"should|must|of|per|in|on|at|for|to|get|have|has|go|one|each|a|the)\b|\W*$)",
     re.IGNORECASE,
 )
-#: "which tools ...", "what file formats ...": a plural noun right after which/what (or after one
-#: word more), asking for several things; not a verb with its object or clause ("which command
+#: "which tools ...", "what file formats ...", "which HTTP status codes ...": a plural noun right
+#: after which/what (or after one or two words more, no verb or preposition among them), asking for several things; not a verb with its object or clause ("which command
 #: creates a key", "which endpoint serves Prometheus metrics", "what happens when ...", "what
 #: happens to ...").
 _WANTS_LIST = re.compile(
-    r"^\W*(?:which|what) (?!(?:does|is|was|has)\b)((?:[a-z-]+ )?(?!(?:does|is|was|has)\b)"
-    r"[a-z-]+[^su\W]s)\b"
+    r"^\W*(?:which|what) ((?:(?!(?:does|is|was|has|do|are|of|for|in|on|to|by|with)\b)[a-z-]+ )"
+    r"{0,2}(?!(?:does|is|was|has)\b)[a-z-]+[^su\W]s)\b"
     r"(?!\s+(?:the|a|an|its|their|my|your|our|this|that|these|those|each|every|all|any|no|"
-    r"when|if|after|before|once|unless|to)\b)"
+    r"when|if|after|before|once|unless|to|how|what|which|who|where)\b)"
     r"(?!\s+(?-i:[A-Z]))",
     re.IGNORECASE,
 )
@@ -462,11 +485,40 @@ def qualifier_bonus(question: str, text: str) -> float:
     return QUALIFIER_LIFT if kinds & _stems(question) else -QUALIFIER_LIFT
 
 
+#: "by default", "(default 0.25)", "default: `3`": a candidate that states a default, and the
+#: lift it gets when the question asks for one (:func:`default_bonus`).
+_DEFAULT = re.compile(r"\bdefault\b", re.IGNORECASE)
+DEFAULT_LIFT = 0.1
+#: "When does ...?" asks for a condition; a clause that states one.
+_WANTS_CONDITION = re.compile(r"^\W*when\b", re.IGNORECASE)
+_CONDITION = re.compile(
+    r"\b(?:when|whenever|if|unless|once|until|except|while|as soon as)\b", re.IGNORECASE
+)
+CONDITION_LIFT = 0.1
+
+
+def default_bonus(question: str, text: str) -> float:
+    """:data:`DEFAULT_LIFT` for a candidate that states a default ("By default MLflow is embedded:
+    ...", "`--unanswerable-share` (default 0.25)") when the question asks what happens or is used
+    by default: the sentence that says so beats one that only shares the question's other words
+    (a command that shows one way to do it). 0 otherwise."""
+    wanted = _DEFAULT.search(question) and _DEFAULT.search(text)
+    return DEFAULT_LIFT if wanted else 0.0
+
+
+def condition_bonus(question: str, text: str) -> float:
+    """:data:`CONDITION_LIFT` for a candidate stating a condition ("except when the service binds
+    to a loopback address") when the question asks "when ...?"; 0 otherwise."""
+    wanted = _WANTS_CONDITION.search(question) and _CONDITION.search(text)
+    return CONDITION_LIFT if wanted else 0.0
+
+
 def structure_bonus(question: str, candidate: Candidate, text: str) -> float:
     """Lifts for a candidate whose form fits the question: a table row whose key the question
     names (:data:`KEY_LIFT` times :func:`key_share`), a figure next to the noun a "how many"
     question counts (and a drop for no figure at all), an enumeration for "which <plural noun>",
-    a path for "where"."""
+    a path for "where", a stated default for "by default" (:func:`default_bonus`), a condition
+    for "when" (:func:`condition_bonus`)."""
     bonus = KEY_LIFT * key_share(question, candidate)
     noun = counted_noun(question)
     if noun and states_count_of(noun, text):
@@ -476,6 +528,7 @@ def structure_bonus(question: str, candidate: Candidate, text: str) -> float:
     bonus += list_bonus(question, text)
     if _WANTS_PLACE.search(question) and _PATH.search(text):
         bonus += PLACE_LIFT
+    bonus += default_bonus(question, text) + condition_bonus(question, text)
     return bonus + qualifier_bonus(question, text)
 
 
@@ -670,6 +723,14 @@ class SentenceExtractor:
                 # refused until the period resets" from the sentence that says they get 402), or
                 # with only some of them ("128 KiB" from "at most 40 messages and 128 KiB"): the
                 # whole sentence answers, and shows which figure is which.
+                return cited(source.text, source.source)
+            if not wanted & _stems(question) and len(wanted) <= PART_SHARE * len(
+                _stems(source.text)
+            ):
+                # A clause cut from a longer sentence that names nothing the question asks about
+                # ("The trace id always names exactly one request" from the sentence that says a
+                # client's `traceparent` is recorded as a span link, so the trace id names one
+                # request): the rest of the sentence is what the clause follows from.
                 return cited(source.text, source.source)
             return None
         best = ranked[0][0]

@@ -32,7 +32,13 @@ from genai_factory.messages import Chunk
 from genai_factory.rag.embedding import Embedder
 from genai_factory.rag.retrieval import Candidate, Reranker, zscores
 
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9`\"'(\[])|\n+")
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9`\"'(\[*])")
+#: A line that starts a new block of prose: a list item or a heading.
+_BLOCK_START = re.compile(r"^(?:[-*+]\s|\d{1,3}[.)]\s|#)")
+#: A fence line: the fence and at most a language tag (a code block cut at words to fit a chunk
+#: is folded into one line that starts with its fence: that line is read as text).
+_FENCE = re.compile(r"^(?:```|~~~)\s*[\w+-]*$")
+_FENCE_TAG = re.compile(r"^(?:```|~~~)\s*[a-z]", re.IGNORECASE)
 _TABLE_RULE = re.compile(r"^\|?\s*:?-{3,}:?\s*(?:\|\s*:?-{3,}:?\s*)*\|?$")
 _MARKUP = re.compile(r"[`*]+")
 _WORD = re.compile(r"[a-z0-9]+")
@@ -207,21 +213,67 @@ def asked_words(query: str) -> set[str]:
     return set(stems) | {first + second for first, second in itertools.pairwise(stems)}
 
 
+def _starts_in_code(lines: Sequence[str]) -> bool:
+    """Whether a chunk began inside a code block: its fences are odd in number and the first has
+    no language tag, so it closes a block (the guide's opening fences name their language)."""
+    fences = [line for line in lines if _FENCE.match(line)]
+    return len(fences) % 2 == 1 and not _FENCE_TAG.match(fences[0])
+
+
+#: A sentence of more than this many words also gives its clauses (cut at ``;``) as sentences.
+LONG_SENTENCE_WORDS = 30
+_CLAUSE_END = re.compile(r";\s+")
+
+
+def _prose(lines: Sequence[str]) -> list[str]:
+    """The sentences of consecutive prose lines: a paragraph wrapped over several lines is read
+    as one text, then cut at sentence ends (a sentence may go on over a line break: "the official
+    train split (4,690" / "images)"). A long sentence also gives its clauses: one vector of a
+    sentence of several clauses dilutes each of them, as a chunk's vector dilutes its sentences."""
+    found = []
+    for sentence in _SENTENCE_END.split(" ".join(lines)):
+        sentence = sentence.strip()
+        if not sentence:
+            continue
+        found.append(sentence)
+        if len(sentence.split()) > LONG_SENTENCE_WORDS:
+            clauses = [c.strip() for c in _CLAUSE_END.split(sentence)]
+            found.extend(c for c in clauses if len(clauses) > 1 and len(c.split()) >= 3)
+    return found
+
+
 def sentences(text: str, *, limit: int = 64) -> list[str]:
-    """The sentences of a chunk (at most ``limit``), as the reranker embeds them: a table row
-    under a header (the row above a ``|---|`` rule) is one sentence, written by :func:`row_text`,
-    and a row of three cells or more also gives its last cell (what the row means: "messages of a
-    session put into a prompt") alone when it has three words or more, as a question paraphrases
-    it without the setting's name and value; the header row and the rule are none."""
+    """The sentences of a chunk (at most ``limit``), as the reranker embeds them: the lines of a
+    paragraph are joined and cut at sentence ends, a list item or a heading starts a new one, and
+    each line of a code block is one (a command); a table row under a header (the row above a
+    ``|---|`` rule) is one sentence, written by :func:`row_text`, and a row of three cells or more
+    also gives its last cell (what the row means: "messages of a session put into a prompt")
+    alone when it has three words or more, as a question paraphrases it without the setting's
+    name and value; the header row, the rule and the fences are none."""
     found: list[str] = []
     header: list[str] = []
     previous = ""
-    for line in text.split("\n"):
-        line = line.strip()
+    paragraph: list[str] = []
+    lines = [line.strip() for line in text.split("\n")]
+    in_code = _starts_in_code(lines)
+    for line in lines:
+        if _FENCE.match(line):
+            found.extend(_prose(paragraph))
+            paragraph, header, previous, in_code = [], [], "", not in_code
+            continue
+        if in_code:
+            found.append(line)
+            continue
         if not line.startswith("|"):
             header, previous = [], ""
-            found.extend(s.strip() for s in _SENTENCE_END.split(line))
+            if not line or _BLOCK_START.match(line):
+                found.extend(_prose(paragraph))
+                paragraph = []
+            if line:
+                paragraph.append(line.lstrip("#").strip())
             continue
+        found.extend(_prose(paragraph))
+        paragraph = []
         if _TABLE_RULE.match(line):
             if previous and found and found[-1] == previous:
                 found.pop()  # the header row says nothing by itself
@@ -232,6 +284,7 @@ def sentences(text: str, *, limit: int = 64) -> list[str]:
         found.append(row_text(header, cells) if header else line)
         if header and len(cells) >= 3 and len(cells[-1].split()) >= 3:
             found.append(row_text((), cells[-1:]))  # what the row means, as a question says it
+    found.extend(_prose(paragraph))
     return [s for s in found if len(s) >= 3][:limit]
 
 
