@@ -9,7 +9,7 @@ from the guide's sources (by the model or a quoted sentence) instead of declined
 set: the facts are written from ``docs/``.
 
     .venv/bin/python bench/guide_questions.py [--adapter default|none]
-        [--set first|second|third|fourth|fifth|sixth|seventh|eighth|new|both|all] [--data-dir DIR] [--json]
+        [--set first|second|...|eighth|ninth|new|both|all] [--data-dir DIR] [--json]
 
 The index is kept in ``--data-dir`` (default ``.genai/guide-bench``) so later runs start faster.
 """
@@ -225,6 +225,32 @@ EIGHTH: list[tuple[str, str]] = [
     ("Which header stops the UI pages from being framed?", r"x-frame-options|frame-ancestors"),
     ("How long does exact vector search take for 100,000 chunks?", r"\b9 ms\b"),
 ]
+#: A ninth set, written before any change made for the misses of the first eight and never used to
+#: tune them, on pages the others use little (safety, errors, observability, operations, deploy,
+#: MLOps): ``--set ninth`` is the unseen check of those changes.
+NINTH: list[tuple[str, str]] = [
+    ("At what score does the toxicity guard block an answer?", r"(?<![\d.])0\.8\b"),
+    (
+        "How many consecutive words of the system prompt make the leak guard block an answer?",
+        r"\beight\b|(?<![-\w.])8 consecutive",
+    ),
+    ("In how many languages are the injection guard's rules written?", r"twelve|\b12 languages"),
+    ("How many locales fill the name tagger's training sentences?", r"\b27 locales"),
+    ("What status code does a request without an API key get?", r"\b401\b"),
+    ("What status code does an upload larger than the size limit get?", r"\b413\b"),
+    ("How long may the comment of a feedback be?", r"2,?000 characters"),
+    (
+        "How many records does the interaction log write in one transaction at most?",
+        r"\b100 records",
+    ),
+    ("How many records does a full interaction log queue hold?", r"10,?000 records"),
+    ("How many steps was the shipped adapter trained for?", r"\b240 steps"),
+    ("Into how many buckets may the stats series cut its window?", r"1.240"),
+    ("After how many days do the reports move to infrequent access?", r"\b30 days"),
+    ("How long do the Kubernetes pods get to shut down gracefully?", r"\b150 ?s\b"),
+    ("What runs as PID 1 in the container?", r"\btini\b"),
+    ("Which options does the serve command take?", r"--host.{0,30}--port"),
+]
 SETS = {
     "first": QUESTIONS,
     "second": SECOND,
@@ -234,9 +260,10 @@ SETS = {
     "sixth": SIXTH,
     "seventh": SEVENTH,
     "eighth": EIGHTH,
+    "ninth": NINTH,
     "new": FOURTH,
     "both": QUESTIONS + SECOND,
-    "all": QUESTIONS + SECOND + THIRD + FOURTH + FIFTH + SIXTH + SEVENTH + EIGHTH,
+    "all": QUESTIONS + SECOND + THIRD + FOURTH + FIFTH + SIXTH + SEVENTH + EIGHTH + NINTH,
 }
 
 #: Questions the guide does not answer: the answer should decline (or the route be plain chat),
