@@ -32,6 +32,7 @@ from genai_factory.assistant.extractive import (
     key_words,
     may_be_declining,
     overlap,
+    plain_decline,
     plain_words,
     qualifier_bonus,
     source_priors,
@@ -698,3 +699,28 @@ async def test_a_longer_reply_holding_a_small_part_of_its_sentence_becomes_the_s
     # a short part that names what the question asks about answers it
     part = "The traceparent header is recorded as a span link [1]."
     assert await extractor.unsupported_answer(question, part, hits) is None
+
+
+def test_a_decline_in_other_words_becomes_the_plain_decline() -> None:
+    assert plain_decline("I don't know: the sources say.") == DECLINE
+    assert plain_decline("  I do not know [1]") == DECLINE
+    assert plain_decline("i dont know.") == DECLINE
+    assert (
+        plain_decline("Unknown keys are rejected with 400 [1].")
+        == "Unknown keys are rejected with 400 [1]."
+    )
+    assert plain_decline("I know the port: 8000 [1].") == "I know the port: 8000 [1]."
+
+
+async def test_a_garbled_decline_with_nothing_to_extract_reads_as_the_decline(
+    index: KnowledgeIndex,
+) -> None:
+    garbled = "I don't know: the sources say."
+    question = "What colour is the sky at dusk?"
+    answer = await assistant(index, garbled).generate(question, mode="rag")
+    assert answer.route == "rag"
+    assert answer.answer == DECLINE
+    assert await streamed(assistant(index, garbled), question) == (DECLINE, DECLINE)
+    # Without an extractor the reply is left as the model wrote it.
+    kept = await assistant(index, garbled, extract=False).generate(question, mode="rag")
+    assert kept.answer == garbled

@@ -81,10 +81,25 @@ class Candidate:
     cells: tuple[str, ...] = ()
 
 
+_DECLINE_START = re.compile(r"^\W*i\s+(?:don[’']?t|do\s+not)\s+know\b", re.IGNORECASE)
+
+
+def plain_decline(text: str) -> str:
+    """:data:`DECLINE` when ``text`` begins as a decline ("I don't know…") in other words, else
+    ``text``: the model sometimes garbles the sentence it was trained to write ("I don't know:
+    the sources say."), and a reader should get the one plain sentence."""
+    return DECLINE if _DECLINE_START.match(text) else text
+
+
 def may_be_declining(text: str) -> bool:
-    """Whether ``text`` is :data:`DECLINE` or could still become it (a stream's first pieces)."""
+    """Whether ``text`` is :data:`DECLINE` or could still become it (a stream's first pieces), or
+    begins as a decline in other words (:func:`plain_decline`)."""
     start = " ".join(text.split()).lower()
-    return DECLINE.lower().startswith(start) or start.startswith(DECLINE.lower())
+    return (
+        DECLINE.lower().startswith(start)
+        or start.startswith(DECLINE.lower())
+        or _DECLINE_START.match(start) is not None
+    )
 
 
 def is_short(text: str) -> bool:

@@ -37,6 +37,7 @@ from genai_factory.assistant.extractive import (
     is_short,
     may_be_declining,
     names_section,
+    plain_decline,
     unsupported_numbers,
 )
 from genai_factory.assistant.orchestrator import Orchestrator
@@ -292,7 +293,7 @@ class AssistantService:
             if turn.route == "chat":
                 outcome.text = strip_citations(outcome.text)
             if self._should_extract(turn, outcome.text):
-                outcome.text = await self._extracted(turn) or outcome.text
+                outcome.text = await self._extracted(turn) or plain_decline(outcome.text)
             elif self._may_extract(turn):
                 outcome.text = await self._supported(turn, outcome.text)
         return await self._finish(turn, outcome)
@@ -331,6 +332,8 @@ class AssistantService:
             if holding:
                 if abstained(held):
                     extracted = await self._extracted(turn)
+                    if extracted is None and plain_decline(held) != held:
+                        extracted = plain_decline(held)
                 else:
                     supported = await self._supported(turn, held)
                     extracted = None if supported == held else supported
