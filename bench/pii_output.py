@@ -21,12 +21,11 @@ import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from genai_factory.safety.evaluation import evaluate_pii
-
 from genai_factory.config import bundled_docs_dir
 from genai_factory.safety.artefacts import load_resources, packaged_dir
 from genai_factory.safety.guard import Finding
 from genai_factory.safety.pii import OutputPolicy, PIIDetector
+from genai_factory.safety_training.evaluation import evaluate_pii
 
 ROOT = Path(__file__).resolve().parents[1]
 TECHNICAL = ROOT / "tests" / "safety" / "data" / "technical_answers.txt"
