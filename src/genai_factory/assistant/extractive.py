@@ -355,9 +355,9 @@ _HOW_MANY = re.compile(
     re.IGNORECASE,
 )
 #: "which tools ...", "what file formats ...", "which HTTP status codes ...": a plural noun right
-#: after which/what (or after one or two words more, no verb or preposition among them), asking for several things; not a verb with its object or clause ("which command
-#: creates a key", "which endpoint serves Prometheus metrics", "what happens when ...", "what
-#: happens to ...").
+#: after which/what (or after one or two words more, no verb or preposition among them), asking
+#: for several things; not a verb with its object or clause ("which command creates a key",
+#: "which endpoint serves Prometheus metrics", "what happens when ...", "what happens to ...").
 _WANTS_LIST = re.compile(
     r"^\W*(?:which|what) ((?:(?!(?:does|is|was|has|do|are|of|for|in|on|to|by|with)\b)[a-z-]+ )"
     r"{0,2}(?!(?:does|is|was|has)\b)[a-z-]+[^su\W]s)\b"

@@ -331,9 +331,8 @@ class AssistantService:
             outcome = Outcome.of_response(response, text)
             if holding:
                 if abstained(held):
-                    extracted = await self._extracted(turn)
-                    if extracted is None and plain_decline(held) != held:
-                        extracted = plain_decline(held)
+                    plain = plain_decline(held)
+                    extracted = await self._extracted(turn) or (plain if plain != held else None)
                 else:
                     supported = await self._supported(turn, held)
                     extracted = None if supported == held else supported
