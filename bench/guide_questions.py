@@ -9,7 +9,7 @@ from the guide's sources (by the model or a quoted sentence) instead of declined
 set: the facts are written from ``docs/``.
 
     .venv/bin/python bench/guide_questions.py [--adapter default|none]
-        [--set first|second|...|eighth|ninth|new|both|all] [--data-dir DIR] [--json]
+        [--set first|second|...|eighth|ninth|tenth|new|both|all] [--data-dir DIR] [--json]
 
 The index is kept in ``--data-dir`` (default ``.genai/guide-bench``) so later runs start faster.
 """
@@ -251,6 +251,24 @@ NINTH: list[tuple[str, str]] = [
     ("What runs as PID 1 in the container?", r"\btini\b"),
     ("Which options does the serve command take?", r"--host.{0,30}--port"),
 ]
+#: A tenth development set, written before any rule was changed after the ninth.
+TENTH: list[tuple[str, str]] = [
+    ("How many epochs does the default vision recipe train for?", r"\b30 epochs"),
+    ("What learning rate does the default vision recipe use?", r"3e-3"),
+    ("How long may a whole agent run take by default?", r"\b60\b"),
+    ("How long does a tool call get before it fails with a timeout?", r"\b10\b"),
+    ("At what share of its budget does a key trigger a budget alert?", r"0\.8\b|80 ?%"),
+    ("What share of traces is kept by default?", r"1\.0\b|100 ?%|every trace|all traces"),
+    ("How often are the MLOps gauges read from the registry?", r"\b60\b"),
+    ("Where are the API keys and the spend ledger kept by default?", r"gateway\.db|sqlite"),
+    ("How long does a process reuse a looked-up API key?", r"\b5\b"),
+    ("What service name do the spans carry by default?", r"genai-factory"),
+    ("How many tokens may each model call of an agent write?", r"\b160\b"),
+    ("Which user id does the container run as?", r"10001"),
+    ("How often does the operations page refresh?", r"\b10 ?s\b|10 seconds"),
+    ("Between how many replicas does the autoscaler scale the deployment?", r"2.{1,3}6"),
+    ("Which port does the Kubernetes Service expose?", r"\b80\b"),
+]
 SETS = {
     "first": QUESTIONS,
     "second": SECOND,
@@ -261,9 +279,11 @@ SETS = {
     "seventh": SEVENTH,
     "eighth": EIGHTH,
     "ninth": NINTH,
+    "tenth": TENTH,
     "new": FOURTH,
     "both": QUESTIONS + SECOND,
-    "all": QUESTIONS + SECOND + THIRD + FOURTH + FIFTH + SIXTH + SEVENTH + EIGHTH + NINTH,
+    "all": QUESTIONS + SECOND + THIRD + FOURTH + FIFTH + SIXTH + SEVENTH + EIGHTH + NINTH
+    + TENTH,
 }
 
 #: Questions the guide does not answer: the answer should decline (or the route be plain chat),
