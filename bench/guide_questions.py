@@ -282,8 +282,7 @@ SETS = {
     "tenth": TENTH,
     "new": FOURTH,
     "both": QUESTIONS + SECOND,
-    "all": QUESTIONS + SECOND + THIRD + FOURTH + FIFTH + SIXTH + SEVENTH + EIGHTH + NINTH
-    + TENTH,
+    "all": QUESTIONS + SECOND + THIRD + FOURTH + FIFTH + SIXTH + SEVENTH + EIGHTH + NINTH + TENTH,
 }
 
 #: Questions the guide does not answer: the answer should decline (or the route be plain chat),

@@ -8,6 +8,7 @@ import pytest
 
 from genai_factory.assistant.answer import StreamDelta, StreamEnd
 from genai_factory.assistant.extractive import (
+    CHAT_DECLINE,
     CONDITION_LIFT,
     DECLINE,
     DEFAULT_LIFT,
@@ -21,6 +22,7 @@ from genai_factory.assistant.extractive import (
     SentenceExtractor,
     answer_type_bonus,
     candidates,
+    chat_decline,
     cited,
     condition_bonus,
     counted_noun,
@@ -295,9 +297,13 @@ async def test_without_the_extractor_the_decline_stands(index: KnowledgeIndex) -
 
 async def test_a_decline_without_a_matching_sentence_stands(index: KnowledgeIndex) -> None:
     answer = await assistant(index, DECLINE).generate(QUESTION, mode="rag")
-    unrelated = await assistant(index, DECLINE).generate("Why is pasta boiled in salted water?")
+    pasta = "Why is pasta boiled in salted water?"
+    unrelated = await assistant(index, DECLINE).generate(pasta, mode="rag")
     assert answer.answer == EXTRACTED
     assert unrelated.answer == DECLINE
+    # Asked in auto mode, a question no source matches goes to plain chat, which has no sources.
+    chatted = await assistant(index, DECLINE).generate(pasta)
+    assert (chatted.route, chatted.answer) == ("chat", CHAT_DECLINE)
 
 
 async def streamed(service: AssistantService, question: str) -> tuple[str, str]:
@@ -724,3 +730,36 @@ async def test_a_garbled_decline_with_nothing_to_extract_reads_as_the_decline(
     # Without an extractor the reply is left as the model wrote it.
     kept = await assistant(index, garbled, extract=False).generate(question, mode="rag")
     assert kept.answer == garbled
+
+
+def test_a_decline_that_speaks_of_sources_reads_plainly_without_sources() -> None:
+    assert chat_decline("I don't know: the sources say.") == CHAT_DECLINE
+    assert chat_decline(DECLINE) == CHAT_DECLINE
+    assert chat_decline("I don't know what that is.") == "I don't know what that is."
+    assert chat_decline("The sources are the pages [1].") == "The sources are the pages [1]."
+
+
+async def chat_streamed(service: AssistantService, question: str) -> tuple[str, str]:
+    text, final = "", ""
+    async for event in service.stream(question, mode="chat"):
+        if isinstance(event, StreamDelta):
+            text += event.text
+        elif isinstance(event, StreamEnd):
+            final = event.answer.answer
+    return text, final
+
+
+async def test_the_chat_route_never_speaks_of_sources_it_does_not_have(
+    index: KnowledgeIndex,
+) -> None:
+    garbled = "I don't know: the sources say."
+    question = "What colour is the sky at dusk?"
+    answer = await assistant(index, garbled).generate(question, mode="chat")
+    assert answer.route == "chat"
+    assert answer.answer == CHAT_DECLINE
+    assert await chat_streamed(assistant(index, garbled), question) == (CHAT_DECLINE, CHAT_DECLINE)
+    # Any other reply streams as it came.
+    reply = "The sky at dusk is orange."
+    assert await chat_streamed(assistant(index, reply), question) == (reply, reply)
+    unsure = "I don't know what colour it is."
+    assert await chat_streamed(assistant(index, unsure), question) == (unsure, unsure)

@@ -91,6 +91,20 @@ def plain_decline(text: str) -> str:
     return DECLINE if _DECLINE_START.match(text) else text
 
 
+#: The decline of an answer without sources (the chat route): there are no sources to speak of.
+CHAT_DECLINE = "I don't know."
+_SOURCES_WORD = re.compile(r"\bsources?\b", re.IGNORECASE)
+
+
+def chat_decline(text: str) -> str:
+    """:data:`CHAT_DECLINE` when ``text`` is a decline that speaks of sources ("I don't know: the
+    sources say."), else ``text``: on the chat route the model has no sources, and the decline it
+    learnt for answers from sources would read as nonsense there."""
+    if _DECLINE_START.match(text) and _SOURCES_WORD.search(text):
+        return CHAT_DECLINE
+    return text
+
+
 def may_be_declining(text: str) -> bool:
     """Whether ``text`` is :data:`DECLINE` or could still become it (a stream's first pieces), or
     begins as a decline in other words (:func:`plain_decline`)."""

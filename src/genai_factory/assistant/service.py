@@ -34,6 +34,7 @@ from genai_factory.assistant.answer import (
 )
 from genai_factory.assistant.extractive import (
     SentenceExtractor,
+    chat_decline,
     is_short,
     may_be_declining,
     names_section,
@@ -291,7 +292,7 @@ class AssistantService:
                 response = await self.model.chat(turn.messages, turn.options)
             outcome = turn.checked(response)
             if turn.route == "chat":
-                outcome.text = strip_citations(outcome.text)
+                outcome.text = chat_decline(strip_citations(outcome.text))
             if self._should_extract(turn, outcome.text):
                 outcome.text = await self._extracted(turn) or plain_decline(outcome.text)
             elif self._may_extract(turn):
@@ -313,14 +314,15 @@ class AssistantService:
             # While the answer may still be the model declining, or a short phrase, it is held
             # back: a source's sentence may replace it once the stream has ended (see
             # ``_extracted`` and ``_supported``).
-            held, holding = "", self._may_extract(turn)
+            checks_support = self._may_extract(turn)
+            held, holding = "", checks_support or turn.route == "chat"
             try:
                 first = await anext(pieces, None)  # a refusal raises before the start event
                 yield self._start_event(turn)
                 async for text in _chained(first, pieces):
                     if holding:
                         held += text
-                        holding = may_be_declining(held) or is_short(held)
+                        holding = may_be_declining(held) or (checks_support and is_short(held))
                         text = "" if holding else held
                     if text:
                         yield StreamDelta(text=text)
@@ -330,20 +332,30 @@ class AssistantService:
             text = strip_citations(response.text) if turn.route == "chat" else response.text
             outcome = Outcome.of_response(response, text)
             if holding:
-                if abstained(held):
-                    plain = plain_decline(held)
-                    extracted = await self._extracted(turn) or (plain if plain != held else None)
-                else:
-                    supported = await self._supported(turn, held)
-                    extracted = None if supported == held else supported
-                outcome.text = extracted or response.text
-                if shown := (turn.safety.shown(extracted) if extracted else held):
+                outcome.text, shown = await self._resolved(turn, held, text)
+                if shown:
                     yield StreamDelta(text=shown)
             elif self._may_extract(turn):
                 # A longer answer has been streamed as it came; when it does not come from the
                 # best-matching sentences, the end event carries that sentence instead.
                 outcome.text = await self._supported(turn, response.text)
         yield StreamEnd(answer=await self._finish(turn, outcome))
+
+    async def _resolved(self, turn: Turn, held: str, text: str) -> tuple[str, str]:
+        """What a reply held back to its end (``held`` as streamed, ``text`` as answered) becomes:
+        the answer's text and what the client is sent of it."""
+        if turn.route == "chat":
+            plain = chat_decline(text)
+            return plain, (turn.safety.shown(plain) if plain != text else held)
+        if abstained(held):
+            plain = plain_decline(held)
+            extracted = await self._extracted(turn) or (plain if plain != held else None)
+        else:
+            supported = await self._supported(turn, held)
+            extracted = None if supported == held else supported
+        if extracted:
+            return extracted, turn.safety.shown(extracted)
+        return text, held
 
     def _may_extract(self, turn: Turn) -> bool:
         return self.extractor is not None and turn.route == "rag" and bool(turn.hits)
