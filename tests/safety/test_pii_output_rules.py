@@ -112,7 +112,13 @@ def test_names_held_by_the_source_are_still_redacted(
 def test_recall_in_a_table_of_figures_is_not_a_phone_number() -> None:
     text = "the default row gave Recall@10 0.866, Recall@100 0.956, MRR@10 0.722"
     assert find_structured(text) == []
-    for phone in ("Please call 450 0840 after six.", "Call me on +44 20 7946 0958."):
+    # figures, even after a phone word: a number, a space and a one-digit decimal fraction
+    assert find_structured("call it a score of 100 0.956 at most") == []
+    for phone in (
+        "Please call 450 0840 after six.",
+        "Call me on +44 20 7946 0958.",
+        "Call 1.800.555.1234 today.",
+    ):
         assert [f.kind for f in find_structured(phone)] == ["PHONE_NUMBER"], phone
 
 

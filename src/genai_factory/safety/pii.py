@@ -6,7 +6,8 @@ reaches the model, before the answer reaches the caller, and before anything is 
 On the model's answer (``surface == "output"``) the guard redacts what is personal data *of this
 request*, not every word the detector finds (:class:`OutputPolicy`): structured values (e-mail,
 phone, card, IBAN, national ids, secrets) always; a person name only when the retrieved sources
-hold it as a person's name (the user's own input is redacted before the model sees it), so
+hold it as a person's name (the user's own input is redacted before the model sees it; a word
+the source shows to be an acronym, ordinary vocabulary or a code identifier does not count), so
 "Paris", a heading ("Drift monitoring") or a product name in an answer stays as written; a
 location only when it is a street address (a house number and a named street), never a place name;
 an IP address only when it is public (never loopback, private or documentation addresses such as

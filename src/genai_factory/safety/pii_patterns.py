@@ -41,6 +41,9 @@ _OTHER_NUMBER = re.compile(
     r"serial|case|reference|ref)\W+(?:\w+\W+){0,2}$",
     re.IGNORECASE,
 )
+#: Figures, not a phone: a number and a decimal fraction of one digit before the point, separated
+#: by a space (``Recall@100 0.956``); a phone written with dots uses them throughout.
+_FIGURES = re.compile(r"\d \d\.\d")
 _PHONE_WORD = re.compile(r"phone|tel\b|fax|mobile|cell|whatsapp|sms|call", re.IGNORECASE)
 _PHONE_SUFFIX = re.compile(r"^\s*-?\s*(?:office|fax|mobile|cell|home|work)\b", re.IGNORECASE)
 _CARD_CONTEXT = re.compile(
@@ -167,7 +170,7 @@ def _phones(text: str) -> Iterator[Finding]:
     for m in _PHONE.finditer(text):
         candidate = m.group(0).strip()
         end = m.start() + len(candidate)
-        if re.match(r"\d{4}-\d{2}-\d{2}", candidate):
+        if re.match(r"\d{4}-\d{2}-\d{2}", candidate) or _FIGURES.search(candidate):
             continue
         before = text[max(0, m.start() - 40) : m.start()]
         if _OTHER_NUMBER.search(before) and not _PHONE_WORD.search(before):
