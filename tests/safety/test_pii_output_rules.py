@@ -101,6 +101,7 @@ def test_technical_sentences_quoting_their_source_are_left_alone(
         ("Irenka is very reliable.", "Irenka"),
         ("The query `WHERE name = 'Grace Hopper'` returns her orders.", "Grace"),
         ("Shelby Banks called yesterday. Banks said the parcel is late.", "Banks"),
+        ("The passenger JOHN SMITH boarded late.", "SMITH"),
     ],
 )
 def test_names_held_by_the_source_are_still_redacted(

@@ -82,9 +82,10 @@ class OutputPolicy:
     does not count when the source itself says it is something else:
 
     * it is an acronym or a product's spelling (``MLP``, ``OIDC``, ``AVX2``, ``ReLU``,
-      ``LiteLLM``): all capitals, or a capital after a lower-case letter at the end;
+      ``LiteLLM``): a capital after a lower-case letter at the end, or all capitals that no
+      name list knows (``SMITH`` on a form is still a name);
     * it is ordinary vocabulary once a possessive (``Python's``), a common prefix or an
-      inflection (``Unset``, ``Objectives``) is taken off, and no name list knows it;
+      inflection (``Unset``) is taken off, and no name list knows it;
     * the source writes it in code as an identifier (``Lazy("my_package.my_model")``; a quoted
       value inside code, ``name = 'Grace Hopper'``, is data and still counts);
     * the name is one word opening a sentence or a line, is ordinary vocabulary and no first
@@ -125,11 +126,17 @@ class OutputPolicy:
         """The words of a name that identify someone: no ordinary words, no acronyms, no place
         names alone."""
         tagger = self.detector.tagger
-        words = [_bare(w) for w in _WORD.findall(value)]
-        folded = {w.casefold() for w in words if len(w) > 1 and not acronym(w)}
+        words = [b for b in (_bare(w) for w in _WORD.findall(value)) if len(b) > 1]
         if tagger is None:
-            return folded
+            return {w.casefold() for w in words if not acronym(w)}
         gazetteers = tagger.gazetteers
+        # a name in capitals (``SMITH`` on a form) is still a name when a name list knows it;
+        # a capital after a lower-case letter at the end (``ReLU``) never spells a name
+        folded = {
+            w.casefold()
+            for w in words
+            if not acronym(w) or (w.isupper() and gazetteers.knows_name(w.casefold()))
+        }
         ordinary = {
             w
             for w in folded
