@@ -6,7 +6,8 @@ reaches the model, before the answer reaches the caller, and before anything is 
 On the model's answer (``surface == "output"``) the guard redacts what is personal data *of this
 request*, not every word the detector finds (:class:`OutputPolicy`): structured values (e-mail,
 phone, card, IBAN, national ids, secrets) always; a person name only when the retrieved sources
-hold it as a person's name (the user's own input is redacted before the model sees it), so
+hold it as a person's name (the user's own input is redacted before the model sees it; a word
+the source shows to be an acronym, ordinary vocabulary or a code identifier does not count), so
 "Paris", a heading ("Drift monitoring") or a product name in an answer stays as written; a
 location only when it is a street address (a house number and a named street), never a place name;
 an IP address only when it is public (never loopback, private or documentation addresses such as
@@ -61,10 +62,36 @@ class PIIDetector:
 _WORD = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)?")
 _HOUSE_NUMBER = re.compile(r"\b\d{1,5}[a-zA-Z]?\b")
 _STREET_WORDS = frozenset(w.rstrip(".") for w in _LOCATION_SUFFIXES)
+_POSSESSIVE = re.compile(r"['’]s$", re.IGNORECASE)
+_CODE = re.compile(r"```.*?(?:```|$)|`[^`\n]*`", re.DOTALL)
+_QUOTED = re.compile(r"'[^'\n]*'|\"[^\"\n]*\"")
+#: The end of the text before a sentence's first word: nothing, a line break, or a sentence end
+#: (not the dot of an initial or an honorific: ``R. Vizirov``, ``Mrs. Faubert``), then markup.
+_OPENING = re.compile(
+    r"(?:\A|\n|(?<!\b[A-Z])(?<!\b(?:Mr|Ms|Dr|St))(?<!\bMrs)[.!?:;|]\s)[\s*_#>|\"'(\[-]*\Z"
+)
+_PREFIXES = ("un", "re", "non", "pre", "dis", "mis")
+_INFLECTIONS = ("s", "es", "ed", "ing", "ly")
 
 
 class OutputPolicy:
-    """Which of the detector's findings in an answer are personal data (see the module doc)."""
+    """Which of the detector's findings in an answer are personal data (see the module doc).
+
+    A person name counts when the sources hold it as a person's name. Technical sources write
+    many capitalised words the tagger can read as a name, so a word of a source's person name
+    does not count when the source itself says it is something else:
+
+    * it is an acronym or a product's spelling (``MLP``, ``OIDC``, ``AVX2``, ``ReLU``,
+      ``LiteLLM``): a capital after a lower-case letter at the end, or all capitals that no
+      name list knows (``SMITH`` on a form is still a name);
+    * it is ordinary vocabulary once a possessive (``Python's``), a common prefix or an
+      inflection (``Unset``) is taken off, and no name list knows it;
+    * the source writes it in code as an identifier (``Lazy("my_package.my_model")``; a quoted
+      value inside code, ``name = 'Grace Hopper'``, is data and still counts);
+    * the name is one word opening a sentence or a line, is ordinary vocabulary and no first
+      name (``Short of the targets``): a sentence capitalises its first word whatever it is;
+    * the name is one possessive word that no name list knows (``Youden's index``).
+    """
 
     def __init__(self, detector: PIIDetector) -> None:
         self.detector = detector
@@ -72,7 +99,8 @@ class OutputPolicy:
 
     def source_person_words(self, sources: Sequence[str]) -> frozenset[str]:
         """Case-folded words of the person names found in ``sources``, without the words also
-        read as a place there (``Paris`` in an article about Paris); cached per request."""
+        read as a place there (``Paris`` in an article about Paris) and the words a source
+        shows to be something else (see the class doc); cached per request."""
         key = tuple(sources)
         if self._cached is not None and self._cached[0] == key:
             return self._cached[1]
@@ -81,27 +109,60 @@ class OutputPolicy:
         tagger = self.detector.tagger
         if tagger is not None:
             for source in sources:
+                named: set[str] = set()
                 for finding in tagger.find(source):
                     value = source[finding.start : finding.end]
                     if finding.kind == "PERSON":
-                        people |= self._name_words(value)
+                        if not self._opening_word(source, finding) and not self._possessive(value):
+                            named |= self._name_words(value)
                     elif finding.kind == "LOCATION":
                         places |= self._name_words(value)
+                people |= named - code_identifiers(source)
         found = frozenset(people - places)  # read as a place somewhere: not reliably a person
         self._cached = (key, found)
         return found
 
     def _name_words(self, value: str) -> set[str]:
-        """The words of a name that identify someone: no ordinary words, no place names alone."""
+        """The words of a name that identify someone: no ordinary words, no acronyms, no place
+        names alone."""
         tagger = self.detector.tagger
-        folded = {w.casefold() for w in _WORD.findall(value) if len(w) > 1}
+        words = [b for b in (_bare(w) for w in _WORD.findall(value)) if len(b) > 1]
         if tagger is None:
-            return folded
+            return {w.casefold() for w in words if not acronym(w)}
         gazetteers = tagger.gazetteers
+        # a name in capitals (``SMITH`` on a form) is still a name when a name list knows it;
+        # a capital after a lower-case letter at the end (``ReLU``) never spells a name
+        folded = {
+            w.casefold()
+            for w in words
+            if not acronym(w) or (w.isupper() and gazetteers.knows_name(w.casefold()))
+        }
         ordinary = {
-            w for w in folded if w in gazetteers.common_words and not gazetteers.knows_name(w)
+            w
+            for w in folded
+            if ordinary_word(w, gazetteers.common_words) and not gazetteers.knows_name(w)
         }
         return folded - ordinary
+
+    def _opening_word(self, source: str, finding: Finding) -> bool:
+        """A one-word name opening a sentence or a line, ordinary vocabulary, and no first name."""
+        tagger = self.detector.tagger
+        words = _WORD.findall(source[finding.start : finding.end])
+        if tagger is None or len(words) != 1:
+            return False
+        folded = _bare(words[0]).casefold()
+        gazetteers = tagger.gazetteers
+        if folded in gazetteers.first_names or not ordinary_word(folded, gazetteers.common_words):
+            return False
+        return _OPENING.search(source[max(0, finding.start - 12) : finding.start]) is not None
+
+    def _possessive(self, value: str) -> bool:
+        """A one-word possessive name no name list knows (``Youden's index``)."""
+        tagger = self.detector.tagger
+        words = _WORD.findall(value)
+        if tagger is None or len(words) != 1 or not _POSSESSIVE.search(words[0]):
+            return False
+        return not tagger.gazetteers.knows_name(_bare(words[0]).casefold())
 
     def is_personal(self, value: str, kind: str, sources: Sequence[str]) -> bool:
         if kind == "PERSON":
@@ -116,6 +177,43 @@ class OutputPolicy:
         self, text: str, findings: Sequence[Finding], sources: Sequence[str]
     ) -> list[Finding]:
         return [f for f in findings if self.is_personal(text[f.start : f.end], f.kind, sources)]
+
+
+def _bare(word: str) -> str:
+    """A word without its possessive ending (``Python's``: ``Python``)."""
+    return _POSSESSIVE.sub("", word)
+
+
+def acronym(word: str) -> bool:
+    """Spelt as an acronym or a product, not a name: all capitals (``MLP``, ``OIDC``) or a
+    capital after a lower-case letter at the end (``ReLU``, ``LiteLLM``; not ``McDonald``)."""
+    letters = [c for c in word if c.isalpha()]
+    if len(letters) < 2:
+        return False
+    return word.isupper() or (letters[-1].isupper() and any(c.islower() for c in letters))
+
+
+def ordinary_word(folded: str, common: frozenset[str]) -> bool:
+    """A case-folded word of the ordinary vocabulary ``common``, or one made of such a word and a
+    common prefix or inflection (``unset``, ``objectives``), its stem three letters or more."""
+    if folded in common:
+        return True
+    for prefix in _PREFIXES:
+        stem = folded[len(prefix) :]
+        if folded.startswith(prefix) and len(stem) >= 3 and stem in common:
+            return True
+    for ending in _INFLECTIONS:
+        stem = folded[: -len(ending)]
+        if folded.endswith(ending) and len(stem) >= 3 and stem in common:
+            return True
+    return False
+
+
+def code_identifiers(source: str) -> set[str]:
+    """Case-folded words a source writes in code (backticks or a fenced block) outside quoted
+    strings: names of functions, classes and settings, not the values the code quotes."""
+    code = (_QUOTED.sub(" ", m.group(0)) for m in _CODE.finditer(source))
+    return {w.casefold() for c in code for w in _WORD.findall(c)}
 
 
 def _street_address(value: str) -> bool:

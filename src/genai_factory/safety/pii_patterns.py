@@ -31,7 +31,7 @@ _PHONE = re.compile(
     r"(?:\s*(?:x|ext\.?)\s*\d{1,5})?(?![\w/:]|-\d|\.\d)"
 )
 _PHONE_CONTEXT = re.compile(
-    r"(?:phone|call|tel|telephone|fax|office|mobile|cell|number|answering|reach|contact|dial|"
+    r"\b(?:\w*phone|call|tel|fax|office|mobile|cell|number|answering|reach|contact|dial|"
     r"whatsapp|sms|text me)\W{0,3}(?:\w+\W+){0,3}$",
     re.IGNORECASE,
 )
@@ -41,6 +41,9 @@ _OTHER_NUMBER = re.compile(
     r"serial|case|reference|ref)\W+(?:\w+\W+){0,2}$",
     re.IGNORECASE,
 )
+#: Figures, not a phone: a number and a decimal fraction of one digit before the point, separated
+#: by a space (``Recall@100 0.956``); a phone written with dots uses them throughout.
+_FIGURES = re.compile(r"\d \d\.\d")
 _PHONE_WORD = re.compile(r"phone|tel\b|fax|mobile|cell|whatsapp|sms|call", re.IGNORECASE)
 _PHONE_SUFFIX = re.compile(r"^\s*-?\s*(?:office|fax|mobile|cell|home|work)\b", re.IGNORECASE)
 _CARD_CONTEXT = re.compile(
@@ -57,9 +60,12 @@ _SECRET_TOKENS = re.compile(
 )
 _SECRET_ASSIGNMENT = re.compile(
     r"\b(?:api[_-]?key|secret(?:[_-]?key)?|access[_-]?key|client[_-]?secret|auth[_-]?token|"
-    r"token|password|passwd|pwd)\b[\"']?\s*[:=]\s*[\"']?([^\s\"',;]{6,})",
+    r"token|password|passwd|pwd)\b[\"']?\s*[:=]\s*[\"']?(?!<[\w -]+>)([^\s\"',;]{6,})",
     re.IGNORECASE,
 )
+#: A bare ``token:`` is also a unit of text in prose about models; its value counts as a secret
+#: only when it holds a digit or a capital, as generated tokens do.
+_CODE_LIKE = re.compile(r"[\dA-Z]")
 
 
 def luhn_valid(digits: str) -> bool:
@@ -164,7 +170,7 @@ def _phones(text: str) -> Iterator[Finding]:
     for m in _PHONE.finditer(text):
         candidate = m.group(0).strip()
         end = m.start() + len(candidate)
-        if re.match(r"\d{4}-\d{2}-\d{2}", candidate):
+        if re.match(r"\d{4}-\d{2}-\d{2}", candidate) or _FIGURES.search(candidate):
             continue
         before = text[max(0, m.start() - 40) : m.start()]
         if _OTHER_NUMBER.search(before) and not _PHONE_WORD.search(before):
@@ -179,6 +185,8 @@ def _secrets(text: str) -> Iterator[Finding]:
     for m in _SECRET_TOKENS.finditer(text):
         yield Finding("SECRET", m.start(), m.end())
     for m in _SECRET_ASSIGNMENT.finditer(text):
+        if m.group(0)[:5].casefold() == "token" and not _CODE_LIKE.search(m.group(1)):
+            continue  # "token for token: llama.cpp's kernels": a word of text, not a credential
         yield Finding("SECRET", m.start(1), m.end(1))
 
 
