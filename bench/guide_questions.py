@@ -265,7 +265,7 @@ TENTH: list[tuple[str, str]] = [
     ("What service name do the spans carry by default?", r"genai-factory"),
     ("How many tokens may each model call of an agent write?", r"\b160\b"),
     ("Which user id does the container run as?", r"10001"),
-    ("How often does the operations page refresh?", r"\b10 ?s\b|10 seconds"),
+    ("How often does the operations page refresh?", r"\b10(?: ?s\b|-second| seconds)"),
     ("Between how many replicas does the autoscaler scale the deployment?", r"2.{1,3}6"),
     ("Which port does the Kubernetes Service expose?", r"\b80\b"),
 ]

@@ -344,6 +344,19 @@ async def test_a_short_reply_must_come_from_the_best_match_not_a_lesser_one() ->
     )
 
 
+async def test_a_short_reply_is_judged_by_the_words_it_adds_to_the_question() -> None:
+    extractor = SentenceExtractor(FakeEmbedder(), min_score=0.1)
+    question = "How many tokens may each model call of an agent write?"
+    best = "Each model call of an agent writes at most 160 tokens."
+    hits = [hit(best), hit("At the step limit, one more model call may only give the answer.")]
+    # "model call" is the question's; "one more" comes from the other sentence.
+    assert await extractor.unsupported_short_answer(question, "one more model call [1]", hits) == (
+        "Each model call of an agent writes at most 160 tokens [1]."
+    )
+    assert await extractor.unsupported_short_answer(question, "160 tokens [1]", hits) is None
+    assert await extractor.unsupported_short_answer(question, "at most 160 [1]", hits) is None
+
+
 async def test_a_short_reply_of_the_questions_own_words_becomes_the_sentence() -> None:
     extractor = SentenceExtractor(FakeEmbedder(), min_score=0.1)
     question = "What is the largest document the documents API accepts?"

@@ -701,8 +701,12 @@ class SentenceExtractor:
             best = ranked[0][0]
             return cited(best.text, best.source)
         top = ranked[0][1]
+        # The words the reply adds to the question are its evidence: "one more model call [1]"
+        # for how many tokens a model call may write shares "model call" with the row that says
+        # 160, but not "one more", which come from another row.
+        added = wanted - _stems(question) or wanted
         holding = [
-            c for c, score in ranked if score >= top - SUPPORT_MARGIN and _holds(c.text, wanted)
+            c for c, score in ranked if score >= top - SUPPORT_MARGIN and _holds(c.text, added)
         ]
         if not holding:
             best = ranked[0][0]
