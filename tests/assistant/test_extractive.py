@@ -273,7 +273,8 @@ async def test_a_short_answer_is_checked_only_against_good_matches() -> None:
     extractor = SentenceExtractor(FakeEmbedder(), min_score=0.6)
     hits = [hit("Pasta boils in salted water."), hit(PORT_DOC)]
     question = "What colour is the sky at dusk?"
-    assert await extractor.unsupported_short_answer(question, "Orange [1]", hits) is None
+    # No sentence matches the question well: the phrase has nothing behind it.
+    assert await extractor.unsupported_short_answer(question, "Orange [1]", hits) == DECLINE
     port = "Which port does the service listen on?"
     assert await extractor.unsupported_short_answer(port, "8000 [2]", hits) is None
     assert await extractor.unsupported_short_answer(port, "salted water [1]", hits) == (
@@ -504,7 +505,8 @@ async def test_a_reply_echoing_a_named_sections_title_becomes_the_sections_openi
     assert await extractor.answer(question, hits) == expected  # the model declined
     # A section the question does not name gives nothing.
     assert await extractor.answer("How do I delete a key?", hits) is None
-    assert await extractor.unsupported_short_answer(question, "Ports [1].", hits) is None
+    # A phrase of the unnamed source that no good match holds is declined.
+    assert await extractor.unsupported_short_answer(question, "Ports [1].", hits) == DECLINE
 
 
 def row(text: str, *cells: str) -> Candidate:

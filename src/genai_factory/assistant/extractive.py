@@ -683,7 +683,10 @@ class SentenceExtractor:
         ("384 [1]") or a span of some other sentence ("one [1]" for how many steps an agent may
         take): the second is replaced by the sentence itself. A phrase made only of the question's
         own words ("The document [2]" for the largest document accepted) states nothing and is
-        replaced too.
+        replaced too. A phrase when no sentence of the sources matches the question well (none
+        reaches ``min_score``) has nothing behind it ("LiteLLM [2]" for which version of Windows
+        is required): the plain :data:`DECLINE` replaces it, unless the phrase is the title of a
+        section the question names (:func:`section_opening`).
         """
         if not is_short(answer):
             return None
@@ -693,6 +696,8 @@ class SentenceExtractor:
                 # "Add your own documents [2]": the question's own words, the title of a
                 # section no sentence of which matches well: the section's opening answers.
                 return section_opening(question, hits, source_chars=self.source_chars)
+            if _stems(_CITE.sub(" ", answer)):
+                return DECLINE  # a phrase no sentence that matches the question holds
             return None
         wanted, ranked = found
         if not _numbers(answer) and wanted <= _stems(question):
