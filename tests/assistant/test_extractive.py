@@ -563,6 +563,19 @@ def test_a_how_many_question_wants_a_figure_next_to_its_noun() -> None:
     assert structure_bonus(question, row(figureless), figureless) < 0
 
 
+def test_a_count_written_in_words_is_a_figure() -> None:
+    question = "In how many languages are the injection guard's rules written?"
+    words = "Hand-written rules for known attack families, in twelve languages."
+    threshold = "The shipped injection guard (threshold 0.95) flags 3 of the 454 paragraphs."
+    assert counted_noun(question) == "languag"
+    assert states_count_of("languag", words)
+    assert not states_count_of("languag", threshold)
+    assert answer_type_bonus(question, words) == answer_type_bonus(question, threshold) > 0
+    assert structure_bonus(question, row(words), words) > structure_bonus(
+        question, row(threshold), threshold
+    )
+
+
 def test_which_things_wants_an_enumeration_and_where_a_path() -> None:
     listing = "Supported files are Markdown (`.md`), plain text (`.txt`), HTML and PDF (`.pdf`)."
     prose = "Hidden files and directories are skipped; a broken file is reported, the others kept."

@@ -339,7 +339,7 @@ def answer_type_bonus(question: str, candidate: str) -> float:
     bonus = 0.0
     if _WANTS_CODE.search(question):
         bonus += 0.25 if _CODE_NUMBER.search(_CITE.sub(" ", candidate)) else 0.0
-    elif _WANTS_FIGURE.search(question) and _DIGIT.search(_CITE.sub(" ", candidate)):
+    elif _WANTS_FIGURE.search(question) and states_figure(candidate):
         bonus += 0.25
     if _WANTS_PROCEDURE.search(question) and "`" in candidate:
         bonus += COMMAND_LIFT if is_command_block(candidate) else 0.1
@@ -445,9 +445,12 @@ def counted_noun(question: str) -> str | None:
 
 
 def states_count_of(noun: str, text: str) -> bool:
-    """Whether ``text`` puts a figure right before ``noun`` (at most two words between: "(default
-    3) ready versions", "default: `3`; meaning: sources retrieved")."""
-    return re.search(rf"\d[\d,.]*\W+(?:\w+\W+){{0,2}}{re.escape(noun)}", text.lower()) is not None
+    """Whether ``text`` puts a figure, in digits or in words, right before ``noun`` (at most two
+    words between: "(default 3) ready versions", "default: `3`; meaning: sources retrieved",
+    "in twelve languages")."""
+    figure = rf"(?:\d[\d,.]*|{_NUMBER_WORD.pattern})"
+    found = re.search(rf"{figure}\W+(?:\w+\W+){{0,2}}{re.escape(noun)}", text, re.IGNORECASE)
+    return found is not None
 
 
 def is_enumeration(text: str) -> bool:
