@@ -563,6 +563,14 @@ def test_a_how_many_question_wants_a_figure_next_to_its_noun() -> None:
     assert structure_bonus(question, row(figureless), figureless) < 0
 
 
+def test_without_is_found_where_a_candidate_says_something_is_absent() -> None:
+    question = "What status code does a request without an API key get?"
+    absent = "status: 401; when: no key, a malformed key, an unknown or a revoked key"
+    present = absent.replace("no key", "an old key")
+    assert overlap(question, absent) > overlap(question, present)
+    assert overlap("Which files are read without a parser?", "Every file is read.") == 0.5
+
+
 def test_a_count_written_in_words_is_a_figure() -> None:
     question = "In how many languages are the injection guard's rules written?"
     words = "Hand-written rules for known attack families, in twelve languages."

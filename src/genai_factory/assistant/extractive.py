@@ -259,10 +259,15 @@ def names_section(question: str, heading: str) -> bool:
     return len(leaf) >= 2 and leaf <= {_stem(w) for w in content_words(question)}
 
 
+#: How a text says that something is absent, for a question asking about a case "without" it.
+_ABSENCE = re.compile(r"\b(?:no|missing|absent|lacks?|lacking)\b", re.IGNORECASE)
+
+
 def overlap(question: str, candidate: str) -> float:
     """Share of the question's content words (crudely stemmed) found in the candidate; two
     adjacent words of the question count as found when the candidate writes them as one ("times
-    out" and ``webhook_timeout_s``, :func:`joined_words`)."""
+    out" and ``webhook_timeout_s``, :func:`joined_words`), and "without" is found in a candidate
+    that says something is absent ("no key")."""
     wanted = {_stem(w) for w in content_words(question)}
     if not wanted:
         return 0.0
@@ -272,6 +277,8 @@ def overlap(question: str, candidate: str) -> float:
     for first, second in itertools.pairwise(stems):
         if first + second in held:
             found |= {first, second} & wanted
+    if "without" in wanted and _ABSENCE.search(candidate):
+        found.add("without")  # "a request without a key": "no key", "a missing key"
     return len(found) / len(wanted)
 
 
