@@ -31,6 +31,10 @@ TECHNICAL_QUESTIONS = (
     "The build took 7 minutes on 2 cores; how do I make it faster?",
     "Answer: use the sliding-window limiter with 60 requests per minute.",
     "Supposed to be fast, but the index rebuild takes 45 seconds.",
+    # abbreviations and product spellings are not names or places
+    "What runs as PID 1 in the container?",
+    "What is the RRF constant?",
+    "Does the MLP use ReLU or GELU?",
 )
 
 

@@ -279,10 +279,16 @@ class NameTagger:
         folded = words[0].casefold()
         if folded in _HONORIFICS:
             return False
+        if _ACRONYM.fullmatch(words[0]) and not self.gazetteers.knows_name(folded):
+            return False  # "PID", "RRF", "ReLU": an abbreviation or a product, not a name
         return folded not in self.gazetteers.common_words or self.gazetteers.knows_name(folded)
 
 
 _WORDS = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)?")
+#: A word spelt as an abbreviation or a product: three to six capitals (two-letter codes such as
+#: ``TX`` or ``AB`` are states and provinces in addresses), or a capital after a lower-case letter
+#: at the end (``ReLU``, ``LiteLLM``).
+_ACRONYM = re.compile(r"[A-Z]{3,6}|[A-Z][A-Za-z]*[a-z][A-Za-z]*[A-Z]")
 
 
 _ADDRESS_GLUE = frozenset(
