@@ -358,6 +358,20 @@ async def test_a_short_reply_is_judged_by_the_words_it_adds_to_the_question() ->
     assert await extractor.unsupported_short_answer(question, "at most 160 [1]", hits) is None
 
 
+async def test_a_short_reply_written_word_for_word_only_in_a_lesser_sentence_is_replaced() -> None:
+    extractor = SentenceExtractor(FakeEmbedder(), min_score=0.1)
+    question = "Which retrieval modes can I choose from?"
+    row_text = "| setting | meaning |\n|---|---|\n| `rag.retrieval.mode` | `hybrid`, `dense` or `keyword` |"
+    routes = "A request chooses a route with mode: rag retrieves, chat does not."
+    hits = [hit(row_text), hit(routes)]
+    best = await extractor.best(question, hits)
+    assert best is not None and "hybrid" in best[0].text
+    # both words are in the row's setting name, but only the routes sentence writes "mode: rag"
+    replaced = await extractor.unsupported_short_answer(question, "mode: `rag` [2]", hits)
+    assert replaced is not None and "hybrid" in replaced
+    assert await extractor.unsupported_short_answer(question, "`hybrid` [1]", hits) is None
+
+
 async def test_a_short_reply_of_the_questions_own_words_becomes_the_sentence() -> None:
     extractor = SentenceExtractor(FakeEmbedder(), min_score=0.1)
     question = "What is the largest document the documents API accepts?"

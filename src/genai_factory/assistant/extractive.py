@@ -720,9 +720,11 @@ class SentenceExtractor:
         # for how many tokens a model call may write shares "model call" with the row that says
         # 160, but not "one more", which come from another row.
         added = wanted - _stems(question) or wanted
-        holding = [
-            c for c, score in ranked if score >= top - SUPPORT_MARGIN and _holds(c.text, added)
-        ]
+        near = [c for c, score in ranked if score >= top - SUPPORT_MARGIN]
+        if self._copied_from_elsewhere(answer, near, hits):
+            best = ranked[0][0]
+            return cited(best.text, best.source)
+        holding = [c for c in near if _holds(c.text, added)]
         if not holding:
             best = ranked[0][0]
             return cited(best.text, best.source)
@@ -735,6 +737,22 @@ class SentenceExtractor:
             # the reader's to see, so the whole sentence is sent.
             return cited(holding[0].text, holding[0].source)
         return None
+
+    def _copied_from_elsewhere(
+        self, answer: str, near: Sequence[Candidate], hits: Sequence[ScoredChunk]
+    ) -> bool:
+        """Whether a source writes the short ``answer`` word for word only in candidates outside
+        ``near`` (``mode: `rag``` from the list of routes, while the best-matching row names
+        `rag.retrieval.mode` and holds both words apart)."""
+        phrase = f" {_plain(_CITE.sub(' ', answer))} "
+        if not phrase.strip():
+            return False
+        verbatim = [
+            c
+            for c in candidates(hits, source_chars=self.source_chars)
+            if phrase in f" {_plain(c.text)} "
+        ]
+        return bool(verbatim) and not any(c in near for c in verbatim)
 
     async def unsupported_answer(
         self, question: str, answer: str, hits: Sequence[ScoredChunk]
