@@ -302,7 +302,17 @@ SETS = {
     "eleventh": ELEVENTH,
     "new": FOURTH,
     "both": QUESTIONS + SECOND,
-    "all": QUESTIONS + SECOND + THIRD + FOURTH + FIFTH + SIXTH + SEVENTH + EIGHTH + NINTH + TENTH,
+    "all": QUESTIONS
+    + SECOND
+    + THIRD
+    + FOURTH
+    + FIFTH
+    + SIXTH
+    + SEVENTH
+    + EIGHTH
+    + NINTH
+    + TENTH
+    + ELEVENTH,
 }
 
 #: Questions the guide does not answer: the answer should decline (or the route be plain chat),
