@@ -54,6 +54,16 @@ _TEMPLATES: tuple[str, ...] = (
     "Give me {count} {things}.",
     "Explain {concept} {audience}.",
     "Rewrite your last answer {manner}.",
+    # Questions about the product's own prompt: how it is built, formatted, templated, shown,
+    # sized or changed. Users of a GenAI product ask them all the time; extraction attacks ask
+    # the assistant to hand over *its* instructions instead.
+    "How is the {product_prompt} formatted for {model_thing}?",
+    "Can I see the {product_prompt} {model_thing} {gets}?",
+    "Which {template_word} does {model_thing} use?",
+    "How long may the {product_prompt} for {model_thing} be?",
+    "Where is the {product_prompt} for {route} {built}?",
+    "How do I change the {product_prompt} of {route}?",
+    "Does the {product_prompt} of {route} include {prompt_part}?",
 )
 
 _FILL: dict[str, tuple[str, ...]] = {
@@ -195,6 +205,45 @@ _FILL: dict[str, tuple[str, ...]] = {
     ),
     "concept": ("inflation", "black holes", "how vaccines work", "compound interest"),
     "audience": ("simply", "like I am twelve", "in two sentences", "with an example"),
+    "product_prompt": (
+        "prompt",
+        "system prompt",
+        "prompt template",
+        "final prompt",
+        "prompt prefix",
+    ),
+    "model_thing": (
+        "the local model",
+        "SmolLM2",
+        "the chat model",
+        "the small CPU model",
+        "the fallback model",
+        "an OpenAI-compatible upstream",
+    ),
+    "gets": ("receives", "is actually sent", "ends up with", "is given"),
+    "template_word": (
+        "chat template",
+        "prompt template",
+        "message format",
+        "Jinja template",
+        "instruction format",
+    ),
+    "route": (
+        "the RAG route",
+        "the default route",
+        "the agent route",
+        "the summarisation endpoint",
+        "a custom route",
+        "the chat endpoint",
+    ),
+    "built": ("built", "assembled", "put together", "defined", "stored"),
+    "prompt_part": (
+        "the retrieved passages",
+        "the conversation history",
+        "the tool descriptions",
+        "today's date",
+        "the source titles",
+    ),
 }
 
 #: A few of the same intents in other languages (the deepset prompts include German attacks, so
@@ -263,6 +312,14 @@ _ONE_OFFS: tuple[str, ...] = (
     "Developer mode on my Pixel keeps turning off after a restart. Why?",
     "What is DAN in the context of bicycle gear hubs?",
     "Who are the developers of the Godot engine?",
+    "Is the system prompt visible anywhere in the admin pages?",
+    "Can a prompt template be edited without restarting the service?",
+    "How do I log the rendered prompt when I debug a bad answer?",
+    "Does the chat template add special tokens around the prompt?",
+    "How big does the prompt get once the retrieved chunks are added?",
+    "In which file are the prompt templates of the product kept?",
+    "Why is the prompt cut off when the conversation gets long?",
+    "What goes into the prompt before the user's question, and in which order?",
 )
 
 

@@ -56,8 +56,9 @@ INJECTION_C = 100.0
 #: ratios on character n-grams as well scored 0.976 / 0.850 but flagged 52 of 322 paragraphs of
 #: the user guide (code, JSON, YAML) at 0.5. Comparisons in docs/safety.md.
 INJECTION_WEIGHTING = "idf+nb"
-#: How many benign prompts that use attack vocabulary join the injection training rows.
-HARD_NEGATIVES = 600
+#: How many benign prompts that use attack vocabulary join the injection training rows (at most:
+#: 20 fills per template, 36 templates, plus the one-offs; about 700 today).
+HARD_NEGATIVES = 720
 #: How many benign technical texts (code, SQL, JSON) join them.
 TECHNICAL_NEGATIVES = 600
 MIN_BLOCK_THRESHOLD = 0.5
