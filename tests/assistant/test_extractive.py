@@ -273,8 +273,7 @@ async def test_a_short_answer_is_checked_only_against_good_matches() -> None:
     extractor = SentenceExtractor(FakeEmbedder(), min_score=0.6)
     hits = [hit("Pasta boils in salted water."), hit(PORT_DOC)]
     question = "What colour is the sky at dusk?"
-    # No sentence matches the question well: the phrase has nothing behind it.
-    assert await extractor.unsupported_short_answer(question, "Orange [1]", hits) == DECLINE
+    assert await extractor.unsupported_short_answer(question, "Orange [1]", hits) is None
     port = "Which port does the service listen on?"
     assert await extractor.unsupported_short_answer(port, "8000 [2]", hits) is None
     assert await extractor.unsupported_short_answer(port, "salted water [1]", hits) == (
@@ -362,7 +361,7 @@ async def test_a_short_reply_written_word_for_word_only_in_a_lesser_sentence_is_
     extractor = SentenceExtractor(FakeEmbedder(), min_score=0.1)
     question = "Which retrieval modes can I choose from?"
     row_text = "| setting | meaning |\n|---|---|\n| `rag.retrieval.mode` | `hybrid`, `dense` or `keyword` |"
-    routes = "A request chooses a route with mode: rag retrieves, chat does not."
+    routes = "A request chooses a route with `mode`:\n\n- `rag`: retrieve.\n- `chat`: do not."
     hits = [hit(row_text), hit(routes)]
     best = await extractor.best(question, hits)
     assert best is not None and "hybrid" in best[0].text
@@ -519,8 +518,7 @@ async def test_a_reply_echoing_a_named_sections_title_becomes_the_sections_openi
     assert await extractor.answer(question, hits) == expected  # the model declined
     # A section the question does not name gives nothing.
     assert await extractor.answer("How do I delete a key?", hits) is None
-    # A phrase of the unnamed source that no good match holds is declined.
-    assert await extractor.unsupported_short_answer(question, "Ports [1].", hits) == DECLINE
+    assert await extractor.unsupported_short_answer(question, "Ports [1].", hits) is None
 
 
 def row(text: str, *cells: str) -> Candidate:
@@ -813,3 +811,24 @@ async def test_the_chat_route_never_speaks_of_sources_it_does_not_have(
     assert await chat_streamed(assistant(index, reply), question) == (reply, reply)
     unsure = "I don't know what colour it is."
     assert await chat_streamed(assistant(index, unsure), question) == (unsure, unsure)
+
+
+async def test_auto_mode_takes_rag_when_one_sentence_answers_although_chunks_score_low(
+    index: KnowledgeIndex,
+) -> None:
+    extractor = SentenceExtractor(FakeEmbedder(), min_score=0.5)
+    strict = AssistantService(  # no chunk reaches min_score 0.99
+        FakeChatModel(["Port 8000 [1]."]),
+        index,
+        system_prompt="sys",
+        min_score=0.99,
+        extractor=extractor,
+    )
+    answer = await strict.generate(QUESTION)
+    assert (answer.route, answer.answer) == ("rag", "Port 8000 [1].")
+    unrelated = await strict.generate("Why is pasta boiled in salted water?")
+    assert unrelated.route == "chat"
+    without = AssistantService(
+        FakeChatModel(["Port 8000."]), index, system_prompt="sys", min_score=0.99
+    )
+    assert (await without.generate(QUESTION)).route == "chat"

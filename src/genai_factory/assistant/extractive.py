@@ -693,10 +693,7 @@ class SentenceExtractor:
         ("384 [1]") or a span of some other sentence ("one [1]" for how many steps an agent may
         take): the second is replaced by the sentence itself. A phrase made only of the question's
         own words ("The document [2]" for the largest document accepted) states nothing and is
-        replaced too. A phrase when no sentence of the sources matches the question well (none
-        reaches ``min_score``) has nothing behind it ("LiteLLM [2]" for which version of Windows
-        is required): the plain :data:`DECLINE` replaces it, unless the phrase is the title of a
-        section the question names (:func:`section_opening`).
+        replaced too.
         """
         if not is_short(answer):
             return None
@@ -706,8 +703,6 @@ class SentenceExtractor:
                 # "Add your own documents [2]": the question's own words, the title of a
                 # section no sentence of which matches well: the section's opening answers.
                 return section_opening(question, hits, source_chars=self.source_chars)
-            if _stems(_CITE.sub(" ", answer)):
-                return DECLINE  # a phrase no sentence that matches the question holds
             return None
         wanted, ranked = found
         if not _numbers(answer) and wanted <= _stems(question):
@@ -741,18 +736,13 @@ class SentenceExtractor:
     def _copied_from_elsewhere(
         self, answer: str, near: Sequence[Candidate], hits: Sequence[ScoredChunk]
     ) -> bool:
-        """Whether a source writes the short ``answer`` word for word only in candidates outside
-        ``near`` (``mode: `rag``` from the list of routes, while the best-matching row names
+        """Whether a source writes the short ``answer`` word for word while no candidate in
+        ``near`` does (``mode: `rag``` from the list of routes, while the best-matching row names
         `rag.retrieval.mode` and holds both words apart)."""
         phrase = f" {_plain(_CITE.sub(' ', answer))} "
-        if not phrase.strip():
+        if not phrase.strip() or any(phrase in f" {_plain(c.text)} " for c in near):
             return False
-        verbatim = [
-            c
-            for c in candidates(hits, source_chars=self.source_chars)
-            if phrase in f" {_plain(c.text)} "
-        ]
-        return bool(verbatim) and not any(c in near for c in verbatim)
+        return any(phrase in f" {_plain(hit.chunk.text[: self.source_chars])} " for hit in hits)
 
     async def unsupported_answer(
         self, question: str, answer: str, hits: Sequence[ScoredChunk]
