@@ -832,3 +832,12 @@ async def test_auto_mode_takes_rag_when_one_sentence_answers_although_chunks_sco
         FakeChatModel(["Port 8000."]), index, system_prompt="sys", min_score=0.99
     )
     assert (await without.generate(QUESTION)).route == "chat"
+
+
+async def test_a_reply_caught_in_a_loop_is_kept_once(index: KnowledgeIndex) -> None:
+    looping = "I don't know a joke: " * 12 + "I don'"
+    answer = await assistant(index, looping).generate("Tell me a joke.", mode="chat")
+    assert answer.answer == "I don't know a joke."
+    # streamed, a reply that starts as a decline is held back: the loop never reaches the client
+    text, final = await chat_streamed(assistant(index, looping), "Tell me a joke.")
+    assert text == final == "I don't know a joke."

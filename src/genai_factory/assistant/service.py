@@ -59,6 +59,7 @@ from genai_factory.rag.prompting import (
     build_chat_messages,
     build_rag_messages,
     citations_for,
+    collapse_repeats,
     strip_citations,
     without_citations,
 )
@@ -310,6 +311,7 @@ class AssistantService:
             with turn.timed("llm"):
                 response = await self.model.chat(turn.messages, turn.options)
             outcome = turn.checked(response)
+            outcome.text = collapse_repeats(outcome.text)
             if turn.route == "chat":
                 outcome.text = chat_decline(strip_citations(outcome.text))
             if self._should_extract(turn, outcome.text):
@@ -348,7 +350,8 @@ class AssistantService:
             finally:
                 await pieces.aclose()
             response = collector.response(turn.messages)
-            text = strip_citations(response.text) if turn.route == "chat" else response.text
+            text = collapse_repeats(response.text)
+            text = strip_citations(text) if turn.route == "chat" else text
             outcome = Outcome.of_response(response, text)
             if holding:
                 outcome.text, shown = await self._resolved(turn, held, text)
@@ -364,8 +367,8 @@ class AssistantService:
         """What a reply held back to its end (``held`` as streamed, ``text`` as answered) becomes:
         the answer's text and what the client is sent of it."""
         if turn.route == "chat":
-            plain = chat_decline(text)
-            return plain, (turn.safety.shown(plain) if plain != text else held)
+            plain = chat_decline(text)  # ``text`` has a loop collapsed already
+            return plain, (turn.safety.shown(plain) if plain != held else held)
         if abstained(held):
             plain = plain_decline(held)
             extracted = await self._extracted(turn) or (plain if plain != held else None)

@@ -98,6 +98,27 @@ def strip_citations(text: str) -> str:
     return _CITATION_MARK.sub("", text)
 
 
+#: A stretch of at least 8 characters written three or more times in a row: a small model caught
+#: in a loop ("I don't know a joke: I don't know a joke: ...").
+_LOOP = re.compile(r"(.{8,200}?)\1{2,}", re.DOTALL)
+
+
+def collapse_repeats(text: str) -> str:
+    """``text`` with a stretch the model wrote three or more times in a row kept once, and a
+    copy cut off by the token limit after it dropped; unchanged when nothing repeats so."""
+    found = _LOOP.search(text)
+    if found is None:
+        return text
+    segment, rest = found.group(1), text[found.end() :]
+    if segment.startswith(rest) or segment.strip().startswith(rest.strip()):
+        rest = ""  # the start of one more copy, cut off
+    kept = (text[: found.start()] + segment + rest).rstrip()
+    if rest:
+        return kept
+    kept = kept.rstrip(" :;,-")
+    return kept if kept.endswith((".", "!", "?", "]", ")", "`")) else kept + "."
+
+
 async def without_citations(pieces: AsyncGenerator[str, None]) -> AsyncGenerator[str, None]:
     """The streamed pieces with citation marks removed, even when a mark spans pieces: text from
     an open ``[`` on is held back until it is known not to be a mark (at most a few characters).
