@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from genai_factory.assistant.answer import StreamDelta, StreamEnd
+from genai_factory.assistant.answer import Mode, StreamDelta, StreamEnd
 from genai_factory.assistant.extractive import (
     CHAT_DECLINE,
     CONDITION_LIFT,
@@ -306,9 +306,9 @@ async def test_a_decline_without_a_matching_sentence_stands(index: KnowledgeInde
     assert (chatted.route, chatted.answer) == ("chat", CHAT_DECLINE)
 
 
-async def streamed(service: AssistantService, question: str) -> tuple[str, str]:
+async def streamed(service: AssistantService, question: str, mode: Mode = "rag") -> tuple[str, str]:
     text, final = "", ""
-    async for event in service.stream(question, mode="rag"):
+    async for event in service.stream(question, mode=mode):
         if isinstance(event, StreamDelta):
             text += event.text
         elif isinstance(event, StreamEnd):
@@ -787,16 +787,6 @@ def test_a_decline_that_speaks_of_sources_reads_plainly_without_sources() -> Non
     assert chat_decline("The sources are the pages [1].") == "The sources are the pages [1]."
 
 
-async def chat_streamed(service: AssistantService, question: str) -> tuple[str, str]:
-    text, final = "", ""
-    async for event in service.stream(question, mode="chat"):
-        if isinstance(event, StreamDelta):
-            text += event.text
-        elif isinstance(event, StreamEnd):
-            final = event.answer.answer
-    return text, final
-
-
 async def test_the_chat_route_never_speaks_of_sources_it_does_not_have(
     index: KnowledgeIndex,
 ) -> None:
@@ -805,12 +795,15 @@ async def test_the_chat_route_never_speaks_of_sources_it_does_not_have(
     answer = await assistant(index, garbled).generate(question, mode="chat")
     assert answer.route == "chat"
     assert answer.answer == CHAT_DECLINE
-    assert await chat_streamed(assistant(index, garbled), question) == (CHAT_DECLINE, CHAT_DECLINE)
+    assert await streamed(assistant(index, garbled), question, "chat") == (
+        CHAT_DECLINE,
+        CHAT_DECLINE,
+    )
     # Any other reply streams as it came.
     reply = "The sky at dusk is orange."
-    assert await chat_streamed(assistant(index, reply), question) == (reply, reply)
+    assert await streamed(assistant(index, reply), question, "chat") == (reply, reply)
     unsure = "I don't know what colour it is."
-    assert await chat_streamed(assistant(index, unsure), question) == (unsure, unsure)
+    assert await streamed(assistant(index, unsure), question, "chat") == (unsure, unsure)
 
 
 async def test_auto_mode_takes_rag_when_one_sentence_answers_although_chunks_score_low(
@@ -839,5 +832,5 @@ async def test_a_reply_caught_in_a_loop_is_kept_once(index: KnowledgeIndex) -> N
     answer = await assistant(index, looping).generate("Tell me a joke.", mode="chat")
     assert answer.answer == "I don't know a joke."
     # streamed, a reply that starts as a decline is held back: the loop never reaches the client
-    text, final = await chat_streamed(assistant(index, looping), "Tell me a joke.")
+    text, final = await streamed(assistant(index, looping), "Tell me a joke.", "chat")
     assert text == final == "I don't know a joke."
