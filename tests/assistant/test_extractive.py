@@ -324,6 +324,9 @@ async def test_a_streamed_decline_is_held_back_and_replaced(index: KnowledgeInde
 async def test_a_streamed_answer_passes_through(index: KnowledgeIndex) -> None:
     text, final = await streamed(assistant(index, "It is port 8000 [1]."), QUESTION)
     assert text == final == "It is port 8000 [1]."
+    # a loop has streamed as it came; the end event carries it once
+    looping = "It is port 8000 [1]. " * 4
+    assert (await streamed(assistant(index, looping), QUESTION))[1] == "It is port 8000 [1]."
     text, final = await streamed(assistant(index, "Port 8000 [1]"), QUESTION)
     assert text == final == "Port 8000 [1]"  # a short phrase the best sentence holds
     # A decline cut short, or a short phrase from elsewhere, becomes the sentence.

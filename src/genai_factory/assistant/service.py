@@ -360,7 +360,7 @@ class AssistantService:
             elif self._may_extract(turn):
                 # A longer answer has been streamed as it came; when it does not come from the
                 # best-matching sentences, the end event carries that sentence instead.
-                outcome.text = await self._supported(turn, response.text)
+                outcome.text = await self._supported(turn, text)
         yield StreamEnd(answer=await self._finish(turn, outcome))
 
     async def _resolved(self, turn: Turn, held: str, text: str) -> tuple[str, str]:
