@@ -9,7 +9,7 @@ from the guide's sources (by the model or a quoted sentence) instead of declined
 set: the facts are written from ``docs/``.
 
     .venv/bin/python bench/guide_questions.py [--adapter default|none]
-        [--set first|second|...|eighth|ninth|tenth|eleventh|new|both|all] [--data-dir DIR] [--json]
+        [--set first|...|twelfth|new|both|all] [--data-dir DIR] [--json]
 
 The index is kept in ``--data-dir`` (default ``.genai/guide-bench``) so later runs start faster.
 """
@@ -288,6 +288,25 @@ ELEVENTH: list[tuple[str, str]] = [
     ("What is the RRF constant?", r"\b60\b"),
     ("How many stable replicas does the prod overlay run?", r"\b3\b|three"),
 ]
+#: A twelfth development set, written before any change was measured on it: plain questions a new
+#: user asks (what things are and do, how to do a task), the unseen check of the rules after it.
+TWELFTH: list[tuple[str, str]] = [
+    ("What is GenAI Factory?", r"language models|API products"),
+    ("What does the circuit breaker do?", r"fail at once|without touching the backend"),
+    ("How do I add my own documents to the knowledge base?", r"ingest"),
+    ("How do I revoke an API key?", r"keys revoke|DELETE /v1/admin/keys"),
+    ("How do I promote a model version to champion?", r"models promote"),
+    ("Which significance level does the drift check use?", r"0\.01"),
+    ("How many rows must a window hold before a drift test runs?", r"\b30\b"),
+    ("What weight does the reranker's score get?", r"0\.35"),
+    ("Which Python version do I need?", r"3\.11"),
+    ("How do I run the tests?", r"make test"),
+    ("Which database does the SQL agent read by default?", r"shop\.db"),
+    ("Where are sessions kept when a Redis URL is set?", r"redis"),
+    ("What does the drift job compare?", r"two windows|windows"),
+    ("Which embedding model does the assistant use?", r"MiniLM"),
+    ("Which language model runs by default?", r"SmolLM2"),
+]
 SETS = {
     "first": QUESTIONS,
     "second": SECOND,
@@ -300,6 +319,7 @@ SETS = {
     "ninth": NINTH,
     "tenth": TENTH,
     "eleventh": ELEVENTH,
+    "twelfth": TWELFTH,
     "new": FOURTH,
     "both": QUESTIONS + SECOND,
     "all": QUESTIONS
@@ -312,7 +332,8 @@ SETS = {
     + EIGHTH
     + NINTH
     + TENTH
-    + ELEVENTH,
+    + ELEVENTH
+    + TWELFTH,
 }
 
 #: Questions the guide does not answer: the answer should decline (or the route be plain chat),
