@@ -12,11 +12,13 @@ from genai_factory.assistant.extractive import (
     CONDITION_LIFT,
     DECLINE,
     DEFAULT_LIFT,
+    LEAD_IN_DROP,
     LIST_LIFT,
     NO_LIST_DROP,
     NOUN_LIFT,
     PLACE_LIFT,
     RANK_LIFT,
+    SUBJECT_LIFT,
     WEAK_DROP,
     Candidate,
     SentenceExtractor,
@@ -28,6 +30,7 @@ from genai_factory.assistant.extractive import (
     counted_noun,
     default_bonus,
     is_command_block,
+    is_cross_reference,
     is_enumeration,
     joined_words,
     key_share,
@@ -41,6 +44,7 @@ from genai_factory.assistant.extractive import (
     states_count_of,
     states_figure,
     structure_bonus,
+    subject_bonus,
     unsupported_numbers,
 )
 from genai_factory.assistant.service import AssistantService
@@ -837,3 +841,60 @@ async def test_a_reply_caught_in_a_loop_is_kept_once(index: KnowledgeIndex) -> N
     # streamed, a reply that starts as a decline is held back: the loop never reaches the client
     text, final = await streamed(assistant(index, looping), "Tell me a joke.", "chat")
     assert text == final == "I don't know a joke."
+
+
+def test_a_sentence_that_only_points_elsewhere_is_no_candidate() -> None:
+    assert is_cross_reference("See [Knowledge base](knowledge-base.md).")
+    assert is_cross_reference("More in [Gateway](gateway.md#keys) below.")
+    assert not is_cross_reference("Ingest a folder with `ingest` ([Knowledge base](kb.md)).")
+    assert not is_cross_reference("See the table below.")  # no link: it may say more
+    texts = [c.text for c in candidates([hit("Add documents with `ingest`. See [KB](kb.md).")])]
+    assert texts == ["Add documents with `ingest`."]
+
+
+def test_inflections_of_one_word_share_a_stem() -> None:
+    question = "Which embedding model does the assistant use?"
+    assert overlap(question, "The default embedder is all-MiniLM-L6-v2.") > 0
+    assert overlap("Which settings matter?", "This setting matters.") == 1.0
+    # a short word ending in "er" keeps it: "answer" is not "answ"
+    assert overlap("Which answers?", "an answer") == 1.0
+
+
+def test_a_version_question_wants_a_figure() -> None:
+    question = "Which Python version do I need?"
+    assert answer_type_bonus(question, "Python 3.11 and pip on Linux or macOS.") > 0
+    assert answer_type_bonus(question, "A C compiler and CMake are needed once.") == 0
+
+
+def test_a_term_is_found_under_the_name_the_guide_gives_it() -> None:
+    question = "Which significance level does the drift check use?"
+    stated = "A test drifted when its p-value is below `mlops.drift.alpha` (0.01)."
+    unnamed = "A test drifted when its p-value is below the bound (0.01)."
+    assert overlap(question, stated) > overlap(question, unnamed)
+
+
+@pytest.mark.parametrize(
+    ("question", "text", "lifted"),
+    [
+        ("What does the drift job compare?", "`drift` compares two windows.", True),
+        ("What does the drift job compare?", "The drift job found a change.", False),
+        ("What does the circuit breaker do?", "After 5 failures the breaker opens.", True),
+        # a noun before a plural noun is a modifier, not a subject
+        ("What does the circuit breaker do?", "Breaker states appear in the log.", False),
+        ("What is GenAI Factory?", "GenAI Factory turns models into API products.", True),
+        ("What is GenAI Factory?", "Install GenAI Factory with pip.", False),
+        ("How do I start it?", "The breaker opens.", False),
+    ],
+)
+def test_a_sentence_saying_what_the_asked_thing_does_is_lifted(
+    question: str, text: str, *, lifted: bool
+) -> None:
+    assert subject_bonus(question, text) == (SUBJECT_LIFT if lifted else 0.0)
+
+
+def test_a_lead_in_to_a_code_block_states_nothing() -> None:
+    question = "Which embedding model does the assistant use?"
+    lead_in = Candidate(1, "To use an OpenAI-compatible embeddings endpoint:")
+    stated = Candidate(1, "The default embedder is all-MiniLM-L6-v2.")
+    assert structure_bonus(question, lead_in, lead_in.text) == -LEAD_IN_DROP
+    assert structure_bonus(question, stated, stated.text) == 0.0

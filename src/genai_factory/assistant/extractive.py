@@ -197,13 +197,31 @@ def _paragraph_pieces(folded: str) -> list[tuple[str, tuple[str, ...]]]:
     return pieces
 
 
+#: A markdown link, ``[Knowledge base](knowledge-base.md)``, and the words that point at one.
+_LINK = re.compile(r"\[[^\]]*\]\([^)]*\)")
+_POINTING = frozenset(
+    ("see", "also", "read", "more", "details", "page", "section", "below", "above")
+)
+
+
+def is_cross_reference(text: str) -> bool:
+    """Whether ``text`` only points elsewhere ("See [Knowledge base](knowledge-base.md)."): with
+    its links taken out, no content word is left but words that point."""
+    if not _LINK.search(text):
+        return False
+    return not content_words(_LINK.sub(" ", text)) - _POINTING
+
+
 def candidates(hits: Sequence[ScoredChunk], *, source_chars: int = 600) -> list[Candidate]:
-    """Sentences, table rows and code lines of each source, as far as the prompt shows it."""
+    """Sentences, table rows and code lines of each source, as far as the prompt shows it; not
+    a sentence that only points to another page (:func:`is_cross_reference`)."""
     return [
         Candidate(number, piece[:MAX_CHARS], cells)
         for number, hit in enumerate(hits, start=1)
         for piece, cells in _pieces(hit.chunk.text[:source_chars])
-        if len(piece) >= MIN_CHARS and any(ch.isalnum() for ch in piece)
+        if len(piece) >= MIN_CHARS
+        and any(ch.isalnum() for ch in piece)
+        and not is_cross_reference(piece)
     ]
 
 
@@ -227,8 +245,15 @@ def _plain(text: str) -> str:
 
 
 def _stem(word: str) -> str:
+    """``word`` without its inflection, crudely: "retries" → "retry", "settings" and "setting"
+    → "sett", "embeddings", "embedding" and "embedder" → "embedd" (a plural's ending comes off
+    first)."""
     if len(word) > 5 and word.endswith("ies"):  # "retries" -> "retry", as "retry" itself
         return word[:-3] + "y"
+    if len(word) > 7 and word.endswith(("ings", "ers")):
+        word = word[:-1]
+    if len(word) > 7 and word.endswith("er"):  # "embedder", "reranker"; not "answer", "user"
+        return word[:-2]
     for suffix in ("ing", "es", "s", "ed"):
         if len(word) > len(suffix) + 3 and word.endswith(suffix):
             return word[: -len(suffix)]
@@ -263,11 +288,20 @@ def names_section(question: str, heading: str) -> bool:
 _ABSENCE = re.compile(r"\b(?:no|missing|absent|lacks?|lacking)\b", re.IGNORECASE)
 
 
+#: Terms a question uses for what the guide names otherwise (stems): the significance level of a
+#: test is its `alpha`, a learning rate an `lr`.
+_TERMS = {
+    "significance": frozenset(("alpha",)),
+    "rate": frozenset(("lr",)),
+}
+
+
 def overlap(question: str, candidate: str) -> float:
     """Share of the question's content words (crudely stemmed) found in the candidate; two
     adjacent words of the question count as found when the candidate writes them as one ("times
     out" and ``webhook_timeout_s``, :func:`joined_words`), and "without" is found in a candidate
-    that says something is absent ("no key")."""
+    that says something is absent ("no key"), and a term found under the name the guide gives it
+    (:data:`_TERMS`)."""
     wanted = {_stem(w) for w in content_words(question)}
     if not wanted:
         return 0.0
@@ -279,6 +313,9 @@ def overlap(question: str, candidate: str) -> float:
             found |= {first, second} & wanted
     if "without" in wanted and _ABSENCE.search(candidate):
         found.add("without")  # "a request without a key": "no key", "a missing key"
+    for word, others in _TERMS.items():
+        if word in wanted and others & held:
+            found.add(word)  # "significance level" and `alpha`
     return len(found) / len(wanted)
 
 
@@ -286,7 +323,7 @@ def overlap(question: str, candidate: str) -> float:
 _WANTS_FIGURE = re.compile(
     r"\b(how (?:many|much|long|large|big|often)|(?:which|what) (?:port|address|host)|"
     r"what (?:is|are) the default|"
-    r"limit|size|timeout|how soon|minimum|maximum)\b",
+    r"limit|size|timeout|how soon|minimum|maximum|version)\b",
     re.IGNORECASE,
 )
 #: Questions that want a status or exit code, and such a code: a number standing alone (not the
@@ -404,6 +441,9 @@ _PATH = re.compile(r"(?:^|[\s`(])(?:~?/\w|\.\w|<\w+>/)")
 #: The lifts of :func:`structure_bonus`, and what a candidate without a figure loses for "how
 #: many".
 KEY_LIFT, NOUN_LIFT, LIST_LIFT, PLACE_LIFT, NO_COUNT_DROP = 0.15, 0.15, 0.1, 0.1, 0.25
+#: What a sentence that leads in to what follows it (ends with a colon) loses: it states nothing
+#: by itself.
+LEAD_IN_DROP = 0.15
 #: What a candidate that lists nothing loses for "which <plural noun>": it cannot name several.
 NO_LIST_DROP = 0.15
 
@@ -568,7 +608,53 @@ def structure_bonus(question: str, candidate: Candidate, text: str) -> float:
     if _WANTS_PLACE.search(question) and _PATH.search(text):
         bonus += PLACE_LIFT
     bonus += default_bonus(question, text) + condition_bonus(question, text)
-    return bonus + qualifier_bonus(question, text)
+    if text.rstrip().endswith(":"):
+        bonus -= LEAD_IN_DROP  # "To use an OpenAI-compatible embeddings endpoint:" states nothing
+    return bonus + qualifier_bonus(question, text) + subject_bonus(question, text)
+
+
+#: "What does the drift job compare?", "What does the circuit breaker do?", "What is GenAI
+#: Factory?": the thing asked about, and the verb asked for (none for "is" and "do").
+_WHAT_DOES = re.compile(
+    r"^\W*what (?:does|do|is|are) (?:the |a |an )?([\w`. -]+?)(?: (\w+))?\W*$", re.IGNORECASE
+)
+#: The words before a noun that make it the subject of the next word ("the breaker opens"), not
+#: a modifier ("breaker states appear").
+_DETERMINERS = frozenset(("the", "a", "an", "each", "every", "this", "its", "their", "your"))
+#: The lift of a sentence that says what the asked thing does (:func:`subject_bonus`).
+SUBJECT_LIFT = 0.15
+
+
+def subject_bonus(question: str, text: str) -> float:
+    """:data:`SUBJECT_LIFT` when ``text`` makes the thing a "what does X do" question asks about
+    the subject of a verb: a word of the thing followed by the asked verb ("`drift` compares"
+    for what the drift job compares), or, for "do", by a verb in the third person after a determiner
+    ("the breaker opens"); for "what is X", the sentence opens with X and a verb ("GenAI Factory turns ...")."""
+    asked = _WHAT_DOES.match(question)
+    if asked is None:
+        return 0.0
+    thing, verb = asked.group(1).lower().split(), (asked.group(2) or "").lower()
+    if question.lower().split()[1] in ("is", "are"):
+        thing, verb = thing + ([verb] if verb else []), ""
+        opening = " ".join(re.findall(r"[a-z0-9]+", text.lower())[: len(thing) + 1])
+        return SUBJECT_LIFT if opening.startswith(" ".join(thing) + " ") else 0.0
+    nouns = {w for w in thing if w not in _STOPWORDS}
+    if not nouns:
+        return 0.0
+    words = re.findall(r"[a-z0-9]+", _MARKUP.sub("", text).lower())
+    for before, first, second in zip(["", *words], words, words[1:], strict=False):
+        if first not in nouns:
+            continue
+        if (
+            verb in ("", "do")
+            and before in _DETERMINERS
+            and second.endswith("s")
+            and not second.endswith("ss")
+        ):
+            return SUBJECT_LIFT
+        if verb not in ("", "do") and _stem(second).rstrip("e") == _stem(verb).rstrip("e"):
+            return SUBJECT_LIFT
+    return 0.0
 
 
 _NUMBER = re.compile(r"(?<![\w.\[])(?<![A-Za-z]-)\d[\d,.]*(?![\w\]])")
