@@ -9,7 +9,7 @@ from the guide's sources (by the model or a quoted sentence) instead of declined
 set: the facts are written from ``docs/``.
 
     .venv/bin/python bench/guide_questions.py [--adapter default|none]
-        [--set first|...|twelfth|new|both|all] [--data-dir DIR] [--json]
+        [--set first|...|thirteenth|new|both|all] [--data-dir DIR] [--json]
 
 The index is kept in ``--data-dir`` (default ``.genai/guide-bench``) so later runs start faster.
 """
@@ -307,6 +307,25 @@ TWELFTH: list[tuple[str, str]] = [
     ("Which embedding model does the assistant use?", r"MiniLM"),
     ("Which language model runs by default?", r"SmolLM2"),
 ]
+#: A thirteenth development set, written after the rules the twelfth led to and before they were
+#: measured on it: the unseen check of them.
+THIRTEENTH: list[tuple[str, str]] = [
+    ("What does the liveness endpoint return?", r"status.{0,4}ok"),
+    ("Can I keep the question texts out of the interaction log?", r"store_text"),
+    ("Where do the service's logs go?", r"stderr"),
+    ("What does the command line print when a command fails?", r"error:"),
+    ("Which status code does a request get when every circuit breaker is open?", r"\b503\b"),
+    ("What status does the upload of an empty document get?", r"\b422\b"),
+    ("Which exit code does the vision job return when the challenger loses its gate?", r"\b4\b"),
+    ("How do I check that the service process is alive?", r"/healthz"),
+    ("What does uploading a document that is already indexed return?", r"duplicate"),
+    ("Which header tells a rate-limited client when to retry?", r"Retry-After"),
+    ("How do I switch off the JSON log lines?", r"json_logs"),
+    ("Which exception do all of the factory's errors derive from?", r"GenAIFactoryError"),
+    ("What happens when a session grows too long?", r"oldest messages"),
+    ("How do I turn off the metrics endpoint?", r"metrics_enabled"),
+    ("Which statistics does the image drift check use?", r"\bKS\b|\bMMD\b"),
+]
 SETS = {
     "first": QUESTIONS,
     "second": SECOND,
@@ -320,6 +339,7 @@ SETS = {
     "tenth": TENTH,
     "eleventh": ELEVENTH,
     "twelfth": TWELFTH,
+    "thirteenth": THIRTEENTH,
     "new": FOURTH,
     "both": QUESTIONS + SECOND,
     "all": QUESTIONS
@@ -333,7 +353,8 @@ SETS = {
     + NINTH
     + TENTH
     + ELEVENTH
-    + TWELFTH,
+    + TWELFTH
+    + THIRTEENTH,
 }
 
 #: Questions the guide does not answer: the answer should decline (or the route be plain chat),
