@@ -898,3 +898,24 @@ def test_a_lead_in_to_a_code_block_states_nothing() -> None:
     stated = Candidate(1, "The default embedder is all-MiniLM-L6-v2.")
     assert structure_bonus(question, lead_in, lead_in.text) == -LEAD_IN_DROP
     assert structure_bonus(question, stated, stated.text) == 0.0
+
+
+def test_a_status_question_wants_an_http_status_not_any_small_number() -> None:
+    question = "What status does the upload of an empty document get?"
+    assert answer_type_bonus(question, "Empty or unreadable files get 422.") > 0
+    assert answer_type_bonus(question, "After 5 failures (default 5) the breaker opens.") == 0
+    # an exit code may be one digit
+    assert answer_type_bonus("Which exit code means drift?", "Exit 3 means drift.") > 0
+
+
+async def test_a_sentence_saying_it_is_quoted_with_the_sentence_it_refers_to() -> None:
+    text = '`200 {"status": "ok"}` as soon as the process serves HTTP. Use it as a liveness probe.'
+    found = candidates([hit(text)])
+    assert [c.text for c in found] == [
+        '`200 {"status": "ok"}` as soon as the process serves HTTP.',
+        "Use it as a liveness probe.",
+    ]
+    assert found[1].shown == text and found[0].shown == found[0].text
+    extractor = SentenceExtractor(FakeEmbedder(), min_score=0.0)
+    answer = await extractor.answer("What is a liveness probe?", [hit(text)])
+    assert answer == f"{text[:-1]} [1]."

@@ -79,6 +79,14 @@ class Candidate:
     text: str
     #: A table row's cells (the first: its key, a setting's name), else empty.
     cells: tuple[str, ...] = ()
+    #: The sentence before, shown with this one when this one says "it" for what it speaks of
+    #: ("Use it as a liveness probe."); not scored.
+    lead: str = ""
+
+    @property
+    def shown(self) -> str:
+        """The text an answer quotes: the sentence with its lead, if it has one."""
+        return f"{self.lead} {self.text}" if self.lead else self.text
 
 
 _DECLINE_START = re.compile(r"^\W*i\s+(?:don[’']?t|do\s+not)\s+know\b", re.IGNORECASE)
@@ -140,7 +148,12 @@ def _table_row(line: str, header: Sequence[str] = ()) -> str:
     return " | ".join(c for c in cells if c)
 
 
-def _pieces(text: str) -> list[tuple[str, tuple[str, ...]]]:
+#: A piece of a source: its text, its cells (a table row's, else none) and the sentence before it
+#: when it names what it speaks of only by a pronoun (:data:`_REFERS_BACK`), else "".
+Piece = tuple[str, tuple[str, ...], str]
+
+
+def _pieces(text: str) -> list[Piece]:
     """The sentences, table rows and code blocks of one source text, in order, each with its
     cells (a table row's, else none).
 
@@ -148,7 +161,7 @@ def _pieces(text: str) -> list[tuple[str, tuple[str, ...]]]:
     is found between ``` fences and table rows between ``| |`` breaks, not by line. A row after
     its table's header (the row before the ``|---|`` rule) is written with the column names.
     """
-    pieces: list[tuple[str, tuple[str, ...]]] = []
+    pieces: list[Piece] = []
     segments = _FENCE_SPLIT.split(text)
     for number, segment in enumerate(segments, start=_starts_in_code(segments)):
         segment = segment.strip()
@@ -157,7 +170,7 @@ def _pieces(text: str) -> list[tuple[str, tuple[str, ...]]]:
         if number % 2:  # inside a fence: the language tag off, one piece
             code = " ".join(_LANGUAGE_TAG.sub("", segment).split())
             if code:
-                pieces.append((f"`{code}`", ()))
+                pieces.append((f"`{code}`", (), ""))
             continue
         for paragraph in _PARAGRAPH.split(segment):
             pieces.extend(_paragraph_pieces(" ".join(paragraph.split()).lstrip("#-* ")))
@@ -173,9 +186,17 @@ def _starts_in_code(segments: Sequence[str]) -> int:
     return int(odd and not _LANGUAGE_TAG.match(segments[1].lstrip()))
 
 
-def _paragraph_pieces(folded: str) -> list[tuple[str, tuple[str, ...]]]:
+#: A sentence that names what it speaks of only by a pronoun ("It", "Use it as ..."): read with the
+#: sentence before it.
+_REFERS_BACK = re.compile(
+    r"^(?:(?:it|its|this|these|they|their|that|those)\b|\w+ (?:it|them)\b)",
+    re.IGNORECASE,
+)
+
+
+def _paragraph_pieces(folded: str) -> list[Piece]:
     """The sentences, list items and table rows of one folded paragraph (see :func:`_pieces`)."""
-    pieces: list[tuple[str, tuple[str, ...]]] = []
+    pieces: list[Piece] = []
     header: list[str] = []
     previous = ""
     for part in _ROW_BREAK.split(folded):
@@ -188,12 +209,18 @@ def _paragraph_pieces(folded: str) -> list[tuple[str, tuple[str, ...]]]:
             continue
         previous = ""
         for item in _ITEM_START.split(part):
+            before = ""  # the sentence before, in the same item
             for sentence in _SENTENCE_END.split(item.strip()):
                 if sentence.count(" | ") >= 2 or sentence.startswith("|"):  # a table row
                     previous = sentence
-                    pieces.append((_table_row(sentence, header), tuple(_cells(sentence))))
+                    pieces.append((_table_row(sentence, header), tuple(_cells(sentence)), ""))
+                    before = ""
                 elif sentence.strip():
-                    pieces.append((sentence.strip(), ()))
+                    text = sentence.strip()
+                    # "Use it as a liveness probe.": the sentence before says what "it" is
+                    lead = before if before and _REFERS_BACK.match(text) else ""
+                    pieces.append((text, (), lead))
+                    before = text
     return pieces
 
 
@@ -216,9 +243,9 @@ def candidates(hits: Sequence[ScoredChunk], *, source_chars: int = 600) -> list[
     """Sentences, table rows and code lines of each source, as far as the prompt shows it; not
     a sentence that only points to another page (:func:`is_cross_reference`)."""
     return [
-        Candidate(number, piece[:MAX_CHARS], cells)
+        Candidate(number, piece[:MAX_CHARS], cells, lead[: MAX_CHARS - min(len(piece), MAX_CHARS)])
         for number, hit in enumerate(hits, start=1)
-        for piece, cells in _pieces(hit.chunk.text[:source_chars])
+        for piece, cells, lead in _pieces(hit.chunk.text[:source_chars])
         if len(piece) >= MIN_CHARS
         and any(ch.isalnum() for ch in piece)
         and not is_cross_reference(piece)
@@ -328,8 +355,13 @@ _WANTS_FIGURE = re.compile(
 )
 #: Questions that want a status or exit code, and such a code: a number standing alone (not the
 #: ``1`` of ``/v1`` or a version).
-_WANTS_CODE = re.compile(r"\b(?:(?:status|exit|error|return) code|http status)\b", re.IGNORECASE)
-_CODE_NUMBER = re.compile(r"(?<![\w/.-])\d{1,3}(?![\w/.-])")
+_WANTS_CODE = re.compile(
+    r"\b(?:(?:status|exit|error|return) code|http status|(?:what|which) status)\b", re.IGNORECASE
+)
+_CODE_NUMBER = re.compile(r"(?<![\w/.-])\d{1,3}(?![\w/-]|\.\d)")
+#: A question about an HTTP status (not an exit code), and such a status: three digits, 1xx-5xx.
+_WANTS_HTTP = re.compile(r"\bstatus\b", re.IGNORECASE)
+_HTTP_STATUS = re.compile(r"(?<![\w/.-])[1-5]\d\d(?![\w/-]|\.\d)")
 _WANTS_PROCEDURE = re.compile(r"\b(how (?:do|can|should) (?:i|you|we)|how to)\b", re.IGNORECASE)
 _WANTS_DURATION = re.compile(r"\b(how long|how soon|how often|timeout|wait)\b", re.IGNORECASE)
 _DURATION = re.compile(
@@ -382,7 +414,8 @@ def answer_type_bonus(question: str, candidate: str) -> float:
     share (``what share``: a percentage or a fraction)."""
     bonus = 0.0
     if _WANTS_CODE.search(question):
-        bonus += 0.25 if _CODE_NUMBER.search(_CITE.sub(" ", candidate)) else 0.0
+        code = _HTTP_STATUS if _WANTS_HTTP.search(question) else _CODE_NUMBER
+        bonus += 0.25 if code.search(_CITE.sub(" ", candidate)) else 0.0
     elif _WANTS_FIGURE.search(question) and states_figure(candidate):
         bonus += 0.25
     if _WANTS_PROCEDURE.search(question) and "`" in candidate:
@@ -795,7 +828,7 @@ class SentenceExtractor:
             # "The document [2]" for "What is the largest document ...?": the question's own
             # words answer nothing, whichever sentence holds them.
             best = ranked[0][0]
-            return cited(best.text, best.source)
+            return cited(best.shown, best.source)
         top = ranked[0][1]
         # The words the reply adds to the question are its evidence: "one more model call [1]"
         # for how many tokens a model call may write shares "model call" with the row that says
@@ -804,19 +837,19 @@ class SentenceExtractor:
         near = [c for c, score in ranked if score >= top - SUPPORT_MARGIN]
         if self._copied_from_elsewhere(answer, near, hits):
             best = ranked[0][0]
-            return cited(best.text, best.source)
+            return cited(best.shown, best.source)
         holding = [c for c in near if _holds(c.text, added)]
         if not holding:
             best = ranked[0][0]
-            return cited(best.text, best.source)
+            return cited(best.shown, best.source)
         if _WANTS_VALUE.search(question) and _names_row_key(wanted, holding[0]):
             # "`gateway.redis_prefix` [2]" for the default prefix: the reply names the setting of
             # a table row, not its value; the row (setting, variable, default, meaning) answers.
-            return cited(holding[0].text, holding[0].source)
+            return cited(holding[0].shown, holding[0].source)
         if _numbers(answer) and len(_numbers(holding[0].text)) > 1:
             # "20000 [1]" from "60 requests and 20000 tokens per minute": which figure answers is
             # the reader's to see, so the whole sentence is sent.
-            return cited(holding[0].text, holding[0].source)
+            return cited(holding[0].shown, holding[0].source)
         return None
 
     def _copied_from_elsewhere(
@@ -858,14 +891,14 @@ class SentenceExtractor:
         if copied:
             source = copied[0]
             if _WANTS_VALUE.search(question) and _names_row_key(wanted, source):
-                return cited(source.text, source.source)  # the setting's name, not its value
+                return cited(source.shown, source.source)  # the setting's name, not its value
             figures, stated = _numbers(answer), _numbers(source.text)
             if figures < stated:
                 # A part of the sentence without the sentence's figures ("the key's requests are
                 # refused until the period resets" from the sentence that says they get 402), or
                 # with only some of them ("128 KiB" from "at most 40 messages and 128 KiB"): the
                 # whole sentence answers, and shows which figure is which.
-                return cited(source.text, source.source)
+                return cited(source.shown, source.source)
             if not wanted & _stems(question) and len(wanted) <= PART_SHARE * len(
                 _stems(source.text)
             ):
@@ -873,10 +906,10 @@ class SentenceExtractor:
                 # ("The trace id always names exactly one request" from the sentence that says a
                 # client's `traceparent` is recorded as a span link, so the trace id names one
                 # request): the rest of the sentence is what the clause follows from.
-                return cited(source.text, source.source)
+                return cited(source.shown, source.source)
             return None
         best = ranked[0][0]
-        return cited(best.text, best.source)
+        return cited(best.shown, best.source)
 
     async def answer(self, question: str, hits: Sequence[ScoredChunk]) -> str | None:
         """The cited sentence that answers ``question``; else the opening of a source whose
@@ -884,7 +917,7 @@ class SentenceExtractor:
         found = await self.best(question, hits)
         if found is None:
             return section_opening(question, hits, source_chars=self.source_chars)
-        return cited(found[0].text, found[0].source)
+        return cited(found[0].shown, found[0].source)
 
 
 def section_opening(
