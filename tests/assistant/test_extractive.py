@@ -28,6 +28,7 @@ from genai_factory.assistant.extractive import (
     cited,
     condition_bonus,
     counted_noun,
+    cuts_a_name,
     default_bonus,
     is_command_block,
     is_cross_reference,
@@ -919,3 +920,14 @@ async def test_a_sentence_saying_it_is_quoted_with_the_sentence_it_refers_to() -
     extractor = SentenceExtractor(FakeEmbedder(), min_score=0.0)
     answer = await extractor.answer("What is a liveness probe?", [hit(text)])
     assert answer == f"{text[:-1]} [1]."
+
+
+async def test_an_answer_that_cuts_a_name_short_becomes_the_sentence() -> None:
+    source = "All errors derive from `genai_factory.exceptions.GenAIFactoryError` in the package."
+    extractor = SentenceExtractor(FakeEmbedder(), min_score=0.0)
+    question = "Which exception do all errors derive from?"
+    cut = "All errors derive from `genai_factory.exceptions` in the package [1]."
+    assert await extractor.unsupported_answer(question, cut, [hit(source)]) == cited(source, 1)
+    whole = "All errors derive from `genai_factory.exceptions.GenAIFactoryError` [1]."
+    assert await extractor.unsupported_answer(question, whole, [hit(source)]) is None
+    assert cuts_a_name("see `a.b`", "see `a.b.c`") and not cuts_a_name("see `a.b`", "see `a.b`")

@@ -730,6 +730,18 @@ def source_priors(hits: Sequence[ScoredChunk]) -> list[float]:
     return priors
 
 
+def cuts_a_name(answer: str, source: str) -> bool:
+    """Whether ``answer`` writes a code span of ``source`` cut short (`genai_factory.exceptions`
+    for `genai_factory.exceptions.GenAIFactoryError`): a small model copying a sentence stops
+    inside a long name, and the cut name names something else."""
+    spans = set(_IDENTIFIER.findall(source))
+    return any(
+        full != cut and full.startswith(cut)
+        for cut in _IDENTIFIER.findall(answer)
+        for full in spans
+    )
+
+
 def cited(sentence: str, number: int) -> str:
     """``sentence`` with its source number before the final full stop: ``… 8000 [1].``"""
     text = sentence.strip()
@@ -893,7 +905,7 @@ class SentenceExtractor:
             if _WANTS_VALUE.search(question) and _names_row_key(wanted, source):
                 return cited(source.shown, source.source)  # the setting's name, not its value
             figures, stated = _numbers(answer), _numbers(source.text)
-            if figures < stated:
+            if figures < stated or cuts_a_name(answer, source.text):
                 # A part of the sentence without the sentence's figures ("the key's requests are
                 # refused until the period resets" from the sentence that says they get 402), or
                 # with only some of them ("128 KiB" from "at most 40 messages and 128 KiB"): the
