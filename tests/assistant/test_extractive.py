@@ -41,6 +41,7 @@ from genai_factory.assistant.extractive import (
     plain_decline,
     plain_words,
     qualifier_bonus,
+    quotes_the_question,
     source_priors,
     states_count_of,
     states_figure,
@@ -931,3 +932,13 @@ async def test_an_answer_that_cuts_a_name_short_becomes_the_sentence() -> None:
     whole = "All errors derive from `genai_factory.exceptions.GenAIFactoryError` [1]."
     assert await extractor.unsupported_answer(question, whole, [hit(source)]) is None
     assert cuts_a_name("see `a.b`", "see `a.b.c`") and not cuts_a_name("see `a.b`", "see `a.b`")
+
+
+async def test_a_sentence_about_a_quoted_example_of_the_question_is_no_answer() -> None:
+    question = "How do I add my own documents to the knowledge base?"
+    about = 'A question naming a section ("How do I add my own documents?") gets its opening.'
+    assert quotes_the_question(question, about)
+    assert not quotes_the_question(question, 'Ask "Which port?" to see the port.')
+    extractor = SentenceExtractor(FakeEmbedder(), min_score=0.0)
+    answer = await extractor.answer(question, [hit(f"{about} Add documents with `ingest`.")])
+    assert answer == "Add documents with `ingest` [1]."

@@ -13,6 +13,7 @@ from genai_factory.rag.rerank import (
     SentenceMaxSimReranker,
     asked_words,
     commands,
+    defines,
     names_row,
     names_setting,
     plain_rows,
@@ -326,3 +327,12 @@ async def test_the_reranker_lifts_a_chunk_whose_command_the_query_names() -> Non
         "How do I create an API key with a monthly budget?",
     )
     assert scores == pytest.approx([1.0, 2.0])
+
+
+def test_a_definition_of_the_asked_thing_is_found() -> None:
+    question = "What is GenAI Factory?"
+    assert defines(question, "GenAI Factory is a Python framework and service for models.") == 1
+    assert defines(question, "Intro.\n\nGenAI Factory reads settings from the environment.") == 0.5
+    assert defines(question, "Install GenAI Factory with pip and run it.") == 0
+    assert defines("What are adapters?", "Adapters load beside a base model in llama.cpp.") == 0.5
+    assert defines("How do I start GenAI Factory?", "GenAI Factory is a framework.") == 0

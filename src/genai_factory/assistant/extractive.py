@@ -730,6 +730,22 @@ def source_priors(hits: Sequence[ScoredChunk]) -> list[float]:
     return priors
 
 
+#: The share of a question's content words a quoted example question must hold to be the same
+#: question in other words.
+QUOTED_SHARE = 0.6
+
+
+def quotes_the_question(question: str, text: str) -> bool:
+    """Whether ``text`` quotes an example question that asks what ``question`` asks, in other
+    words (the guide's "How do I add my own documents?" for "How do I add my own documents to the
+    knowledge base?"): a sentence about how such questions are handled does not answer one."""
+    wanted = {_stem(w) for w in content_words(question)}
+    return bool(wanted) and any(
+        len(wanted & _stems(quoted)) >= QUOTED_SHARE * len(wanted)
+        for quoted in _QUOTED_QUESTION.findall(text)
+    )
+
+
 def cuts_a_name(answer: str, source: str) -> bool:
     """Whether ``answer`` writes a code span of ``source`` cut short (`genai_factory.exceptions`
     for `genai_factory.exceptions.GenAIFactoryError`): a small model copying a sentence stops
@@ -768,7 +784,8 @@ class SentenceExtractor:
         found = [  # a line quoting the question (an example request) does not answer it
             c
             for c in candidates(hits, source_chars=self.source_chars)
-            if not asked or asked not in _plain(c.text)
+            if (not asked or asked not in _plain(c.text))
+            and not quotes_the_question(question, c.text)
         ]
         if not found:
             return []

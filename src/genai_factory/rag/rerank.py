@@ -180,6 +180,32 @@ def names_setting(query: str, text: str) -> bool:
     return any(key <= asked_words(query) for key in row_keys(text))
 
 
+#: "What is GenAI Factory?", "What are adapters?": the thing a definition question asks about.
+_WHAT_IS = re.compile(r"^\W*what (?:is|are) (?:the |an? )?([\w .-]+?)\W*$", re.IGNORECASE)
+
+
+def defines(query: str, text: str) -> float:
+    """How well a sentence of ``text`` says what the thing a "What is X?" ``query`` asks about is:
+    1 for a sentence that opens with the thing and "is a" / "are an" ("GenAI Factory is a Python
+    framework ..."), the textbook definition; 0.5 for one that opens with the thing and another
+    verb ("GenAI Factory reads ..."); else 0. A three-word question's embedding does not single
+    out the definition among the many sentences that name the thing."""
+    asked = _WHAT_IS.match(query)
+    if asked is None:
+        return 0.0
+    thing = " ".join(_WORD.findall(asked.group(1).lower()))
+    best = 0.0
+    for sentence in sentences(text):
+        words = _WORD.findall(sentence.lower())
+        if words[:1] in (["the"], ["a"], ["an"]):
+            words = words[1:]
+        opening = " ".join(words)
+        if thing and opening.startswith(f"{thing} ") and len(words) > len(thing.split()) + 2:
+            rest = words[len(thing.split()) :]
+            best = max(best, 1.0 if rest[0] in ("is", "are") and rest[1] in ("a", "an") else 0.5)
+    return best
+
+
 _FENCED = re.compile(r"```(?:[a-z]+\b)?(.*?)(?:```|$)", re.DOTALL)
 _SUBCOMMAND = re.compile(r"[a-z][a-z-]*")
 
@@ -295,6 +321,9 @@ KEY_LIFT = 0.5
 #: (:func:`names_row`): a row and a column name a fact as precisely as a setting's name does, but a
 #: row's cells are short words the sentence score reads poorly.
 ROW_LIFT = 1.5
+#: The lift of a candidate with a sentence that says what the thing a "What is X?" query asks
+#: about is, times :func:`defines` (a definition "X is a ..." gets all of it).
+DEFINE_LIFT = 2.0
 
 
 class SentenceMaxSimReranker:
@@ -365,7 +394,8 @@ class SentenceMaxSimReranker:
         rows = np.array(
             [any(names_row(query, t) for t in c.texts()) for c in candidates], dtype=float
         )
-        lifts = self.key_lift * named + self.row_lift * rows
+        defined = np.array([max(defines(query, t) for t in c.texts()) for c in candidates])
+        lifts = self.key_lift * named + self.row_lift * rows + DEFINE_LIFT * defined
         return [float(v) for v in fused + self.weight * zscores(best, best) + lifts]
 
 
