@@ -942,3 +942,19 @@ async def test_a_sentence_about_a_quoted_example_of_the_question_is_no_answer() 
     extractor = SentenceExtractor(FakeEmbedder(), min_score=0.0)
     answer = await extractor.answer(question, [hit(f"{about} Add documents with `ingest`.")])
     assert answer == "Add documents with `ingest` [1]."
+
+
+def test_each_command_of_a_block_is_a_candidate_too() -> None:
+    block = (
+        "```bash\ngenai-factory keys create --name my-app   # 60 requests/min\n"
+        "genai-factory keys revoke 3f9a0c1b2d4e   # the key id, or the whole key\n```\n"
+    )
+    texts = [c.text for c in candidates([hit(block)])]
+    assert texts[1:] == [
+        "`genai-factory keys create --name my-app # 60 requests/min`",
+        "`genai-factory keys revoke 3f9a0c1b2d4e # the key id, or the whole key`",
+    ]
+    assert all(is_command_block(t) for t in texts)
+    # one command, or a block that does not start with a program's name: the block alone
+    assert len(candidates([hit("```bash\ngenai-factory serve --port 8000\n```")])) == 1
+    assert len(candidates([hit("```yaml\nrag:\n  top_k: 3\nrag: x\n```")])) == 1

@@ -336,3 +336,9 @@ def test_a_definition_of_the_asked_thing_is_found() -> None:
     assert defines(question, "Install GenAI Factory with pip and run it.") == 0
     assert defines("What are adapters?", "Adapters load beside a base model in llama.cpp.") == 0.5
     assert defines("How do I start GenAI Factory?", "GenAI Factory is a framework.") == 0
+
+
+def test_a_class_named_in_a_table_row_reads_as_its_words() -> None:
+    table = "| exception | HTTP status |\n|---|---|\n| `CircuitOpen` | 503 |\n"
+    assert row_keys(table) == [{"circuit", "open"}]
+    assert names_setting("Which status does a request get when the circuit is open?", table)

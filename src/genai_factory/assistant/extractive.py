@@ -40,6 +40,8 @@ _WORD = re.compile(r"[a-z0-9_./-]+")
 _FENCE_SPLIT = re.compile(r"```")
 _LANGUAGE_TAG = re.compile(r"^(?:bash|sh|shell|console|yaml|yml|json|python|toml|ini|text|sql)\b")
 _PARAGRAPH = re.compile(r"\n\s*\n")
+#: A program's name, the first word of a command line (not a prompt, a variable or a bracket).
+_PROGRAM = re.compile(r"^[a-z][\w./-]*$")
 _ROW_BREAK = re.compile(r"\|\s+\|")
 _TABLE_RULE = re.compile(r"^[\s|:-]*$")
 _QUOTED_QUESTION = re.compile(r"[\"\u201c][^\"\u201d\n]{3,200}\?[\"\u201d]")
@@ -167,14 +169,31 @@ def _pieces(text: str) -> list[Piece]:
         segment = segment.strip()
         if not segment:
             continue
-        if number % 2:  # inside a fence: the language tag off, one piece
+        if number % 2:  # inside a fence: the language tag off, one piece, and each command
             code = " ".join(_LANGUAGE_TAG.sub("", segment).split())
             if code:
                 pieces.append((f"`{code}`", (), ""))
+                pieces.extend((f"`{command}`", (), "") for command in _commands(code))
             continue
         for paragraph in _PARAGRAPH.split(segment):
             pieces.extend(_paragraph_pieces(" ".join(paragraph.split()).lstrip("#-* ")))
     return pieces
+
+
+def _commands(code: str) -> list[str]:
+    """The commands of a folded code block that runs one program several times, each with its
+    comment (``genai-factory keys revoke ID # the key id``), cut at each repetition of the
+    program's name (its first word); none for a block of one command. "How do I revoke a key?"
+    is answered by one line of a block that also creates and lists keys."""
+    words = code.split()
+    if not words or not _PROGRAM.match(words[0]):
+        return []
+    found: list[list[str]] = [[]]
+    for word in words:
+        if word == words[0] and found[-1]:
+            found.append([])
+        found[-1].append(word)
+    return [" ".join(c) for c in found] if len(found) > 1 else []
 
 
 def _starts_in_code(segments: Sequence[str]) -> int:

@@ -89,10 +89,13 @@ def _stem(word: str) -> str:
     return word
 
 
+_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
+
+
 def row_keys(text: str) -> list[set[str]]:
     """The names of the table rows of a chunk whose first cell is code (a setting: ``log_level``,
-    ``rag.retrieval.fusion``), each as the stemmed words of its last dotted segment, unit suffixes
-    aside (``max_backoff_s`` → ``max``, ``backoff``)."""
+    ``rag.retrieval.fusion``; a class: ``CircuitOpen``), each as the stemmed words of its last
+    dotted segment, unit suffixes aside (``max_backoff_s`` → ``max``, ``backoff``)."""
     keys = []
     for line in text.split("\n"):
         if not line.lstrip().startswith("|") or _TABLE_RULE.match(line.strip()):
@@ -100,7 +103,8 @@ def row_keys(text: str) -> list[set[str]]:
         found = _CODE_SPAN.match(_cells(line)[0])
         if found is None:
             continue
-        segment = found.group(1).lower().rpartition(".")[2]
+        # a class name reads as its words: ``CircuitOpen`` → ``circuit``, ``open``
+        segment = _CAMEL.sub("_", found.group(1)).lower().rpartition(".")[2]
         words = {_stem(w) for w in re.split(r"[_\W]+", segment) if len(w) > 1 and w not in _UNITS}
         if words:
             keys.append(words)
