@@ -9,7 +9,7 @@ from the guide's sources (by the model or a quoted sentence) instead of declined
 set: the facts are written from ``docs/``.
 
     .venv/bin/python bench/guide_questions.py [--adapter default|none]
-        [--set first|...|thirteenth|new|both|all] [--data-dir DIR] [--json]
+        [--set first|...|fourteenth|new|both|all] [--data-dir DIR] [--json]
 
 The index is kept in ``--data-dir`` (default ``.genai/guide-bench``) so later runs start faster.
 """
@@ -326,6 +326,25 @@ THIRTEENTH: list[tuple[str, str]] = [
     ("How do I turn off the metrics endpoint?", r"metrics_enabled"),
     ("Which statistics does the image drift check use?", r"\bKS\b|\bMMD\b"),
 ]
+#: A fourteenth development set, written before the rules the twelfth and thirteenth led to were
+#: measured on it: the unseen check of them.
+FOURTEENTH: list[tuple[str, str]] = [
+    ("How can I estimate the tokens of a text without a tokenizer?", r"estimate_tokens"),
+    ("Where is the merged model cached?", r"\.cache/genai-factory/merged"),
+    ("Which paths need no API key?", r"/healthz"),
+    ("Where does the ops page keep the key I type in?", r"localStorage"),
+    ("What happens when the settings are invalid?", r"wrong field|one message"),
+    ("What does the service do on its first start?", r"indexes the bundled"),
+    ("How do I use a stronger model?", r"GENAI_LLM__|three variables"),
+    ("How do I ask a question from the command line?", r"genai-factory ask"),
+    ("Which routes can the safety guards be set for?", r"chat.{0,20}rag.{0,20}agent"),
+    ("How soon do other processes refuse a revoked key?", r"\b5\b|key_cache_s"),
+    ("Can an index be opened with another embedding model?", r"cannot|can't|\bno\b"),
+    ("What does the sql_query tool return?", r"columns and rows"),
+    ("Which providers can the language model use?", r"openai_compatible"),
+    ("What does the readiness endpoint report?", r"index_chunks|model_loaded"),
+    ("What does the groundedness guard do by default?", r"\bwarn"),
+]
 SETS = {
     "first": QUESTIONS,
     "second": SECOND,
@@ -340,6 +359,7 @@ SETS = {
     "eleventh": ELEVENTH,
     "twelfth": TWELFTH,
     "thirteenth": THIRTEENTH,
+    "fourteenth": FOURTEENTH,
     "new": FOURTH,
     "both": QUESTIONS + SECOND,
     "all": QUESTIONS
@@ -354,7 +374,8 @@ SETS = {
     + TENTH
     + ELEVENTH
     + TWELFTH
-    + THIRTEENTH,
+    + THIRTEENTH
+    + FOURTEENTH,
 }
 
 #: Questions the guide does not answer: the answer should decline (or the route be plain chat),
