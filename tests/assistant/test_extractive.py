@@ -885,6 +885,7 @@ def test_a_term_is_found_under_the_name_the_guide_gives_it() -> None:
         ("What does the circuit breaker do?", "Breaker states appear in the log.", False),
         ("What is GenAI Factory?", "GenAI Factory turns models into API products.", True),
         ("What is GenAI Factory?", "Install GenAI Factory with pip.", False),
+        ("What is GenAI Factory?", "`genai_factory.cli` | the command", False),
         ("How do I start it?", "The breaker opens.", False),
     ],
 )

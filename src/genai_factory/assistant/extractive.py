@@ -688,6 +688,8 @@ def subject_bonus(question: str, text: str) -> float:
     thing, verb = asked.group(1).lower().split(), (asked.group(2) or "").lower()
     if question.lower().split()[1] in ("is", "are"):
         thing, verb = thing + ([verb] if verb else []), ""
+        if text.startswith("`"):
+            return 0.0  # a code name (`genai_factory.cli`) is not the thing its words spell
         opening = " ".join(re.findall(r"[a-z0-9]+", text.lower())[: len(thing) + 1])
         return SUBJECT_LIFT if opening.startswith(" ".join(thing) + " ") else 0.0
     nouns = {w for w in thing if w not in _STOPWORDS}
