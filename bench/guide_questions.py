@@ -9,7 +9,7 @@ from the guide's sources (by the model or a quoted sentence) instead of declined
 set: the facts are written from ``docs/``.
 
     .venv/bin/python bench/guide_questions.py [--adapter default|none]
-        [--set first|...|fourteenth|new|both|all] [--data-dir DIR] [--json]
+        [--set first|...|fifteenth|new|both|all] [--data-dir DIR] [--json]
 
 The index is kept in ``--data-dir`` (default ``.genai/guide-bench``) so later runs start faster.
 """
@@ -345,6 +345,25 @@ FOURTEENTH: list[tuple[str, str]] = [
     ("What does the readiness endpoint report?", r"index_chunks|model_loaded"),
     ("What does the groundedness guard do by default?", r"\bwarn"),
 ]
+#: A fifteenth development set, written after every rule of the last round and before it was
+#: measured: the last unseen check.
+FIFTEENTH: list[tuple[str, str]] = [
+    ("How do I get the answer as a stream?", r'"?stream"?: true|server-sent'),
+    ("What does the stream end with when the model fails midway?", r"error"),
+    ("How do I go back to the previous champion model?", r"models rollback"),
+    ("How do I run an evaluation suite?", r"eval run"),
+    ("Are budget periods days or months?", r"days or months"),
+    ("What is a new key's default request limit?", r"\b60\b"),
+    ("Which roles may the messages of a chat completion have?", r"developer|assistant"),
+    ("What does GET /v1/models/{id} return?", r"one model|404"),
+    ("Where do the Compose stack's passwords come from?", r"\.env"),
+    ("Do the assistant containers get a writable root filesystem?", r"read-only"),
+    ("Which OpenMP library does the runtime image add?", r"libgomp1"),
+    ("Where are the Grafana dashboards generated from?", r"generate\.py"),
+    ("What does a fallback model do?", r"primary model fails|answers when"),
+    ("Where are the fallback models configured?", r"llm\.fallbacks"),
+    ("Does the answer say which model wrote it?", r"\bmodel\b"),
+]
 SETS = {
     "first": QUESTIONS,
     "second": SECOND,
@@ -360,6 +379,7 @@ SETS = {
     "twelfth": TWELFTH,
     "thirteenth": THIRTEENTH,
     "fourteenth": FOURTEENTH,
+    "fifteenth": FIFTEENTH,
     "new": FOURTH,
     "both": QUESTIONS + SECOND,
     "all": QUESTIONS
@@ -375,7 +395,8 @@ SETS = {
     + ELEVENTH
     + TWELFTH
     + THIRTEENTH
-    + FOURTEENTH,
+    + FOURTEENTH
+    + FIFTEENTH,
 }
 
 #: Questions the guide does not answer: the answer should decline (or the route be plain chat),
