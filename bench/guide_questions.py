@@ -362,7 +362,7 @@ FIFTEENTH: list[tuple[str, str]] = [
     ("Where are the Grafana dashboards generated from?", r"generate\.py"),
     ("What does a fallback model do?", r"primary model fails|answers when"),
     ("Where are the fallback models configured?", r"llm\.fallbacks"),
-    ("Does the answer say which model wrote it?", r"\bmodel\b"),
+    ("Does the answer say which model wrote it?", r"`?model`? field"),
 ]
 SETS = {
     "first": QUESTIONS,
