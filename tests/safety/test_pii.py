@@ -1,10 +1,12 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from genai_factory.safety.artefacts import GuardResources
 from genai_factory.safety.guard import GuardContext
-from genai_factory.safety.pii import PIIDetector, PIIGuard
+from genai_factory.safety.pii import PIIDetector, PIIGuard, knowledge_terms
 from genai_factory.safety.pii_patterns import (
     find_structured,
     iban_valid,
@@ -174,3 +176,27 @@ def test_companies_and_honorifics_are_not_people_or_places(resources: GuardResou
     assert ("PERSON", "Margaret Thompson") in _names(
         resources, "Excuse me, Sir, is Margaret Thompson in today?"
     )
+
+
+def test_knowledge_terms_are_the_words_written_in_lower_case(tmp_path: Path) -> None:
+    (tmp_path / "guide.md").write_text(
+        "Start `redis-server` and see https://grafana.example.org/d/1.\n"
+        "Mail jane.doe@example.com. Ada Lovelace wrote it. Kubernetes runs `kubectl`.\n",
+        encoding="utf-8",
+    )
+    (tmp_path / "image.png").write_bytes(b"\x89PNG tempo")
+    terms = knowledge_terms([tmp_path])
+    assert {"redis", "server", "kubectl", "runs", "wrote"} <= terms
+    # URLs and e-mail addresses are names, not terms; capitalised words are not written so
+    assert not {"grafana", "jane", "doe", "ada", "lovelace", "kubernetes", "tempo"} & terms
+
+
+def test_the_input_guard_keeps_a_term_of_the_knowledge_base(resources: GuardResources) -> None:
+    question = "Which datasources are provisioned for Grafana?"
+    plain = PIIGuard(PIIDetector(resources.names))
+    assert plain.check(question, GuardContext()).action == "redact"
+    guard = PIIGuard(PIIDetector(resources.names), terms=frozenset({"grafana", "turing"}))
+    assert guard.check(question, GuardContext()).action == "allow"
+    # a person's name stays redacted unless every word of it is a term
+    verdict = guard.check("Can Alan Turing call the admin endpoints?", GuardContext())
+    assert verdict.action == "redact" and "Turing" not in (verdict.text or "")

@@ -47,6 +47,8 @@ class GuardResources:
     injection: HashedLinearModel | None = None
     toxicity: HashedLinearModel | None = None
     names: NameTagger | None = None
+    #: Words the knowledge base writes in lower case (:func:`~genai_factory.safety.pii.knowledge_terms`).
+    terms: frozenset[str] = frozenset()
 
     def versions(self) -> dict[str, str | None]:
         return {

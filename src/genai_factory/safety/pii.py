@@ -19,6 +19,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import Literal
 
 from genai_factory.safety.guard import Finding, GuardContext, Verdict
@@ -246,15 +247,20 @@ class PIIGuard:
         detector: PIIDetector,
         *,
         action: Literal["redact", "block", "warn"] = "redact",
+        terms: frozenset[str] = frozenset(),
     ) -> None:
         self.detector = detector
         self.action = action
         self.output_policy = OutputPolicy(detector)
+        #: Words the knowledge base writes in lower case (:func:`knowledge_terms`).
+        self.terms = terms
 
     def check(self, text: str, context: GuardContext) -> Verdict:
         findings = tuple(self.detector.find(text))
         if findings and context.surface == "output":
             findings = tuple(self.output_policy.filter(text, findings, context.sources))
+        elif findings and self.terms:
+            findings = tuple(f for f in findings if not self._a_term(text, f))
         if not findings:
             return Verdict.allow(self.name)
         if self.action == "block":
@@ -263,3 +269,47 @@ class PIIGuard:
             return Verdict.warn(self.name, REASON, findings=findings)
         vault = context.vault if isinstance(context.vault, RedactionVault) else None
         return Verdict.redact(self.name, REASON, redact(text, findings, vault), findings=findings)
+
+    def _a_term(self, text: str, finding: Finding) -> bool:
+        """Whether a name or place ``finding`` is a term of the knowledge base: every word of
+        it is written in lower case there ("Is Redis supported?": ``redis-server``, ``redis://``
+        is not counted, nor an e-mail's ``jane.doe``). A person's name is not written so."""
+        if finding.kind not in NAME_KINDS:
+            return False
+        words = _WORD.findall(_POSSESSIVE.sub("", text[finding.start : finding.end]).lower())
+        return bool(words) and all(w in self.terms for w in words)
+
+
+#: Files of a knowledge directory read for its terms, and how much of them at most.
+_TERM_SUFFIXES = (".md", ".markdown", ".txt", ".rst")
+TERMS_MAX_BYTES = 20_000_000
+#: What is not prose: an e-mail address or a URL (its user and host are names, not terms).
+_ADDRESS = re.compile(r"\S+@\S+|\b[a-z][a-z+.-]*://\S+", re.IGNORECASE)
+_LOWER_WORD = re.compile(r"(?<![\w@])[a-z][a-z]{2,}(?![\w@])")
+
+
+def knowledge_terms(directories: Sequence[Path]) -> frozenset[str]:
+    """The words the text files of ``directories`` write in lower case (in prose, code and
+    paths; e-mail addresses and URLs aside), up to :data:`TERMS_MAX_BYTES` of files.
+
+    A product, a tool or a term the knowledge base names in lower case somewhere (``redis``,
+    ``grafana``, ``kubernetes``) is not a person's name, while the name tagger reads a
+    capitalised one in a question ("Is Redis supported?") as a name. The input PII guard keeps
+    such words, so the question retrieval sees still names what it asks about."""
+    found: set[str] = set()
+    budget = TERMS_MAX_BYTES
+    for directory in directories:
+        files = [directory] if directory.is_file() else sorted(directory.rglob("*"))
+        for path in files:
+            if path.suffix.lower() not in _TERM_SUFFIXES or not path.is_file():
+                continue
+            try:
+                size = path.stat().st_size
+                if size > budget:
+                    return frozenset(found)
+                budget -= size
+                text = path.read_text(encoding="utf-8", errors="ignore")
+            except OSError:
+                continue
+            found.update(_LOWER_WORD.findall(_ADDRESS.sub(" ", text)))
+    return frozenset(found)

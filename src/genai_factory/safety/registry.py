@@ -21,7 +21,7 @@ from genai_factory.safety.artefacts import GuardResources, load_resources, packa
 from genai_factory.safety.groundedness import GroundednessGuard, PromptLeakGuard
 from genai_factory.safety.guard import Guard
 from genai_factory.safety.injection import InjectionGuard
-from genai_factory.safety.pii import PIIDetector, PIIGuard
+from genai_factory.safety.pii import PIIDetector, PIIGuard, knowledge_terms
 from genai_factory.safety.pipeline import RoutePolicy, SafetyPipeline, VerdictHook
 from genai_factory.safety.redaction import redact
 from genai_factory.safety.toxicity import ToxicityGuard
@@ -40,7 +40,7 @@ def toxicity_guard(spec: GuardSpec, resources: GuardResources) -> Guard:
 
 
 def pii_guard(spec: GuardSpec, resources: GuardResources) -> Guard:
-    return PIIGuard(PIIDetector(resources.names), action=spec.action)  # type: ignore[arg-type]
+    return PIIGuard(PIIDetector(resources.names), action=spec.action, terms=resources.terms)  # type: ignore[arg-type]
 
 
 def groundedness_guard(spec: GuardSpec, resources: GuardResources) -> Guard:
@@ -115,6 +115,7 @@ class SafetyService:
 
     def load_blocking(self) -> None:
         self.resources = load_resources(artefact_dirs(self.settings))
+        self.resources.terms = knowledge_terms(self.settings.rag.knowledge_dirs)
         fresh = self._build()
         fresh.stats = self.pipeline.stats
         self.pipeline.policies = fresh.policies
